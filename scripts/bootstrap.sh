@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Creates or refreshes the project environment (.venv) from uv.lock.
+# Idempotent: a second run with nothing changed takes about a second.
+# Sourced by scripts/demo.sh and scripts/test.sh; safe to run on its own.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+uv_version="0.13.8"
+tools="$root/.tools"
+
+find_python() {
+  for candidate in python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  echo "error: Python 3.11 not found on PATH (va-actors is set up with Python 3.11)" >&2
+  return 1
+}
+
+python_bin="$(find_python)"
+if [ ! -x "$tools/bin/uv" ] || [[ "$("$tools/bin/uv" --version 2>/dev/null)" != "uv $uv_version"* ]]; then
+  echo "bootstrap: installing uv $uv_version into .tools/ (first run only)" >&2
+  "$python_bin" -m venv "$tools"
+  "$tools/bin/python" -m pip install --quiet "uv==$uv_version"
+fi
+
+# Debian packages some plugins need at run time (none yet beyond the base image).
+export UV_PROJECT_ENVIRONMENT="$root/.venv"
+"$tools/bin/uv" sync --quiet --project "$root" --locked --all-packages --python "$python_bin"

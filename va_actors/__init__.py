@@ -1,0 +1,1 @@
+"""va-actors: Vision Agents plugins as a multi-process actor pipeline."""

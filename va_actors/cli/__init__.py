@@ -1,0 +1,1 @@
+"""The ``va-launch`` command line."""

@@ -1,0 +1,77 @@
+"""Speech-to-text events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from va_actors.core.events.base import PluginBaseEvent, PluginErrorEvent
+
+TranscriptMode = Literal["delta", "replacement", "final"]
+
+
+@dataclass
+class TranscriptResponse:
+    """Provider details that come with a transcript."""
+
+    confidence: float | None = None
+    language: str | None = None
+    processing_time_ms: float | None = None
+    audio_duration_ms: float | None = None
+    model_name: str | None = None
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class STTTranscriptEvent(PluginBaseEvent):
+    """A final transcript of a stretch of user speech."""
+
+    type: str = field(default="plugin.stt_transcript", init=False)
+    text: str = ""
+    response: TranscriptResponse = field(default_factory=TranscriptResponse)
+    mode: TranscriptMode = "final"
+
+    @property
+    def confidence(self) -> float | None:
+        """Provider confidence, if it gave one."""
+        return self.response.confidence
+
+    @property
+    def language(self) -> str | None:
+        """Detected language, if the provider gave one."""
+        return self.response.language
+
+
+@dataclass(kw_only=True)
+class STTPartialTranscriptEvent(STTTranscriptEvent):
+    """An interim transcript while the user is still speaking.
+
+    ``mode="replacement"`` (the default) means ``text`` replaces the previous
+    partial; ``mode="delta"`` means it is appended to it.
+    """
+
+    type: str = field(default="plugin.stt_partial_transcript", init=False)
+    mode: TranscriptMode = "replacement"
+
+
+@dataclass(kw_only=True)
+class STTErrorEvent(PluginErrorEvent):
+    """The STT provider or plugin failed."""
+
+    type: str = field(default="plugin.stt_error", init=False)
+
+
+@dataclass(kw_only=True)
+class STTConnectedEvent(PluginBaseEvent):
+    """The STT plugin connected to its provider."""
+
+    type: str = field(default="plugin.stt_connected", init=False)
+
+
+@dataclass(kw_only=True)
+class STTDisconnectedEvent(PluginBaseEvent):
+    """The STT plugin lost (or closed) its provider connection."""
+
+    type: str = field(default="plugin.stt_disconnected", init=False)
+    reason: str | None = None
+    clean: bool = True

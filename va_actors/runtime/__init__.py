@@ -1,0 +1,1 @@
+"""The actor runtime: actor host, supervisor, pipeline configuration."""
