@@ -14,7 +14,6 @@ import difflib
 import enum
 import importlib
 import importlib.metadata
-import inspect
 import os
 import pkgutil
 import re

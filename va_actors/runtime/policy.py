@@ -9,8 +9,10 @@ Rules, in order, when an instance exits:
 1. ``never``: leave it stopped, whatever the exit code.
 2. ``on-failure`` and a clean exit (code 0, not killed by the supervisor):
    leave it stopped.
-3. More than ``max_restarts`` restarts within ``restart_window_s``: give up.
-4. Otherwise restart: at once after a stable run (the first failure in a
+3. An exit code in ``fatal_codes`` (the host's 78, ``EX_CONFIG``: bad spec,
+   plugin reference or parameters): give up at once, restarting cannot help.
+4. More than ``max_restarts`` restarts within ``restart_window_s``: give up.
+5. Otherwise restart: at once after a stable run (the first failure in a
    while), then after :class:`~va_actors.core.backoff.Backoff` delays for each
    further failure in a row. A run that lasted ``stable_after_s`` resets the
    row, so an actor that crashes once a day always restarts at once.
@@ -23,6 +25,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from va_actors.core.backoff import Backoff
+
+EX_CONFIG = 78
+"""What the actor host exits with when its spec, plugin or parameters are wrong."""
 
 
 class RestartMode(enum.StrEnum):
@@ -53,6 +58,7 @@ class RestartPolicy:
         backoff_initial_s, backoff_factor, backoff_cap_s, jitter: the
             :class:`Backoff` between failures in a row.
         stable_after_s: a run at least this long resets the backoff.
+        fatal_codes: exit codes that give up at once (configuration errors).
     """
 
     mode: RestartMode = RestartMode.ON_FAILURE
@@ -61,8 +67,9 @@ class RestartPolicy:
     backoff_initial_s: float = 0.1
     backoff_factor: float = 2.0
     backoff_cap_s: float = 10.0
-    jitter: float = 0.25
+    jitter: float = 0.5
     stable_after_s: float = 10.0
+    fatal_codes: frozenset[int] = frozenset({EX_CONFIG})
 
     def __post_init__(self) -> None:
         if self.max_restarts < 0:
@@ -136,6 +143,9 @@ class RestartTracker:
             return Decision(Action.STOP, reason=f"{why}; restart policy is 'never'")
         if self.policy.mode is RestartMode.ON_FAILURE and not failed:
             return Decision(Action.STOP, reason=f"{why}; restart policy is 'on-failure'")
+        if code in self.policy.fatal_codes and reason in ("", "exit"):
+            return Decision(Action.GIVE_UP, reason=f"{why}: a configuration error, "
+                                                   "restarting cannot help")
         self._note_run(now)
         self._forget_before(now - self.policy.restart_window_s)
         if len(self._window) >= self.policy.max_restarts:

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 import psutil
 
 MANIFEST = "manifest.json"
@@ -172,7 +173,7 @@ def read_manifest(run_dir: Path) -> Manifest:
 def pid_alive(pid: int) -> bool:
     """True if process ``pid`` exists and is not a zombie."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
 

@@ -55,6 +55,11 @@ def test_partial_drop_trims_front_of_oldest_item() -> None:
     oldest = queue.get_nowait()
     assert oldest.num_samples == 160 and oldest.samples[0] == 0
     assert queue.dropped_ms == pytest.approx(10)
+    # A single item longer than the whole limit keeps only its newest part.
+    small = AudioQueue(5)
+    small.put_nowait(PcmData(16000, "s16", np.arange(320, dtype=np.int16)))
+    kept = small.get_nowait()
+    assert kept.samples.tolist() == list(range(240, 320))
 
 
 async def test_get_samples_across_items_pushes_remainder_back() -> None:

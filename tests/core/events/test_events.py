@@ -51,7 +51,8 @@ def _standard_event_classes() -> list[type[BaseEvent]]:
     for name in CATALOGUE_MODULES:
         module = importlib.import_module(name)
         for obj in vars(module).values():
-            if inspect.isclass(obj) and issubclass(obj, BaseEvent) and obj.__module__ == name:
+            if (inspect.isclass(obj) and issubclass(obj, BaseEvent) and obj.__module__ == name
+                    and not obj.__name__.startswith("_")):
                 classes.append(obj)
     return classes
 

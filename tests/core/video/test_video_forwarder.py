@@ -143,10 +143,10 @@ async def test_removing_last_handler_stops_the_forwarder() -> None:
     forwarder.add_frame_handler(a, name="a")
     forwarder.add_frame_handler(b, name="b")
     await asyncio.sleep(0.1)
-    assert forwarder.remove_frame_handler(a) is True
-    assert forwarder.remove_frame_handler(a) is False
+    assert forwarder.remove_frame_handler(a)
+    assert not forwarder.remove_frame_handler(a)
     assert forwarder.is_running
-    assert forwarder.remove_frame_handler(b) is True
+    assert forwarder.remove_frame_handler(b)
     assert not forwarder.is_running
     await asyncio.wait_for(forwarder.wait_stopped(), 1.0)
     reads = track.frames_sent

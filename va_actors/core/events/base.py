@@ -21,10 +21,12 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from va_actors.core.edge.types import Participant
 from va_actors.core.events.convert import Blobs, ConversionError, build_dataclass, to_plain
+
+if TYPE_CHECKING:
+    from va_actors.core.edge.types import Participant
 
 logger = logging.getLogger(__name__)
 
@@ -189,3 +191,22 @@ class ExceptionEvent(BaseEvent):
     exc: BaseException | None = None
     handler: str = ""
     event_type: str = ""
+
+
+# Imported last: ``va_actors.core.edge`` defines events on top of the classes
+# above, so importing it first would make ``from va_actors.core.events import
+# PluginBaseEvent`` (a plugin's first import) fail on the cycle. The name is
+# still needed at run time to resolve the ``participant`` annotation.
+from va_actors.core.edge.types import Participant  # noqa: E402
+
+__all__ = [
+    "BaseEvent",
+    "ExceptionEvent",
+    "Participant",
+    "PluginBaseEvent",
+    "PluginErrorEvent",
+    "UnknownEventError",
+    "event_class",
+    "register_event_class",
+    "registered_event_types",
+]

@@ -18,7 +18,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
-from va_actors.core.events.base import BaseEvent, ExceptionEvent, UnknownEventError, event_class
+from va_actors.core.events.base import (
+    BaseEvent,
+    ExceptionEvent,
+    UnknownEventError,
+    event_class,
+    register_event_class,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,23 @@ def _classes_from_annotation(handler: Handler) -> tuple[type[BaseEvent], ...]:
         raise TypeError(f"handler {handler!r}: annotation {hint!r} is not a BaseEvent subclass "
                         "or a union of them")
     return classes
+
+
+def _type_default(cls: type) -> str | None:
+    fields = getattr(cls, "__dataclass_fields__", {})
+    declared = fields["type"].default if "type" in fields else getattr(cls, "type", None)
+    return declared if isinstance(declared, str) else None
+
+
+def _incompatibility(cls: object) -> str | None:
+    """Why ``cls`` cannot be registered as an event, or None if it can."""
+    if not (inspect.isclass(cls) and issubclass(cls, BaseEvent)):
+        return "not a BaseEvent subclass"
+    if not cls.__name__.endswith("Event"):
+        return f"class name {cls.__name__!r} does not end with 'Event'"
+    if _type_default(cls) is None:
+        return "no 'type' string"
+    return None
 
 
 @dataclass
@@ -119,6 +142,45 @@ class EventManager:
             or issubclass(event_class, s.classes)
             for s in self._all_subscriptions()
         )
+
+    # -- registration (Vision Agents' API) --------------------------------
+    def register(self, *event_classes: type[BaseEvent],
+                 ignore_not_compatible: bool = False) -> None:
+        """Check and register event classes, as plugins do in ``__init__``.
+
+        Defining a :class:`BaseEvent` subclass already registers it (that is
+        how the receiving side of the wire finds it), so this validates that
+        each class is an event (name ending in ``Event``, a ``type`` string)
+        and makes sure it is in the registry.
+
+        Raises:
+            ValueError: a class is not a compatible event and
+                ``ignore_not_compatible`` is False (else it is logged and skipped).
+        """
+        for cls in event_classes:
+            problem = _incompatibility(cls)
+            if problem is None:
+                register_event_class(cls)
+            elif ignore_not_compatible:
+                logger.warning("not registering %r: %s", cls, problem)
+            else:
+                raise ValueError(f"cannot register {cls!r}: {problem}")
+
+    def register_events_from_module(self, module: types.ModuleType, prefix: str = "",
+                                    ignore_not_compatible: bool = True) -> None:
+        """Register every event class ``module`` defines whose ``type`` starts with ``prefix``.
+
+        Classes merely imported into ``module`` are skipped, as are classes
+        whose name does not end in ``Event``.
+        """
+        for obj in vars(module).values():
+            if not (inspect.isclass(obj) and issubclass(obj, BaseEvent)
+                    and obj.__module__ == module.__name__ and obj.__name__.endswith("Event")):
+                continue
+            declared = _type_default(obj)
+            if declared is not None and not declared.startswith(prefix):
+                continue
+            self.register(obj, ignore_not_compatible=ignore_not_compatible)
 
     def merge(self, other: EventManager) -> None:
         """Deliver events sent on ``other`` to this manager's handlers too."""

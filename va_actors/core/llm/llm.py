@@ -302,8 +302,9 @@ class _Reply:
 
 _CURRENT_REPLY: contextvars.ContextVar[_Reply | None] = contextvars.ContextVar(
     "va_actors_llm_reply", default=None)
-_IN_INTERRUPT: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "va_actors_llm_in_interrupt", default=False)
+# The LLM whose interrupt() is running in this task (its epoch is already advanced).
+_IN_INTERRUPT: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "va_actors_llm_in_interrupt", default=None)
 
 
 def _wrap_interrupt(hook: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
@@ -318,12 +319,12 @@ def _wrap_interrupt(hook: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
 
     @functools.wraps(hook)
     async def interrupt(self: LLM, epoch: int | None = None) -> None:
-        if _IN_INTERRUPT.get():
+        if _IN_INTERRUPT.get() is self:
             await _call_hook(hook, self, epoch, takes_epoch)
             return
         if not self._advance_epoch(epoch):
             return
-        token = _IN_INTERRUPT.set(True)
+        token = _IN_INTERRUPT.set(self)
         try:
             await _call_hook(hook, self, epoch, takes_epoch)
         except Exception as exc:
@@ -384,7 +385,7 @@ class LLM(abc.ABC):
             setattr(cls, "interrupt", _wrap_interrupt(hook))  # noqa: B010 - mypy: method
 
     # -- lifecycle ------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, not abstract
         """Start the plugin (no-op by default)."""
 
     async def close(self) -> None:
@@ -445,13 +446,20 @@ class LLM(abc.ABC):
 
     # -- the abstract reply ---------------------------------------------------
     @abc.abstractmethod
-    def simple_response(self, text: str, processors: Sequence[Any] | None = None,
-                        participant: Participant | None = None) -> Any:
-        """Reply to ``text``.
+    def simple_response(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        """Reply to ``text``; called with ``participant=`` as a keyword.
 
-        Implement as ``async def`` returning :class:`LLMResponseEvent` (sending
-        ``LLMResponseChunkEvent`` as text streams in), or as an async generator
-        yielding :class:`LLMResponseDelta` and a final :class:`LLMResponseFinal`.
+        Implement either as in the plugin guide::
+
+            async def simple_response(self, text, processors=None, participant=None)
+                -> LLMResponseEvent  # streams LLMResponseChunkEvent via self.events
+
+        or in the current style::
+
+            async def simple_response(self, text, participant=None)
+                -> AsyncIterator[LLMResponseDelta | LLMResponseFinal]  # an async generator
+
+        (The loose signature here lets both forms type-check in plugins.)
         """
 
     def _create_response_event(self, original: T, text: str) -> LLMResponseEvent[T]:
@@ -472,7 +480,7 @@ class LLM(abc.ABC):
         repeated broadcast is harmless). Plugins may override this to stop
         provider work; the base behaviour runs first either way.
         """
-        if not _IN_INTERRUPT.get():
+        if _IN_INTERRUPT.get() is not self:
             self._advance_epoch(epoch)
 
     def _advance_epoch(self, epoch: int | None) -> bool:
@@ -530,7 +538,10 @@ class LLM(abc.ABC):
     async def _produce(self, reply: _Reply, text: str, participant: Participant | None) -> None:
         _CURRENT_REPLY.set(reply)
         try:
-            result = self.simple_response(text, participant=participant)
+            if _accepts_participant(self.simple_response):
+                result = self.simple_response(text, participant=participant)
+            else:
+                result = self.simple_response(text)
             if hasattr(result, "__aiter__"):
                 await self._drain(reply, result)
             else:
@@ -880,6 +891,10 @@ class LLM(abc.ABC):
             raw = await self._invoke_tool(name, args, timeout_s)
             result = self._tool_result_value(name, raw)
         except asyncio.CancelledError:
+            self.events.send(ToolEndEvent(
+                plugin_name=self.provider_name, tool_name=name, success=False,
+                error="cancelled", tool_call_id=call_id,
+                execution_time_ms=(time.perf_counter() - started) * 1000))
             raise
         except Exception as exc:
             return self._tool_failed(tc, name, call_id, started, exc)
@@ -1022,6 +1037,19 @@ class LLM(abc.ABC):
             logger.warning("%s: stopped after %d tool rounds; the model still asks for tools",
                            self.provider_name, limit)
         return response
+
+
+@functools.cache
+def _accepts_participant_cached(func: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "participant" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _accepts_participant(method: Callable[..., Any]) -> bool:
+    return _accepts_participant_cached(getattr(method, "__func__", method))
 
 
 def _delta_from_event(event: LLMResponseDeltaEvent) -> LLMResponseDelta:

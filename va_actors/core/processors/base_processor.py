@@ -22,11 +22,26 @@ class Processor(abc.ABC):
     """Base of every processor.
 
     Unlike Vision Agents' processors, ours have an :attr:`events` manager, so
-    detections and state reach other actors as events.
+    detections and state reach other actors as events. It is created on first
+    use, so subclasses whose ``__init__`` does not call ``super().__init__()``
+    (as in Vision Agents' examples) still have one.
     """
 
+    _events: EventManager | None = None
+
     def __init__(self) -> None:
-        self.events = EventManager()
+        self._events = EventManager()
+
+    @property
+    def events(self) -> EventManager:
+        """The processor's event manager (detections, state, errors)."""
+        if self._events is None:
+            self._events = EventManager()
+        return self._events
+
+    @events.setter
+    def events(self, manager: EventManager) -> None:
+        self._events = manager
 
     @property
     def name(self) -> str:

@@ -23,10 +23,13 @@ class TranscriptResponse:
 
 
 @dataclass(kw_only=True)
-class STTTranscriptEvent(PluginBaseEvent):
-    """A final transcript of a stretch of user speech."""
+class _TranscriptEventBase(PluginBaseEvent):
+    """Fields shared by final and partial transcripts (not an event type itself).
 
-    type: str = field(default="plugin.stt_transcript", init=False)
+    The two events are siblings, not parent and child, as in Vision Agents: a
+    handler annotated ``event: STTTranscriptEvent`` gets final transcripts only.
+    """
+
     text: str = ""
     response: TranscriptResponse = field(default_factory=TranscriptResponse)
     mode: TranscriptMode = "final"
@@ -41,9 +44,21 @@ class STTTranscriptEvent(PluginBaseEvent):
         """Detected language, if the provider gave one."""
         return self.response.language
 
+    @property
+    def is_final(self) -> bool:
+        """True for a finished utterance, False for an interim transcript."""
+        return self.mode == "final"
+
 
 @dataclass(kw_only=True)
-class STTPartialTranscriptEvent(STTTranscriptEvent):
+class STTTranscriptEvent(_TranscriptEventBase):
+    """A final transcript of a stretch of user speech."""
+
+    type: str = field(default="plugin.stt_transcript", init=False)
+
+
+@dataclass(kw_only=True)
+class STTPartialTranscriptEvent(_TranscriptEventBase):
     """An interim transcript while the user is still speaking.
 
     ``mode="replacement"`` (the default) means ``text`` replaces the previous

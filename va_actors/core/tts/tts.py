@@ -274,7 +274,9 @@ class _Synthesis:
                     yield self._chunk(pcm, final=False)
                 elif pcm is not None:
                     tail = converter.flush()
-                    yield self._chunk(pcm.append(tail) if tail.samples.size else pcm, True)
+                    # Copy: with no conversion needed, pcm is the plugin's own object.
+                    yield self._chunk(pcm.copy().append(tail) if tail.samples.size else pcm,
+                                      True)
                     return
         finally:
             await _close(result)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -20,7 +20,7 @@ import av
 from va_actors.core.video.frame import VideoFrame
 from va_actors.core.video.track import VideoTrackClosedError
 
-__all__ = ["FrameHandler", "FrameSource", "HandlerStats", "VideoForwarder"]
+__all__ = ["FrameHandler", "FrameSource", "HandlerRemoval", "HandlerStats", "VideoForwarder"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,40 @@ class HandlerStats:
     errors: int
     last_latency_ms: float | None
     last_duration_ms: float | None
+
+
+class HandlerRemoval:
+    """What :meth:`VideoForwarder.remove_frame_handler` returns.
+
+    It is true when a handler was removed, compares equal to that bool, and
+    can be awaited (giving the bool), so both ``if fwd.remove_frame_handler(cb)``
+    and ``await fwd.remove_frame_handler(cb)`` work.
+    """
+
+    __slots__ = ("removed",)
+
+    def __init__(self, removed: bool) -> None:
+        self.removed = removed
+
+    def __bool__(self) -> bool:
+        return self.removed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, HandlerRemoval):
+            return self.removed == other.removed
+        if isinstance(other, bool):
+            return self.removed is other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.removed)
+
+    def __repr__(self) -> str:
+        return f"HandlerRemoval({self.removed})"
+
+    def __await__(self) -> Generator[None, None, bool]:
+        return self.removed
+        yield  # pragma: no cover - makes this a generator
 
 
 class _Handler:
@@ -262,14 +296,17 @@ class VideoForwarder:
         else:
             self.start()
 
-    def remove_frame_handler(self, on_frame: FrameHandler) -> bool:
-        """Unregister ``on_frame``; returns False if it was not registered.
+    def remove_frame_handler(self, on_frame: FrameHandler) -> HandlerRemoval:
+        """Unregister ``on_frame``; the result is false if it was not registered.
 
-        Removing the last handler stops the forwarder.
+        Removing the last handler stops the forwarder. The removal happens at
+        once; the result can also be awaited (``await
+        forwarder.remove_frame_handler(cb)``, as Vision Agents code does), which
+        gives the same truth value.
         """
         handler = self._find(on_frame)
         if handler is None:
-            return False
+            return HandlerRemoval(False)
         self._handlers.remove(handler)
         handler.removed = True
         task = handler.task
@@ -281,7 +318,7 @@ class VideoForwarder:
             task.add_done_callback(self._retiring.discard)
         if not self._handlers:
             self._halt("last frame handler removed")
-        return True
+        return HandlerRemoval(True)
 
     def stats(self) -> dict[str, HandlerStats]:
         """Per-handler counters, keyed by handler name."""

@@ -1,0 +1,217 @@
+"""The actor spec: everything one actor host process needs to run one instance.
+
+The supervisor writes an :class:`ActorSpec` as JSON into the run directory and
+starts ``python -m va_actors.runtime.host <spec.json>``; the host reads it
+back with :meth:`ActorSpec.read`. Parsing is strict (unknown keys, wrong types
+and impossible values raise :class:`SpecError` naming the field), so a
+supervisor/host mismatch fails loudly at start-up instead of misbehaving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from va_actors.wire import topics
+
+__all__ = ["ActorSpec", "InputSpec", "SpecError"]
+
+
+class SpecError(ValueError):
+    """An actor spec is malformed; the message names the field and what is wrong."""
+
+
+@dataclass
+class InputSpec:
+    """One input of an instance: a topic and the data endpoints that publish it.
+
+    Attributes:
+        topic: ``<actor>.<stream>`` to subscribe to (exactly this topic).
+        endpoints: XPUB endpoints of every instance publishing it (all replicas
+            of the producing actor), e.g. ``["ipc:///run/dir/mic.sock"]``.
+    """
+
+    topic: str
+    endpoints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ActorSpec:
+    """How to run one actor instance (one OS process).
+
+    Attributes:
+        actor: actor name; every topic it publishes is ``<actor>.<stream>``.
+        instance: instance name: ``actor``, or ``<actor>-<i>`` for a replica.
+        plugin: plugin reference, ``package.module:Class`` or an entry-point name.
+        data_endpoint: the XPUB endpoint this instance binds.
+        sys_pub: the supervisor's PUB endpoint (``sys.epoch``, ``sys.ctl``).
+        sys_pull: the supervisor's PULL endpoint (``sys.report``).
+        replica: replica index (0 when the actor is not replicated).
+        params: keyword arguments for the plugin class.
+        category: plugin category (``va_actors.runtime.plugins.Category``
+            value); empty means the host derives it from the class.
+        inputs: what to subscribe to, and where.
+        expected_subscribers: output topic -> number of subscribers to wait
+            for before reporting ``ready`` (the start-up handshake).
+        heartbeat_interval_s: seconds between heartbeats.
+        audio_queue_ms: bound of each audio input queue, in ms of audio
+            (drop-oldest beyond it); also sizes the socket high-water marks.
+        epoch: the session epoch in force when the instance is started (a
+            restarted instance must not stamp its output with epoch 0).
+        pipeline_dir: directory put on ``sys.path`` to find local plugins.
+        log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
+    """
+
+    actor: str
+    instance: str
+    plugin: str
+    data_endpoint: str
+    sys_pub: str
+    sys_pull: str
+    replica: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    category: str = ""
+    inputs: list[InputSpec] = field(default_factory=list)
+    expected_subscribers: dict[str, int] = field(default_factory=dict)
+    heartbeat_interval_s: float = 0.25
+    audio_queue_ms: int = 2000
+    epoch: int = 0
+    pipeline_dir: str | None = None
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation -------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise :class:`SpecError` if any field is wrong."""
+        self._check_names()
+        for name in ("plugin", "data_endpoint", "sys_pub", "sys_pull"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise SpecError(f"actor spec: {name!r} must be a non-empty string")
+        if not isinstance(self.params, dict):
+            raise SpecError(f"actor spec: 'params' must be a map, got "
+                            f"{type(self.params).__name__}")
+        _check_int("replica", self.replica, 0)
+        _check_int("audio_queue_ms", self.audio_queue_ms, 20)
+        _check_int("epoch", self.epoch, 0)
+        hb = self.heartbeat_interval_s
+        if isinstance(hb, bool) or not isinstance(hb, int | float) or not math.isfinite(hb) \
+                or not 0.01 <= hb <= 60:
+            raise SpecError(f"actor spec: 'heartbeat_interval_s' must be within 0.01..60 s, "
+                            f"got {hb!r}")
+        if not isinstance(self.log_level, str) or \
+                logging.getLevelName(self.log_level.upper()) not in _LEVELS:
+            raise SpecError(f"actor spec: 'log_level' must be one of DEBUG, INFO, WARNING, "
+                            f"ERROR, got {self.log_level!r}")
+        self._check_inputs()
+        self._check_expected()
+
+    def _check_names(self) -> None:
+        for name in ("actor", "instance"):
+            value = getattr(self, name)
+            try:
+                topics.check_name(value, f"{name} name")
+            except topics.TopicError as exc:
+                raise SpecError(f"actor spec: {exc}") from None
+        if not isinstance(self.category, str):
+            raise SpecError("actor spec: 'category' must be a string")
+        if self.pipeline_dir is not None and not isinstance(self.pipeline_dir, str):
+            raise SpecError("actor spec: 'pipeline_dir' must be a string or null")
+
+    def _check_inputs(self) -> None:
+        if not isinstance(self.inputs, list):
+            raise SpecError("actor spec: 'inputs' must be a list")
+        seen: set[str] = set()
+        for i, item in enumerate(self.inputs):
+            where = f"actor spec: inputs[{i}]"
+            if not isinstance(item, InputSpec) or not isinstance(item.topic, str):
+                raise SpecError(f"{where} must be an input spec with a 'topic' string")
+            try:
+                topics.split(item.topic)
+            except topics.TopicError as exc:
+                raise SpecError(f"{where}: {exc}") from None
+            if item.topic in seen:
+                raise SpecError(f"{where}: topic {item.topic!r} is listed twice")
+            seen.add(item.topic)
+            if not isinstance(item.endpoints, list) or not item.endpoints or not all(
+                    isinstance(e, str) and "://" in e for e in item.endpoints):
+                raise SpecError(f"{where} ({item.topic}): 'endpoints' must be a non-empty "
+                                "list of endpoints like 'ipc:///path/actor.sock'")
+
+    def _check_expected(self) -> None:
+        if not isinstance(self.expected_subscribers, dict):
+            raise SpecError("actor spec: 'expected_subscribers' must be a map")
+        for topic, count in self.expected_subscribers.items():
+            where = f"actor spec: expected_subscribers[{topic!r}]"
+            try:
+                actor, _ = topics.split(topic)
+            except topics.TopicError as exc:
+                raise SpecError(f"{where}: {exc}") from None
+            if actor != self.actor:
+                raise SpecError(f"{where}: actor {self.actor!r} cannot publish on another "
+                                f"actor's topic")
+            _check_int(f"expected_subscribers[{topic!r}]", count, 0)
+
+    # -- JSON -------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The spec as JSON text (what the supervisor writes)."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str = "actor spec") -> ActorSpec:
+        """Parse :meth:`to_json` output; raise :class:`SpecError` naming ``where``."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{where}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"{where}: unknown field(s) {', '.join(unknown)} (this host "
+                            f"knows {', '.join(sorted(known))})")
+        missing = sorted(f.name for f in fields(cls) if f.name not in data and f.name in
+                         _REQUIRED)
+        if missing:
+            raise SpecError(f"{where}: missing field(s) {', '.join(missing)}")
+        data["inputs"] = [_input(i, item, where) for i, item in
+                          enumerate(data.get("inputs") or [])]
+        try:
+            return cls(**data)
+        except SpecError as exc:
+            raise SpecError(f"{where}: {str(exc).removeprefix('actor spec: ')}") from None
+
+    def write(self, path: str | Path) -> None:
+        """Write the spec as JSON to ``path``."""
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: str | Path) -> ActorSpec:
+        """Read a spec written by :meth:`write`."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"cannot read actor spec {str(path)!r}: {exc.strerror}") from None
+        return cls.from_json(text, where=str(path))
+
+
+_REQUIRED = frozenset({"actor", "instance", "plugin", "data_endpoint", "sys_pub", "sys_pull"})
+_LEVELS = {logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR}
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SpecError(f"actor spec: {name!r} must be an integer >= {low}, got {value!r}")
+
+
+def _input(index: int, item: object, where: str) -> InputSpec:
+    if not isinstance(item, dict) or set(item) - {"topic", "endpoints"} or "topic" not in item:
+        raise SpecError(f"{where}: inputs[{index}] must be an object with 'topic' and "
+                        f"'endpoints', got {item!r}")
+    return InputSpec(item["topic"], item.get("endpoints") or [])
