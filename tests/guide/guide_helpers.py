@@ -25,7 +25,7 @@ def collect(events: EventManager, *classes: type[BaseEvent]) -> list[BaseEvent]:
 async def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
     """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - polls state other tasks change
             await asyncio.sleep(0.005)
 
 

@@ -6,6 +6,8 @@ fixture kills and reaps every process it started, even when a test fails.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -24,6 +26,7 @@ import psutil
 import pytest
 import zmq
 
+import va_actors.core.stt  # noqa: F401 - registers the STT event types this test decodes
 from tests.actors.tone import tone_chunk
 from va_actors.runtime.spec import ActorSpec, InputSpec, SpecError
 from va_actors.wire import Control, Message, decode, encode_audio, encode_control
@@ -33,6 +36,7 @@ ECHO = "tests.actors.echo:Echo"
 TONE = "tests.actors.tone:ToneSource"
 RECORD = "tests.actors.record:RecordingSink"
 BLOCKER = "tests.actors.blocker:Blocker"
+FLAKY = "tests.actors.flaky:FlakySTT"
 
 
 class FakeSupervisor:
@@ -100,7 +104,7 @@ class FakeSupervisor:
     def wait(self, op: str, instance: str, timeout: float = 10.0,
              check: Callable[[dict[str, Any]], bool] = lambda a: True,
              every: Callable[[], None] | None = None) -> dict[str, Any]:
-        """The first report ``op`` of ``instance`` satisfying ``check`` (calls ``every`` on idle)."""
+        """The first ``op`` report of ``instance`` passing ``check``; ``every`` runs on idle."""
         deadline = time.monotonic() + timeout
         seen = 0
         while True:
@@ -129,8 +133,10 @@ class FakeSupervisor:
     def start(self, *instances: str) -> None:
         """Send ``start`` (again on idle: a PUB may lose the first) until each runs."""
         for name in instances:
-            self.wait("heartbeat", name, check=lambda a: a["state"] == "running",
-                      every=lambda n=name: self.send("sys.ctl", "start", targets=[n]))
+            def resend(target: str = name) -> None:
+                self.send("sys.ctl", "start", targets=[target])
+
+            self.wait("heartbeat", name, check=lambda a: a["state"] == "running", every=resend)
 
     def epoch(self, epoch: int, *instances: str) -> None:
         for name in instances:
@@ -160,10 +166,8 @@ class FakeSupervisor:
                 proc.kill()
             proc.wait(10)
         for pid in self.stray_pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for sock in [*self.sockets, self.pub, self.pull]:
             sock.close(linger=0)
         self.ctx.term()
@@ -233,9 +237,9 @@ def test_spec_round_trips_and_rejects_mistakes(tmp_path: Path) -> None:
     assert ActorSpec.read(tmp_path / "s.json") == spec
 
     data = json.loads(spec.to_json())
-    with pytest.raises(SpecError, match="unknown field.*colour"):
+    with pytest.raises(SpecError, match=r"unknown field.*colour"):
         ActorSpec.from_json(json.dumps({**data, "colour": 1}))
-    with pytest.raises(SpecError, match="missing field.*plugin"):
+    with pytest.raises(SpecError, match=r"missing field.*plugin"):
         ActorSpec.from_json(json.dumps({k: v for k, v in data.items() if k != "plugin"}))
     with pytest.raises(SpecError, match="another actor's topic"):
         ActorSpec.from_json(json.dumps({**data, "expected_subscribers": {"mic.audio": 1}}))
@@ -304,7 +308,8 @@ def test_tone_echo_recorder_end_to_end_loses_nothing(sup: FakeSupervisor) -> Non
 def test_bad_frames_are_dropped_and_counted_and_valid_ones_still_flow(
         sup: FakeSupervisor) -> None:
     feed = sup.feed("feed")
-    sup.spawn(sup.spec("echo", ECHO, inputs={"feed.audio": "feed"}, expected={"echo.out": 1}))
+    sup.spawn(sup.spec("echo", ECHO, inputs={"feed.audio": "feed"},
+                       expected={"echo.out": 1, "echo.events": 1}))
     out = sup.subscriber("echo", "echo.out")
     errors = sup.subscriber("echo", "echo.events")
     wait_subscribed(feed, "feed.audio")
@@ -331,12 +336,32 @@ def test_bad_frames_are_dropped_and_counted_and_valid_ones_still_flow(
     got = receive(out, 3)
     assert [crc(m) for m in got] == [zlib.crc32(tone_chunk(i).to_bytes()) for i in (0, 1, 3)]
     assert [m.ref.seq for m in got if m.ref] == [0, 1, 3]
-    beat = sup.wait("heartbeat", "echo", check=lambda a: a["counters"]["out"] == 3)
+    beat = sup.wait("heartbeat", "echo", check=lambda a: a["counters"]["in"] == 3 + len(bad))
     assert beat["counters"]["drops"] == {"malformed": 1, "truncated": 1, "oversized": 2,
                                          "version": 1, "unknown_kind": 1, "lost": 1}
-    assert beat["counters"]["in"] == 3 + len(bad)
+    assert beat["counters"]["out"] == 3 + 5  # echoes, and one error event per reason
     event = receive(errors, 1)[0].event()
     assert event.type == "plugin.error" and "input dropped" in event.context  # type: ignore[attr-defined]
+
+
+def test_plugin_exception_becomes_an_error_event_and_the_actor_keeps_going(
+        sup: FakeSupervisor) -> None:
+    feed = sup.feed("mic")
+    sup.spawn(sup.spec("stt", FLAKY, inputs={"mic.audio": "mic"},
+                       expected={"stt.transcript": 1, "stt.events": 1}))
+    transcripts = sup.subscriber("stt", "stt.transcript")
+    errors = sup.subscriber("stt", "stt.events")
+    wait_subscribed(feed, "mic.audio")
+    assert sup.wait("hello", "stt")["category"] == "stt"
+    sup.wait("ready", "stt")
+    for i in range(4):
+        feed.send_multipart(audio("mic.audio", i, seq=i, src="mic"))
+    texts = [m.event().text for m in receive(transcripts, 2)]  # type: ignore[attr-defined]
+    assert texts == ["pts 0", "pts 640"]
+    failures = [m.event() for m in receive(errors, 2)]
+    assert [e.type for e in failures] == ["plugin.stt_error"] * 2
+    assert "chunk 2" in failures[0].error_message  # type: ignore[attr-defined]
+    assert failures[0].context == "input mic.audio"  # type: ignore[attr-defined]
 
 
 # -- epochs ------------------------------------------------------------------------------
@@ -368,7 +393,7 @@ def test_blocked_loop_still_heartbeats_and_reports_lag(sup: FakeSupervisor) -> N
     sup.collect(3.0)
     beats = sup.beats("block")
     times = [t for _, t in beats]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) < 0.4, gaps  # interval 0.1 s, loop blocked for 2 s
     assert max(a["loop_lag_ms"] for a, _ in beats) >= 1500
 
@@ -415,6 +440,6 @@ def test_host_exits_when_its_parent_dies(sup: FakeSupervisor) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False

@@ -19,6 +19,7 @@ it).
 from __future__ import annotations
 
 import fnmatch
+import importlib.metadata
 import keyword
 import re
 import tomllib
@@ -28,11 +29,12 @@ from string import Template
 
 import click
 
-from va_actors.runtime.plugins import entry_point_names
+from va_actors.runtime.plugins import ENTRY_POINT_GROUP
 
-__all__ = ["KINDS", "PluginSpec", "new_plugin", "render", "scaffold"]
+__all__ = ["KINDS", "PluginSpec", "check_plugin_name", "distribution_name", "new_plugin", "render",
+           "scaffold"]
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class _Kind:
     test: str
 
 
+def distribution_name(name: str) -> str:
+    """``acme_voice`` -> ``va-actors-plugin-acme-voice``."""
+    return "va-actors-plugin-" + name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class PluginSpec:
     """Names derived from the plugin name and kind."""
@@ -74,7 +81,7 @@ class PluginSpec:
     @property
     def distribution(self) -> str:
         """The distribution (PyPI) name."""
-        return "va-actors-plugin-" + self.name.replace("_", "-")
+        return distribution_name(self.name)
 
     @property
     def module(self) -> str:
@@ -96,7 +103,7 @@ _STT_SOURCE = '''\
 
 It does not recognise words: it reports how much audio it heard, once per
 ``interval_ms``, which is enough to see a pipeline work end to end. Replace
-:meth:`$Class.process_audio` with calls to your provider and keep reporting
+``process_audio()`` with calls to your provider and keep reporting
 through the ``_emit_*`` helpers of :class:`va_actors.core.stt.STT`.
 """
 
@@ -162,16 +169,16 @@ def _peak(pcm: PcmData) -> float:
 '''
 
 _STT_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.audio import PcmData
 from va_actors.core.stt import STTTranscriptEvent
-from va_actors.plugins.$name import $Class
 
 
 def tone(ms: int, rate: int = 16000) -> PcmData:
@@ -216,7 +223,7 @@ _TTS_SOURCE = '''\
 
 It speaks no words: each word becomes a short tone (longer words sound
 higher), so a pipeline can be heard working end to end. Replace
-:meth:`$Class.stream_audio` with calls to your provider; the
+``stream_audio()`` with calls to your provider; the
 :class:`va_actors.core.tts.TTS` base converts whatever rate you return to the
 output format, with a stateful resampler per synthesis.
 """
@@ -288,14 +295,14 @@ class $Class(TTS):
 '''
 
 _TTS_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.tts import TTSOutputChunk
-from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -330,7 +337,7 @@ _TURN_SOURCE = '''\
 
 It decides by loudness alone: the user starts a turn when the level rises
 above ``threshold_db`` and ends it after ``silence_ms`` below it. A real
-detector (a VAD, an end-of-turn model) replaces :meth:`$Class.process_audio`
+detector (a VAD, an end-of-turn model) replaces ``process_audio()``
 and reports through the same ``_emit_turn_*`` helpers.
 """
 
@@ -356,7 +363,8 @@ class $Class(TurnDetector):
 
     def __init__(self, threshold_db: float = -40.0, silence_ms: int = 600,
                  confidence_threshold: float = 0.5) -> None:
-        super().__init__(confidence_threshold=confidence_threshold, provider_name="$name")
+        super().__init__(confidence_threshold=confidence_threshold,
+                         provider_name="$name")
         if silence_ms <= 0:
             raise ValueError(f"silence_ms must be positive, got {silence_ms}")
         self.threshold_db = threshold_db
@@ -398,17 +406,17 @@ def _level_db(pcm: PcmData) -> float:
 '''
 
 _TURN_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.audio import PcmData
 from va_actors.core.events import BaseEvent
 from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
-from va_actors.plugins.$name import $Class
 
 
 def audio(ms: int, amplitude: float, rate: int = 16000) -> PcmData:
@@ -447,7 +455,7 @@ _LLM_SOURCE = '''\
 It calls no model: it streams the user's words back, one word per delta, so
 a pipeline can be followed end to end. A real plugin sends
 ``self._build_messages(text)`` (instructions, history, the new text) to its
-provider in :meth:`$Class.simple_response` and yields what comes back.
+provider in ``simple_response()`` and yields what comes back.
 """
 
 from __future__ import annotations
@@ -491,14 +499,14 @@ class $Class(LLM):
 '''
 
 _LLM_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.llm import LLMResponseDelta, LLMResponseFinal
-from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -616,18 +624,18 @@ class $Class(VideoLLM):
 '''
 
 _VLM_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.llm import LLMResponseFinal
 from va_actors.core.utils import VideoForwarder
 from va_actors.core.video import SyntheticVideoTrack
-from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -658,9 +666,9 @@ _REALTIME_SOURCE = '''\
 
 It connects to nothing: it plays the user's audio back, ``echo_ms`` at a
 time, as one response each. A real plugin opens its provider session in
-:meth:`$Class.connect`, streams audio in :meth:`$Class.simple_audio_response`
-and reports what comes back with the ``_emit_*`` helpers, which stamp agent
-audio with its response's epoch (so barge-in drops stale audio).
+``connect()``, streams audio in ``simple_audio_response()`` and reports what
+comes back with the ``_emit_*`` helpers, which stamp agent audio with its
+response's epoch (so barge-in drops stale audio).
 """
 
 from __future__ import annotations
@@ -740,16 +748,16 @@ class $Class(Realtime):
 '''
 
 _REALTIME_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.audio import PcmData
 from va_actors.core.llm import RealtimeAudioOutputEvent
-from va_actors.plugins.$name import $Class
 
 
 def tone(ms: int, rate: int = 16000) -> PcmData:
@@ -860,18 +868,18 @@ class $Class(VideoProcessor):
 '''
 
 _PROCESSOR_TEST = '''\
-"""$dist: drive $Class in-process (no actor runtime needed)."""
+"""Drive the plugin in-process: no actor runtime needed."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from va_actors.plugins.$name import $Class
 
 from va_actors.core.processors import ProcessorStateEvent
 from va_actors.core.utils import VideoForwarder
 from va_actors.core.video import SyntheticVideoTrack
-from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -979,7 +987,9 @@ dev = ["pytest>=8", "pytest-asyncio>=0.24"]
 '''
 
 _INIT = '''\
-"""$dist: $Class, a $kind_label plugin for va-actors.
+"""A $kind_label plugin for va-actors.
+
+Distribution: $dist.
 
 In a pipeline: ``plugin = "$name"``. In Python::
 
@@ -993,16 +1003,17 @@ from va_actors.plugins.$name.$module import $Class
 $alias = $Class
 """Short name, as Vision Agents plugins spell it (``$name.$alias()``)."""
 
-__all__ = ["$Class", "$alias"]
+__all__ = [$all_names]
 '''
 
 _README = '''\
 # $dist
 
-`$Class` is a $kind_label plugin for [va-actors](../../README.md): it
-$summary. It is a runnable starting point, generated by
-`va-launch new-plugin`; replace the body of the plugin class with calls to
-your provider or model.
+`$Class` is a $kind_label plugin for va-actors. It $summary.
+
+It is a runnable starting point generated by `va-launch new-plugin`: replace
+the body of the plugin class with calls to your provider or model, and keep
+the tests driving it in-process.
 
 ## Install
 
@@ -1048,16 +1059,21 @@ $params_table
 
 ## Layout
 
-```
-pyproject.toml                     distribution $dist, entry point $name
-va_actors/plugins/$name/__init__.py   exports $Class
-va_actors/plugins/$name/$module.py
-tests/test_$name.py                drives the plugin in-process
-```
+- `pyproject.toml`: distribution `$dist`, entry point `$name`; the wheel ships
+  only `va_actors/plugins/$name` (`va_actors.plugins` is a namespace owned by
+  the core distribution).
+- `va_actors/plugins/$name/__init__.py`: exports `$Class` (and `$alias`).
+- `va_actors/plugins/$name/$module.py`: the plugin.
+- `tests/test_$name.py`: drives the plugin in-process.
 '''
 
 _ALIASES = {"stt": "STT", "tts": "TTS", "llm": "LLM", "vlm": "VLM", "realtime": "Realtime",
             "turn": "TurnDetector", "processor": "Processor"}
+
+
+def _export_order(name: str) -> tuple[int, str]:
+    """Sort key of ``__all__`` as ruff's RUF022 wants it: CONSTANTS, Classes, others."""
+    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
 
 
 def _values(spec: PluginSpec) -> dict[str, str]:
@@ -1066,6 +1082,8 @@ def _values(spec: PluginSpec) -> dict[str, str]:
         "name": spec.name, "Class": spec.class_name, "dist": spec.distribution,
         "kind_label": kind.label, "module": kind.module, "reference": spec.reference,
         "summary": kind.summary, "inputs": kind.inputs, "alias": _ALIASES[spec.kind],
+        "all_names": ", ".join(f'"{n}"' for n in sorted((spec.class_name, _ALIASES[spec.kind]),
+                                                           key=_export_order)),
         "params_toml": "\n".join(f"{p.name} = {p.toml}" for p in kind.params),
         "params_table": "\n".join(f"| `{p.name}` | `{p.toml}` | {p.doc} |"
                                   for p in kind.params),
@@ -1100,13 +1118,27 @@ def check_plugin_name(name: str) -> str:
     if not _NAME.match(name) or name.endswith("_") or "__" in name:
         raise ScaffoldError(
             f"invalid plugin name {name!r}: use lowercase letters, digits and single '_', "
-            "starting with a letter (at most 40 characters), e.g. acme or acme_voice")
+            "starting with a letter (at most 20 characters), e.g. acme or acme_voice")
     if keyword.iskeyword(name):
         raise ScaffoldError(f"invalid plugin name {name!r}: it is a Python keyword")
-    if name in entry_point_names():
-        raise ScaffoldError(f"a plugin named {name!r} is already installed; pick another "
-                            "name or remove the installed one first")
+    owner = _installed_owner(name)
+    if owner is not None and _normalise(owner) != _normalise(distribution_name(name)):
+        raise ScaffoldError(f"a plugin named {name!r} is already installed (by {owner}); pick "
+                            "another name or uninstall that distribution first")
     return name
+
+
+def _normalise(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def _installed_owner(name: str) -> str | None:
+    """The distribution that installs entry point ``name`` in our group, if any."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == name:
+            dist = getattr(entry, "dist", None)
+            return str(dist.name) if dist is not None else "an unknown distribution"
+    return None
 
 
 def scaffold(spec: PluginSpec, parent: Path) -> Path:

@@ -9,8 +9,7 @@ the supervisor, and :meth:`Driver.close` at shutdown.
 
 A plugin exception inside a driver becomes an error event of the category's
 class (``STTErrorEvent`` for an STT, ...) on ``<actor>.events``, and the actor
-keeps running. The LLM family is imported lazily: ``va_actors.core.llm`` is
-heavy and optional for every other actor.
+keeps running.
 """
 
 from __future__ import annotations
@@ -27,6 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from va_actors.core.events.base import BaseEvent, ExceptionEvent, PluginErrorEvent
 from va_actors.core.events.manager import EventManager
+
+# Imported for its registrations too: every actor can decode every core event type.
+from va_actors.core.llm import events as llm_events
 from va_actors.core.node import Inbound, Publishable
 from va_actors.core.processors import (
     AudioProcessor,
@@ -383,18 +385,13 @@ class LLMDriver(Driver):
 
     outputs = ("text", "events")
 
-    async def start(self) -> None:
-        from va_actors.core.llm.events import LLMResponseDeltaEvent
+    error_event = llm_events.LLMErrorEvent
 
+    async def start(self) -> None:
         # Deltas already go out as text; the rest (final, tools, errors) as events.
         self.forward_events(
-            lambda e: None if isinstance(e, LLMResponseDeltaEvent) else "events")
+            lambda e: None if isinstance(e, llm_events.LLMResponseDeltaEvent) else "events")
         await self._start_plugin()
-
-    def fail(self, error: BaseException, context: str) -> None:
-        from va_actors.core.llm.events import LLMErrorEvent
-
-        self.host.fail(error, context, LLMErrorEvent)
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is not Kind.EVENT:
@@ -469,14 +466,9 @@ class RealtimeDriver(Driver):
         super().__init__(host, plugin)
         self._feed = _VideoFeed(host.instance)
 
-    def fail(self, error: BaseException, context: str) -> None:
-        from va_actors.core.llm.events import RealtimeErrorEvent
-
-        self.host.fail(error, context, RealtimeErrorEvent)
+    error_event = llm_events.RealtimeErrorEvent
 
     async def start(self) -> None:
-        from va_actors.core.llm import events as llm_events
-
         transcripts = (llm_events.RealtimeUserSpeechTranscriptionEvent,
                        llm_events.RealtimeAgentSpeechTranscriptionEvent)
 

@@ -358,6 +358,10 @@ class ActorHost:
         """Report a plugin exception as an error event on ``<actor>.events``."""
         logger.warning("%s: %s failed: %s: %s", self.instance, context,
                        type(error).__name__, error, exc_info=logger.isEnabledFor(logging.DEBUG))
+        self._publish_error(error, context, event_class)
+
+    def _publish_error(self, error: BaseException, context: str,
+                       event_class: type[PluginErrorEvent] = PluginErrorEvent) -> None:
         if self._xpub is None:
             return
         try:
@@ -418,7 +422,7 @@ class ActorHost:
         self._connect_inputs()
         await self._ready.wait()
         self.state = "ready"
-        self._control.send("ready", {"instance": self.instance,
+        self._control.send("ready", {"instance": self.instance, "pid": os.getpid(),
                                      "subscribers": dict(self.subscribers)})
         await self._started.wait()
         self.state = "running"
@@ -583,17 +587,22 @@ class ActorHost:
         accept = self._accept
         for _ in range(MAX_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                first = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 # The FD is edge-triggered: stop only when ZMQ_EVENTS agrees.
                 if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                     return
                 continue
+            # Topic and header are small: copied (cheaper than zmq.Frame objects).
+            # Payloads stay zero-copy: a video frame is viewed, never copied.
+            frames: list[bytes | zmq.Frame] = [first]
+            while sock.getsockopt(zmq.RCVMORE):
+                frames.append(sock.recv(copy=len(frames) < 2))
             accept(frames)
         assert self._loop is not None
         self._loop.call_soon(self._read_sub)  # more may be waiting: let dispatchers run first
 
-    def _accept(self, frames: list[zmq.Frame]) -> None:
+    def _accept(self, frames: list[bytes | zmq.Frame]) -> None:
         self.n_in += 1
         try:
             msg = decode(frames)
@@ -659,7 +668,9 @@ class ActorHost:
         now = time.monotonic()
         if now - self._last_error_event.get(reason, -1e9) >= _ERROR_EVENT_INTERVAL_S:
             self._last_error_event[reason] = now
-            self.fail(err, f"input dropped ({reason})")
+            logger.warning("%s: dropped a bad input message (%s); more are only counted "
+                           "for a second", self.instance, err)
+            self._publish_error(err, f"input dropped ({reason})")
 
     # -- task bookkeeping ----------------------------------------------------------
     def _task_done(self, task: asyncio.Task[Any], context: str) -> None:
@@ -734,6 +745,7 @@ class ActorHost:
         inputs = self._inputs.copy()
         return {
             "instance": self.instance,
+            "pid": os.getpid(),
             "counters": {"in": self.n_in, "out": self.n_out, "drops": drops},
             "loop_lag_ms": round(self.loop_lag_ms(), 3),
             "queue": {topic: route.depth() for topic, route in inputs.items()},
@@ -784,7 +796,8 @@ class _Control(threading.Thread):
         """Send ``bye`` and stop the thread (waits at most ``timeout``)."""
         if not self.is_alive():
             return
-        self.send("bye", {"instance": self._host.instance, "reason": reason, "code": code})
+        self.send("bye", {"instance": self._host.instance, "pid": os.getpid(),
+                          "reason": reason, "code": code})
         self.send("", {})  # an empty op ends the thread once bye is out
         self.join(timeout)
 
@@ -857,7 +870,8 @@ class _Control(threading.Thread):
                          self._parent_pid)
             _hard_exit(EXIT_FAILURE)
         if self._hard_deadline is not None and now > self._hard_deadline:
-            self._report(push, "bye", {"instance": self._host.instance, "code": EXIT_FAILURE,
+            self._report(push, "bye", {"instance": self._host.instance, "pid": os.getpid(),
+                                       "code": EXIT_FAILURE,
                                        "reason": "shutdown deadline passed; forced exit"})
             push.close(linger=500)
             _hard_exit(EXIT_FAILURE)

@@ -51,7 +51,8 @@ class PluginError(Exception):
     """
 
     def __init__(self, ref: str, message: str, hint: str = "") -> None:
-        super().__init__(f"{message} (hint: {hint})" if hint else message)
+        text = f"plugin {ref!r}: {message}"
+        super().__init__(f"{text} (hint: {hint})" if hint else text)
         self.ref = ref
         self.message = message
         self.hint = hint
@@ -158,7 +159,7 @@ def category(cls: type) -> Category:
     names = ", ".join(sorted({base.__qualname__ for _, base in base_classes()}))
     raise NotAPlugin(
         _qualified(cls),
-        f"{_qualified(cls)} is not a va-actors plugin class",
+        f"{cls.__qualname__} does not derive from a va-actors plugin base class",
         f"subclass one of the va_actors.core bases: {names}",
     )
 
@@ -196,7 +197,7 @@ def resolve(ref: str, search_paths: Sequence[str | os.PathLike[str]] = ()) -> ty
     dirs = _extend_sys_path(search_paths)
     obj = _from_module_ref(ref, dirs) if ":" in ref else _from_entry_point(ref)
     if not isinstance(obj, type):
-        raise NotAPlugin(ref, f"{ref!r} is a {type(obj).__name__}, not a class",
+        raise NotAPlugin(ref, f"names a {type(obj).__name__}, not a class",
                          "point the reference at the plugin class")
     return obj
 
@@ -216,7 +217,7 @@ def _extend_sys_path(search_paths: Iterable[str | os.PathLike[str]]) -> list[str
 def _from_module_ref(ref: str, dirs: Sequence[str]) -> object:
     module_name, _, attr_path = ref.partition(":")
     if not _DOTTED.match(module_name) or not _DOTTED.match(attr_path):
-        raise PluginNotFound(ref, f"malformed plugin reference {ref!r}",
+        raise PluginNotFound(ref, "malformed reference",
                              "write 'package.module:Class', e.g. 'mypkg.stt:MySTT'")
     module = _import(ref, module_name, dirs)
     obj: object = module
@@ -264,7 +265,7 @@ def _module_hint(missing: str, dirs: Sequence[str]) -> str:
         local = [m.name for m in pkgutil.iter_modules(list(dirs))]
         close = difflib.get_close_matches(missing, local, n=1, cutoff=0.6)
         if close:
-            return f"did you mean {close[0]!r}? (found in {where})"
+            return f"did you mean {close[0]!r}? It is in {where}"
     return (f"no module {missing!r} in {where} or the installed packages; check the "
             "spelling or install the plugin's distribution")
 
@@ -282,21 +283,21 @@ def _from_entry_point(ref: str) -> object:
     matches = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
                if ep.name == ref]
     if not matches:
-        raise PluginNotFound(ref, f"no plugin named {ref!r} is installed",
-                             _entry_point_hint(ref))
+        raise PluginNotFound(ref, "no installed plugin has this name", _entry_point_hint(ref))
     entry = matches[0]
     module_name = entry.value.partition(":")[0].strip()
     try:
         return entry.load()
     except ModuleNotFoundError as exc:
         if exc.name is not None and _is_prefix(exc.name, module_name):
-            raise PluginNotFound(ref, f"plugin {ref!r} points at {entry.value!r}, whose "
-                                      "module is not importable",
-                                 "reinstall the plugin's distribution") from exc
+            raise PluginNotFound(ref, f"it is installed as {entry.value!r}, but that module "
+                                      f"is not importable ({exc})",
+                                 "reinstall the plugin's distribution (rerun the set-up)"
+                                 ) from exc
         raise _load_error(ref, module_name, exc) from exc
     except AttributeError as exc:
-        raise PluginNotFound(ref, f"plugin {ref!r} points at {entry.value!r}, which does "
-                                  f"not exist: {exc}",
+        raise PluginNotFound(ref, f"it is installed as {entry.value!r}, which does not "
+                                  f"exist: {exc}",
                              "fix the entry point in the plugin's pyproject.toml") from exc
     except Exception as exc:
         raise _load_error(ref, module_name, exc) from exc

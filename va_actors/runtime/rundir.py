@@ -126,7 +126,39 @@ def create_run_dir(pipeline: str, *, pid: int | None = None, path: Path | None =
     _private_dir(target)
     # The sys sockets must fit; instance sockets are checked as they are named.
     endpoint(target, SYS_PULL_NAME)
+    if path is not None:
+        _link_from_base(target, f"{pipeline}-{pid or os.getpid()}")
     return target
+
+
+def _link_from_base(target: Path, name: str) -> None:
+    """Point ``<base>/<name>`` at a run directory kept elsewhere.
+
+    ``va-launch tap`` / ``status`` without ``--run-dir`` look only in the base
+    directory; the link lets them find a pipeline started with ``--run-dir``.
+    """
+    link = base_dir() / name
+    if target.resolve().parent == link.parent.resolve():
+        return  # already where the lookup goes
+    try:
+        _private_dir(link.parent)
+        if link.is_symlink() or link.exists():
+            clear_run_dir(link)
+        link.symlink_to(target.resolve(), target_is_directory=True)
+    except (OSError, RunDirError):
+        pass  # only a convenience: --run-dir still finds the pipeline
+
+
+def base_link(run_dir: Path) -> Path | None:
+    """The link in the base directory that points at ``run_dir``, if there is one."""
+    root = base_dir()
+    if not root.is_dir():
+        return None
+    resolved = run_dir.resolve()
+    for child in root.iterdir():
+        if child.is_symlink() and child.resolve() == resolved:
+            return child
+    return None
 
 
 def ipc_path(run_dir: Path, filename: str) -> str:
@@ -182,6 +214,7 @@ def live_manifests(base: Path | None = None) -> list[Manifest]:
     """Manifests under ``base`` whose supervisor is alive, newest first."""
     root = base if base is not None else base_dir()
     found: list[Manifest] = []
+    seen: set[str] = set()
     if not root.is_dir():
         return found
     for child in root.iterdir():
@@ -189,7 +222,8 @@ def live_manifests(base: Path | None = None) -> list[Manifest]:
             manifest = read_manifest(child)
         except RunDirError:
             continue
-        if pid_alive(manifest.supervisor_pid):
+        if pid_alive(manifest.supervisor_pid) and manifest.run_dir not in seen:
+            seen.add(manifest.run_dir)
             found.append(manifest)
     found.sort(key=lambda m: m.started_at, reverse=True)
     return found
@@ -220,17 +254,34 @@ def prune_stale(base: Path | None = None) -> list[Path]:
     if not root.is_dir():
         return removed
     for child in root.iterdir():
+        if child.is_symlink() and not child.exists():
+            clear_run_dir(child)  # its run directory is gone
+            removed.append(child)
+            continue
         try:
             manifest = read_manifest(child)
         except RunDirError:
             continue
         if not pid_alive(manifest.supervisor_pid):
+            # A link's target was a user-chosen place: drop the link, leave the target.
             clear_run_dir(child)
             removed.append(child)
     return removed
 
 
 def clear_run_dir(run_dir: Path) -> None:
-    """Remove a run directory and everything in it (missing is fine)."""
+    """Remove a run directory and everything in it, or just the link to one."""
+    if run_dir.is_symlink():
+        with contextlib.suppress(OSError):
+            run_dir.unlink()
+        return
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Remove a run directory at clean shutdown, with its link in the base directory."""
+    link = base_link(run_dir)
+    if link is not None:
+        clear_run_dir(link)
+    clear_run_dir(run_dir)
 

@@ -356,6 +356,11 @@ class Supervisor:
         return self._sys_pub
 
     @property
+    def playback(self) -> dict[str, bool]:
+        """Last playback state per sink instance; empty until a sink reports one."""
+        return dict(self._playing)
+
+    @property
     def stop_reason(self) -> str:
         """Why the pipeline stopped (empty while it runs)."""
         return self._stop_reason
@@ -852,7 +857,7 @@ class Supervisor:
         if self._ctx is not None:
             self._ctx.destroy(0)
         if self._run_dir is not None:
-            rundir.clear_run_dir(self._run_dir)
+            rundir.remove_run_dir(self._run_dir)
         self._done.set()
 
     # -- publishing -------------------------------------------------------------------------

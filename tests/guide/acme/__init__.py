@@ -1,7 +1,7 @@
 """The guide's example plugin, "Acme", ported to va_actors.
 
-Laid out like ``plugins/acme/vision_agents/plugins/acme/`` in the guide and used
-the same way: ``from acme import STT, TTS, LLM, VLM, Realtime``.
+The guide's package is ``plugins/acme/.../plugins/acme/``; this one is used the
+same way: ``from acme import STT, TTS, LLM, VLM, Realtime``.
 """
 
 from .events import AcmeUsageEvent

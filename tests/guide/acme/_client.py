@@ -1,5 +1,7 @@
 """Connection settings every Acme class shares."""
 
+# ruff: noqa: UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 import os
 from typing import Optional
 

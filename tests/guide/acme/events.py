@@ -1,5 +1,7 @@
 """Acme's own events (the guide's optional ``events.py``)."""
 
+# ruff: noqa: UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 from dataclasses import dataclass, field
 from typing import Any, Optional
 

@@ -1,5 +1,7 @@
 """Acme chat LLM: streaming completions with function calling."""
 
+# ruff: noqa: UP006, UP035, UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 import json
 import logging
 from typing import Any, AsyncIterator, Dict, List, Optional
@@ -9,8 +11,8 @@ import aiohttp
 from va_actors.core import llm
 from va_actors.core.edge.types import Participant
 from va_actors.core.llm.events import LLMResponseChunkEvent, LLMResponseCompletedEvent
-from va_actors.core.llm.llm import LLMResponseEvent, NormalizedToolCallItem
 from va_actors.core.llm.function_registry import ToolSchema
+from va_actors.core.llm.llm import LLMResponseEvent, NormalizedToolCallItem
 from va_actors.core.processors import Processor
 
 from ._client import DEFAULT_BASE_URL, api_key_from_env, auth_headers
@@ -172,7 +174,7 @@ class LLM(llm.LLM):
         tool_messages = [
             {"role": "tool", "tool_call_id": tc["id"],
              "content": self._sanitize_tool_output(result)}
-            for tc, result in zip(tool_calls, results)
+            for tc, result in zip(tool_calls, results, strict=True)
         ]
         return [assistant, *tool_messages]
 

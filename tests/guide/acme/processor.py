@@ -4,6 +4,8 @@
 sends frames to Acme's detection API and publishes annotated video.
 """
 
+# ruff: noqa: UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 from __future__ import annotations  # aiortc is only needed for the type hints below
 
 import asyncio

@@ -1,5 +1,7 @@
 """Acme speech-to-speech over Acme's realtime WebSocket API."""
 
+# ruff: noqa: UP006, UP035, UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 import asyncio
 import base64
 import json

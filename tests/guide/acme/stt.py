@@ -1,5 +1,7 @@
 """Acme speech-to-text over Acme's streaming WebSocket API."""
 
+# ruff: noqa: UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 import asyncio
 import json
 import logging

@@ -1,5 +1,7 @@
 """Acme text-to-speech: a chunked HTTP stream of raw PCM at 24 kHz."""
 
+# ruff: noqa: UP035, UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 import logging
 from typing import AsyncIterator, Optional
 

@@ -1,5 +1,7 @@
 """Acme vision LLM: buffers recent video frames and sends them with the question."""
 
+# ruff: noqa: UP035, UP045 - kept in the guide's typing style (Optional, List, Dict)
+
 import asyncio
 import base64
 import json
@@ -12,6 +14,7 @@ import aiohttp
 import av
 
 from va_actors.core.edge.types import Participant
+
 # Vision Agents' plugins import VideoLLM from ``core.llm.llm``; va_actors only
 # exports it from ``core.llm`` (see test_guide_llm_gaps.py).
 from va_actors.core.llm import VideoLLM
@@ -101,7 +104,7 @@ class VLM(VideoLLM):
              "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(f).decode()}}
             for f in frames
         ]
-        messages = self._build_messages() + [{"role": "user", "content": content}]
+        messages = [*self._build_messages(), {"role": "user", "content": content}]
         parts: list[str] = []
         async with self._client.post(
             f"{self.base_url}/v1/chat/completions",

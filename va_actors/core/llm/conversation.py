@@ -116,6 +116,11 @@ class Conversation:
         return self.append(Message(role=role, content=content, user_id=user_id,
                                    id=message_id or _new_id(), completed=completed))
 
+    async def send_message(self, role: str, user_id: str | None = None, content: str = "",
+                           message_id: str | None = None) -> Message:
+        """Add a completed message (Vision Agents' async spelling of add_message)."""
+        return self.add_message(role, content, user_id=user_id, message_id=message_id)
+
     def upsert_message(self, role: str, content: str = "", message_id: str | None = None,
                        completed: bool = True, replace: bool = False, *,
                        user_id: str | None = None,

@@ -141,6 +141,14 @@ class RealtimeAudioOutputEvent(PluginBaseEvent):
 
 
 @dataclass(kw_only=True)
+class RealtimeAudioInputEvent(PluginBaseEvent):
+    """User audio a speech-to-speech provider received."""
+
+    type: str = field(default="plugin.realtime_audio_input", init=False)
+    data: PcmData | None = None
+
+
+@dataclass(kw_only=True)
 class RealtimeAudioOutputDoneEvent(PluginBaseEvent):
     """A speech-to-speech response finished (``interrupted`` by the user or not)."""
 

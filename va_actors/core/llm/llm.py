@@ -1058,3 +1058,16 @@ def _delta_from_event(event: LLMResponseDeltaEvent) -> LLMResponseDelta:
         output_index=event.output_index, sequence_number=event.sequence_number,
         is_first_chunk=event.is_first_chunk, time_to_first_token_ms=event.time_to_first_token_ms,
     )
+
+
+_MULTIMODAL = {"AudioLLM", "OmniLLM", "VideoLLM"}
+
+
+def __getattr__(name: str) -> Any:
+    # Vision Agents' plugins import VideoLLM & co. from core.llm.llm; they live in
+    # vlm.py, which imports this module, so resolve them lazily.
+    if name in _MULTIMODAL:
+        from va_actors.core.llm import vlm
+
+        return getattr(vlm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

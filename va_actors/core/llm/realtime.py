@@ -20,6 +20,7 @@ from va_actors.core.edge.types import Participant
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
     RealtimeAudioOutputDoneEvent,
+    RealtimeAudioInputEvent,
     RealtimeAudioOutputEvent,
     RealtimeConnectedEvent,
     RealtimeDisconnectedEvent,
@@ -134,8 +135,10 @@ class Realtime(OmniLLM):
             self._anonymous_epoch = self._epoch
         return self._anonymous_epoch
 
-    def _emit_audio_output_event(self, pcm: PcmData, response_id: str | None = None, *,
-                                 epoch: int | None = None) -> bool:
+    def _emit_audio_output_event(self, pcm: PcmData | None = None,
+                                 response_id: str | None = None, *,
+                                 epoch: int | None = None, audio_data: PcmData | None = None,
+                                 user_metadata: Any = None) -> bool:
         """Send agent audio, stamped with its response's epoch.
 
         Audio of a response that started before the current epoch (the
@@ -145,6 +148,7 @@ class Realtime(OmniLLM):
         :meth:`_start_response`) at response boundaries. Returns whether the
         audio was sent.
         """
+        pcm = pcm if pcm is not None else audio_data  # audio_data=: Vision Agents' keyword
         if not isinstance(pcm, PcmData):
             raise TypeError(f"{self.provider_name}: audio output must be PcmData, got "
                             f"{type(pcm).__name__} (wrap bytes with PcmData.from_bytes)")
@@ -158,6 +162,12 @@ class Realtime(OmniLLM):
             session_id=self.session_id, plugin_name=self.provider_name, data=pcm,
             response_id=response_id, epoch=audio_epoch))
         return True
+
+    def _emit_audio_input_event(self, audio_data: PcmData, user_metadata: Any = None) -> None:
+        """Report user audio the provider received (for metrics and taps)."""
+        self.events.send(RealtimeAudioInputEvent(
+            session_id=self.session_id, plugin_name=self.provider_name, data=audio_data,
+            user_metadata=user_metadata))
 
     def _emit_audio_output_done_event(self, response_id: str | None = None,
                                       interrupted: bool = False) -> None:

@@ -203,6 +203,13 @@ class TTS(abc.ABC):
             async for chunk in run.chunks(*args, **kwargs):
                 yield chunk
         except Exception as exc:
+            if run.epoch != self._epoch:
+                # interrupt() ran and stop_audio() aborted the provider stream: the
+                # failure is the interruption itself, not a synthesis error.
+                run.interrupted = True
+                logger.debug("%s: stream ended by interrupt (%s: %s)", self.provider_name,
+                             type(exc).__name__, exc)
+                return
             self._emit_error(exc, context="synthesis")
             raise
         finally:

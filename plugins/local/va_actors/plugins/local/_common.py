@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from va_actors.core.edge import Participant, TransportErrorEvent
+from va_actors.core.edge import Participant, SourceFinishedEvent, TransportErrorEvent
 from va_actors.core.node import NodeContext
 
 logger = logging.getLogger("va_actors.plugins.local")
@@ -37,6 +37,13 @@ def report_error(
             is_recoverable=recoverable,
             plugin_name=PLUGIN_NAME,
         ),
+    )
+
+
+def publish_finished(ctx: NodeContext, sent_ms: float) -> None:
+    """Tell the pipeline this source has sent everything it had."""
+    ctx.publish(
+        EVENTS, SourceFinishedEvent(source=ctx.name, sent_ms=sent_ms, plugin_name=PLUGIN_NAME)
     )
 
 
@@ -86,13 +93,18 @@ class Pacer:
         self.realtime = realtime
         self._origin: float | None = None
 
+    def lateness(self, media_s: float) -> float:
+        """Seconds by which ``media_s`` is overdue (0 when not yet due or not real-time)."""
+        if not self.realtime or self._origin is None:
+            return 0.0
+        return max(0.0, asyncio.get_running_loop().time() - (self._origin + media_s))
+
     async def wait_until(self, media_s: float) -> None:
         """Return when the media time ``media_s`` is due."""
         if not self.realtime:
             await asyncio.sleep(0)
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         if self._origin is None:
             self._origin = now - media_s
         await asyncio.sleep(max(0.0, self._origin + media_s - now))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -12,7 +12,8 @@ import numpy as np
 
 from va_actors.core.audio import AudioFormat, AudioFramer, PcmData, Resampler
 from va_actors.core.video import VideoFrame
-from va_actors.plugins.local._common import FRAME_MS, logger
+
+from ._common import FRAME_MS, logger
 
 # Rate used when a file's own rate has no whole number of samples in 20 ms
 # (11025 Hz, for one): chunks must be exactly 20 ms.
@@ -75,7 +76,7 @@ def decode_audio(
     path: str | os.PathLike[str],
     sample_rate: int | None = None,
     channels: int | None = None,
-) -> Iterator[PcmData]:
+) -> Generator[PcmData, None, None]:
     """Yield the first audio stream of ``path`` as 20 ms s16 chunks.
 
     The file's own rate and channel count are kept unless ``sample_rate`` /

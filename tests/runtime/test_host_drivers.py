@@ -1,0 +1,325 @@
+"""Category drivers in-process, against a fake host that records what they publish."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.actors.tone import tone_chunk
+from va_actors.core.audio.pcm import PcmData
+from va_actors.core.edge.types import Participant
+from va_actors.core.events.base import BaseEvent, PluginBaseEvent, PluginErrorEvent
+from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal
+from va_actors.core.processors import ProcessorStateEvent, VideoProcessorPublisher
+from va_actors.core.stt import STT, STTErrorEvent, STTTranscriptEvent
+from va_actors.core.tts import TTS
+from va_actors.core.turn_detection import TurnStartedEvent
+from va_actors.core.utils.video_forwarder import VideoForwarder
+from va_actors.core.video import QueuedVideoTrack, VideoFrame
+from va_actors.runtime import drivers, plugins
+from va_actors.wire import Message, TextChunk, decode, encode_audio, encode_event, encode_text
+from va_actors.wire.codec import encode_video
+
+
+class FakeHost:
+    """Implements drivers.HostPort; records publishes, drops and failures."""
+
+    actor = "a"
+    instance = "a"
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.published: list[tuple[str, Any, int, dict[str, Any]]] = []
+        self.drops: dict[str, int] = {}
+        self.failures: list[tuple[type[PluginErrorEvent], BaseException, str]] = []
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def publish(self, stream: str, value: Any, *, epoch: int | None = None, ref: Any = None,
+                final: bool = False, **fields: Any) -> None:
+        stamp = self.epoch if epoch is None else epoch
+        if stamp < self.epoch:
+            self.count_drop("stale_out")
+            return
+        self.published.append((stream, value, stamp, fields))
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + n
+
+    async def wait_started(self) -> None:
+        return None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], context: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        return task
+
+    def fail(self, error: BaseException, context: str,
+             event_class: type[PluginErrorEvent] = PluginErrorEvent) -> None:
+        self.failures.append((event_class, error, context))
+
+    def on(self, stream: str) -> list[Any]:
+        return [value for s, value, _, _ in self.published if s == stream]
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def wire(frames: list[Any]) -> Message:
+    return decode([bytes(f) for f in frames])
+
+
+def audio_msg(index: int, epoch: int = 0) -> Message:
+    return wire(encode_audio("mic.audio", tone_chunk(index), seq=index, epoch=epoch, source="mic"))
+
+
+def text_msg(text: str, rid: str, index: int, *, final: bool = False, epoch: int = 0,
+             **fields: Any) -> Message:
+    frames = encode_text("llm.text", TextChunk(text, final, rid, index), seq=index, epoch=epoch,
+                         source="llm")
+    msg = wire(frames)
+    msg.fields.update(fields)
+    return msg
+
+
+def event_msg(event: BaseEvent, epoch: int = 0) -> Message:
+    return wire(encode_event("stt.transcript", event, seq=0, epoch=epoch, source="stt"))
+
+
+async def settle(host: FakeHost, until: Any, timeout: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not until():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out; published {[p[0] for p in host.published]}")
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[FakeHost]:
+    fake = FakeHost()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+# -- selection ------------------------------------------------------------------------------
+def test_driver_for_matches_the_category_and_checks_the_class() -> None:
+    assert drivers.driver_for(plugins.category(EchoSTT), EchoSTT) is drivers.STTDriver
+    assert drivers.driver_for("tts", SlowTTS) is drivers.TTSDriver
+    assert drivers.driver_for("llm", ScriptedLLM) is drivers.LLMDriver
+    with pytest.raises(ValueError, match="not a tts plugin"):
+        drivers.driver_for("tts", EchoSTT)
+
+
+# -- STT -----------------------------------------------------------------------------------
+class EchoSTT(STT):
+    """Reports every chunk as a turn start plus a transcript; fails on chunk 2."""
+
+    async def process_audio(self, pcm_data: PcmData,
+                            participant: Participant | None = None) -> None:
+        if pcm_data.pts == 2 * 320:
+            raise RuntimeError("provider hiccup")
+        self._emit_turn_started_event(participant)
+        self._emit_partial_transcript_event("hel", participant)
+        self._emit_transcript_event(f"chunk {pcm_data.pts}", participant)
+        self.events.send(PluginBaseEvent(plugin_name="custom"))
+
+
+async def test_stt_routes_transcripts_turns_and_events(host: FakeHost) -> None:
+    driver = drivers.STTDriver(host, EchoSTT())
+    await driver.start()
+    await driver.on_input(audio_msg(1))
+    assert [type(e).__name__ for e in host.on("transcript")] == [
+        "STTPartialTranscriptEvent", "STTTranscriptEvent"]
+    assert [type(e) for e in host.on("turn")] == [TurnStartedEvent]
+    assert [e.plugin_name for e in host.on("events")] == ["custom"]
+    with pytest.raises(RuntimeError):  # the host's dispatcher turns this into driver.fail
+        await driver.on_input(audio_msg(2))
+    driver.fail(RuntimeError("x"), "input mic.audio")
+    assert host.failures[0][0] is STTErrorEvent
+
+
+# -- LLM -----------------------------------------------------------------------------------
+class ScriptedLLM(LLM):
+    """Streams the words of ``script`` with ``delay`` between them."""
+
+    def __init__(self, script: str = "Hi there. How are you?", delay: float = 0.0) -> None:
+        super().__init__()
+        self.script = script
+        self.delay = delay
+        self.interrupts: list[int | None] = []
+
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None
+                              ) -> AsyncIterator[LLMResponseDelta | LLMResponseFinal]:
+        for word in self.script.split(" "):
+            await asyncio.sleep(self.delay)
+            yield LLMResponseDelta(delta=word + " ")
+        yield LLMResponseFinal(text=self.script)
+
+    async def interrupt(self, epoch: int | None = None) -> None:
+        self.interrupts.append(epoch)
+
+
+def transcript(text: str, mode: str = "final") -> STTTranscriptEvent:
+    return STTTranscriptEvent(text=text, mode=mode)  # type: ignore[arg-type]
+
+
+async def test_llm_replies_to_final_transcripts_with_text_chunks(host: FakeHost) -> None:
+    driver = drivers.LLMDriver(host, ScriptedLLM())
+    await driver.start()
+    await driver.on_input(event_msg(transcript("hel", mode="replacement")))
+    await driver.on_input(event_msg(transcript("hello"), epoch=0))
+    await settle(host, lambda: any(c.final for c in host.on("text")))
+    chunks: list[TextChunk] = host.on("text")
+    assert "".join(c.text for c in chunks[:-1]) == "Hi there. How are you? "
+    assert chunks[-1] == TextChunk("Hi there. How are you?", True, chunks[0].response_id,
+                                   len(chunks) - 1)
+    assert {c.response_id for c in chunks} == {chunks[0].response_id}
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+
+
+async def test_llm_barge_in_interrupts_and_drops_the_old_reply(host: FakeHost) -> None:
+    llm = ScriptedLLM("one two three four five six", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    await driver.on_input(event_msg(transcript("go")))
+    await settle(host, lambda: len(host.on("text")) >= 2)
+    host.epoch = 1
+    await driver.on_epoch(1)
+    assert llm.interrupts == [1]
+    await settle(host, lambda: all(t.done() for t in host.tasks))
+    assert all(stamp == 0 for s, _, stamp, _ in host.published if s == "text")
+    assert not any(c.final for c in host.on("text"))  # the final of epoch 0 is stale
+    assert host.drops["stale_out"] >= 1
+
+
+async def test_llm_newer_transcript_supersedes_the_reply(host: FakeHost) -> None:
+    driver = drivers.LLMDriver(host, ScriptedLLM("a b c d e f g h", delay=0.02))
+    await driver.start()
+    await driver.on_input(event_msg(transcript("first")))
+    await settle(host, lambda: len(host.on("text")) >= 1)
+    await driver.on_input(event_msg(transcript("second")))
+    await settle(host, lambda: sum(c.final for c in host.on("text")) == 2)
+    finals = [(c, f) for s, c, _, f in host.published if s == "text" and c.final]
+    assert finals[0][1] == {"interrupted": True} and finals[1][1] == {}
+    assert finals[1][0].text == "a b c d e f g h"
+
+
+# -- TTS -----------------------------------------------------------------------------------
+class SlowTTS(TTS):
+    """10 ms of audio per character, streamed in 4 pieces with ``delay`` between."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.said: list[str] = []
+
+    async def stream_audio(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        self.said.append(text)
+        samples = np.full(160 * len(text), 1000, dtype=np.int16)
+
+        async def pieces() -> AsyncIterator[PcmData]:
+            for part in np.array_split(samples, 4):
+                await asyncio.sleep(self.delay)
+                yield PcmData(16000, "s16", part)
+
+        return pieces()
+
+    async def stop_audio(self) -> None:
+        return None
+
+
+async def test_tts_cuts_sentences_and_says_the_rest_at_final(host: FakeHost) -> None:
+    tts = SlowTTS()
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    for i, part in enumerate(["Hello there", ". How are", " you? I'm", " fine"]):
+        await driver.on_input(text_msg(part, "r1", i))
+    await settle(host, lambda: len(tts.said) == 2)
+    assert tts.said == ["Hello there.", "How are you?"]
+    await driver.on_input(text_msg("Hello there. How are you? I'm fine", "r1", 4, final=True))
+    await settle(host, lambda: len(tts.said) == 3)
+    assert tts.said[2] == "I'm fine"
+    await settle(host, lambda: sum(p.samples.size for p in host.on("audio")) == 160 * 32)
+    # A reply that came only as a final (no deltas) is said from the final's text.
+    await driver.on_input(text_msg("Short. Reply", "r2", 0, final=True))
+    await settle(host, lambda: len(tts.said) == 5)
+    assert tts.said[3:] == ["Short.", "Reply"]
+
+
+async def test_tts_barge_in_drops_buffered_text_and_old_audio(host: FakeHost) -> None:
+    tts = SlowTTS(delay=0.03)
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    await driver.on_input(text_msg("First sentence here. Second one. Third", "r1", 0))
+    await settle(host, lambda: len(host.on("audio")) >= 1)
+    host.epoch = 1
+    await driver.on_epoch(1)
+    before = len(host.on("audio"))
+    await asyncio.sleep(0.2)
+    assert len(host.on("audio")) == before  # nothing of epoch 0 after the interrupt
+    assert tts.said == ["First sentence here."]
+    assert tts.epoch == 1
+    await driver.on_input(text_msg("New reply.", "r2", 0, final=True, epoch=1))
+    await settle(host, lambda: tts.said[-1] == "New reply.")
+    await settle(host, lambda: any(stamp == 1 for s, _, stamp, _ in host.published))
+
+
+async def test_tts_drops_the_rest_of_a_superseded_reply(host: FakeHost) -> None:
+    tts = SlowTTS()
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    await driver.on_input(text_msg("Half a sent", "r1", 0))
+    await driver.on_input(text_msg("Half a sent", "r1", 1, final=True, interrupted=True))
+    await driver.on_input(text_msg("Other.", "r2", 0, final=True))
+    await settle(host, lambda: tts.said == ["Other."])
+
+
+# -- video processor ---------------------------------------------------------------------
+class Annotator(VideoProcessorPublisher):
+    """Inverts every frame it gets and publishes it, with a state event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.track = QueuedVideoTrack(8, 8, fps=30)
+
+    async def process_video(self, track: Any, participant_id: str | None,
+                            shared_forwarder: VideoForwarder | None = None) -> None:
+        assert shared_forwarder is not None
+        shared_forwarder.add_frame_handler(self.on_frame, fps=30)
+
+    async def on_frame(self, frame: VideoFrame) -> None:
+        inverted = VideoFrame.from_ndarray(255 - frame.to_ndarray(), pts=frame.pts)
+        self.track.add_frame(inverted)
+        self.events.send(ProcessorStateEvent(processor="annotator", frame_pts=frame.pts))
+
+    def publish_video_track(self) -> QueuedVideoTrack:
+        return self.track
+
+    async def stop_processing(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.track.stop()
+
+
+async def test_video_processor_publishes_its_track_and_state(host: FakeHost) -> None:
+    driver = drivers.VideoProcessorDriver(host, Annotator())
+    await driver.start()
+    pixels = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
+    frame = VideoFrame.from_ndarray(pixels, pts=7)
+    await driver.on_input(wire(encode_video("cam.video", frame, seq=0, epoch=0, source="cam")))
+    await settle(host, lambda: host.on("video") and host.on("state"))
+    out = host.on("video")[0]
+    assert zlib.crc32(out.to_ndarray().tobytes()) == zlib.crc32((255 - pixels).tobytes())
+    assert host.on("state")[0].frame_pts == 7
+    await driver.close()
