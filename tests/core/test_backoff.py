@@ -59,7 +59,7 @@ async def test_retry_gives_up_with_the_last_error() -> None:
     async def no_sleep(seconds: float) -> None:
         return None
 
-    with pytest.raises(RetriesExhausted, match="3 attempt.*refused") as info:
+    with pytest.raises(RetriesExhausted, match=r"3 attempt.*refused") as info:
         await Backoff(max_attempts=3).retry(down, sleep=no_sleep)
     assert isinstance(info.value.__cause__, ConnectionError)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import pytest
-
 from va_actors.core.audio import PcmData
 from va_actors.core.llm.conversation import Conversation
 from va_actors.core.llm.events import RealtimeAudioOutputEvent

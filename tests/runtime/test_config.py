@@ -642,6 +642,7 @@ def test_resolve_loads_entry_points(tmp_path: Path) -> None:
     (Category.TTS, {"audio", "events"}),
     (Category.REALTIME, {"audio", "transcript", "events"}),
     (Category.VIDEO_PROCESSOR, {"video", "state", "events"}),
+    (Category.AUDIO_PROCESSOR, {"state", "events"}),
     (Category.NODE, set()),
 ])
 def test_outputs_per_category(cat: Category, streams: set[str]) -> None:

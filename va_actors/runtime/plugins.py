@@ -95,7 +95,7 @@ _OUTPUTS: dict[Category, frozenset[str]] = {
     Category.REALTIME: frozenset({"audio", "transcript", "events"}),
     Category.TTS: frozenset({"audio", "events"}),
     Category.VIDEO_PROCESSOR: frozenset({"video", "state", "events"}),
-    Category.AUDIO_PROCESSOR: frozenset({"audio", "state", "events"}),
+    Category.AUDIO_PROCESSOR: frozenset({"state", "events"}),
 }
 
 

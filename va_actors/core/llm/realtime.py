@@ -19,8 +19,8 @@ from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.types import Participant
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
-    RealtimeAudioOutputDoneEvent,
     RealtimeAudioInputEvent,
+    RealtimeAudioOutputDoneEvent,
     RealtimeAudioOutputEvent,
     RealtimeConnectedEvent,
     RealtimeDisconnectedEvent,
