@@ -22,6 +22,7 @@ from va_actors.core.turn_detection import TurnStartedEvent
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import QueuedVideoTrack, VideoFrame
 from va_actors.runtime import drivers, plugins
+from va_actors.runtime.spec import ActorSpec
 from va_actors.wire import Message, TextChunk, decode, encode_audio, encode_event, encode_text
 from va_actors.wire.codec import encode_video
 
@@ -323,3 +324,58 @@ async def test_video_processor_publishes_its_track_and_state(host: FakeHost) -> 
     assert zlib.crc32(out.to_ndarray().tobytes()) == zlib.crc32((255 - pixels).tobytes())
     assert host.on("state")[0].frame_pts == 7
     await driver.close()
+
+
+# -- the host's input queues (in-process, no sockets) -------------------------------------
+class GatedDriver:
+    """Records inputs; blocks on the first one until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.got: list[Message] = []
+
+    async def on_input(self, msg: Message) -> None:
+        self.got.append(msg)
+        await self.gate.wait()
+
+    def fail(self, error: BaseException, context: str) -> None:
+        raise AssertionError(f"{context}: {error}")
+
+
+async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -> None:
+    from va_actors.runtime.host import ActorHost, _Input
+
+    spec = ActorSpec(actor="sink", instance="sink", plugin="x:Y", data_endpoint="ipc:///x",
+                     sys_pub="ipc:///p", sys_pull="ipc:///q", audio_queue_ms=200)
+    host = ActorHost(spec)
+    host._loop = asyncio.get_running_loop()
+    driver = host._driver = GatedDriver()
+    host._inputs = {"mic.audio": _Input("mic.audio"), "cam.video": _Input("cam.video")}
+    frame = VideoFrame.from_ndarray(np.zeros((4, 4, 3), dtype=np.uint8))
+    try:
+        for i in range(30):  # 600 ms of audio against a 200 ms bound
+            host._accept(encode_audio("mic.audio", tone_chunk(i), seq=i, epoch=0, source="mic"))
+            await asyncio.sleep(0)
+        for i in range(5):
+            host._accept(encode_video("cam.video", frame.with_timing(i), seq=i, epoch=0,
+                                      source="cam"))
+            await asyncio.sleep(0)
+        assert len(host._tasks) == 2  # one dispatcher per input queue, however many messages
+        assert host.drops == {"overflow": 19, "replaced": 3}
+        driver.gate.set()
+        await settle_until(lambda: len(driver.got) == 1 + 10 + 2)
+        audio_seqs = [m.seq for m in driver.got if m.topic == "mic.audio"]
+        assert audio_seqs == [0, *range(20, 30)]  # oldest dropped, order kept
+        assert [m.seq for m in driver.got if m.topic == "cam.video"] == [0, 4]
+    finally:
+        for task in host._tasks:
+            task.cancel()
+        await asyncio.gather(*host._tasks, return_exceptions=True)
+
+
+async def settle_until(until: Any, timeout: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not until():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.005)

@@ -49,12 +49,14 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "GiveUpPolicy",
+    "LineMap",
     "PipelineConfig",
     "RestartPolicyName",
     "ServiceConfig",
     "SupervisorDefaults",
     "load_pipeline",
     "parse_pipeline",
+    "scan_lines",
 ]
 
 RestartPolicyName = Literal["never", "on-failure", "always"]

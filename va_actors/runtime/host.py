@@ -586,12 +586,13 @@ class ActorHost:
             return
         accept = self._accept
         for _ in range(MAX_BATCH):
+            # The FD is edge-triggered: read while ZMQ_EVENTS says so (asking is
+            # cheaper than the zmq.Again exception that an empty recv raises).
+            if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                return
             try:
                 first = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                # The FD is edge-triggered: stop only when ZMQ_EVENTS agrees.
-                if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                    return
                 continue
             # Topic and header are small: copied (cheaper than zmq.Frame objects).
             # Payloads stay zero-copy: a video frame is viewed, never copied.
@@ -625,12 +626,11 @@ class ActorHost:
             self.count_drop("unsubscribed")
             return
         kind = msg.kind
-        if kind is Kind.AUDIO:
-            (route.audio or self._open_queue(route, kind)).put(msg)
-        elif kind is Kind.VIDEO:
-            (route.video or self._open_queue(route, kind)).put(msg)
-        else:
-            (route.items or self._open_queue(route, kind)).put(msg)
+        inbox: _Queue | None = (route.audio if kind is Kind.AUDIO
+                                else route.video if kind is Kind.VIDEO else route.items)
+        if inbox is None:  # not "or": an empty queue is falsy
+            inbox = self._open_queue(route, kind)
+        inbox.put(msg)
 
     def _open_queue(self, route: _Input, kind: Kind) -> _Queue:
         assert self._loop is not None
