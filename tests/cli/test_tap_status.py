@@ -8,6 +8,7 @@ test's pipeline. The fixture stops it and reaps every actor, even on failure.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -152,7 +153,7 @@ def arrivals(rec: Path, since_ns: int, until_ns: int) -> list[float]:
             record = json.loads(line)
             if "recv_ns" in record and since_ns <= record["recv_ns"] < until_ns:
                 times.append(record["recv_ns"])
-    return [(b - a) / 1e6 for a, b in zip(times, times[1:], strict=False)]
+    return [(b - a) / 1e6 for a, b in itertools.pairwise(times)]
 
 
 def rss(processes: list[psutil.Process]) -> dict[int, int]:
@@ -192,7 +193,7 @@ def test_tap_finds_the_newest_pipeline_prints_readable_lines_and_sys_topics(
 
 def test_tap_hz_prints_per_topic_rates(launch: Callable[..., Running]) -> None:
     running = launch()
-    result = running.cli("tap", "mic.", "echo.", "--hz", "--timeout", "3.5")
+    result = running.cli("tap", "mic.", "echo.", "--hz", "--timeout", "2.5")
     assert result.returncode == 0, result.stderr
     rates = [json.loads(line)["hz"] for line in result.stdout.splitlines()]
     assert len(rates) >= 2
@@ -222,21 +223,19 @@ def test_a_stalled_tap_neither_slows_the_pipeline_nor_grows_its_memory(
         launch: Callable[..., Running]) -> None:
     # 48 kHz stereo: 3,840-byte chunks, 50 a second on mic.audio and echo.out.
     running = launch(rate=48000, channels=2)
+    processes = running.processes()
     window_s = 3.0
     time.sleep(0.5)
-    base_start = time.time_ns()
+    base_start, rss_base_start = time.time_ns(), rss(processes)
     time.sleep(window_s)
-    base_end = time.time_ns()
+    base_end, rss_base_end = time.time_ns(), rss(processes)
     tap = running.popen("tap", "")
     assert tap.stdout is not None
     assert json.loads(tap.stdout.readline())["topic"]  # subscribed and flowing
     os.kill(tap.pid, signal.SIGSTOP)  # stops reading: its queues fill, then drop
-    processes = running.processes()
-    before = rss(processes)
-    stall_start = time.time_ns()
+    stall_start, rss_stall_start = time.time_ns(), rss(processes)
     time.sleep(window_s)
-    stall_end = time.time_ns()
-    after = rss(processes)
+    stall_end, rss_stall_end = time.time_ns(), rss(processes)
 
     baseline = arrivals(running.rec, base_start, base_end)
     stalled = arrivals(running.rec, stall_start, stall_end)
@@ -246,8 +245,12 @@ def test_a_stalled_tap_neither_slows_the_pipeline_nor_grows_its_memory(
     p95 = statistics.quantiles(stalled, n=20)[-1]
     p95_base = statistics.quantiles(baseline, n=20)[-1]
     assert p95 < max(2 * p95_base, p95_base + 10.0), (p95, p95_base)
-    growth = {pid: (after[pid] - before[pid]) / 2**20 for pid in before}
-    assert max(growth.values()) < 8.0, growth  # MB per process; no queue grows unbounded
+    # Memory: growth while the tap is stalled vs growth over as long without a tap
+    # (what the pipeline does on its own is not the tap's doing).
+    extra_mb = {pid: ((rss_stall_end[pid] - rss_stall_start[pid])
+                      - (rss_base_end[pid] - rss_base_start[pid])) / 2**20
+                for pid in rss_base_start}
+    assert max(extra_mb.values()) < 3.0, extra_mb  # a stalled tap queues ~100 messages at most
     assert tap.poll() is None  # still there, still stalled
 
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import zmq
 
 from tests.actors.tone import tone_chunk
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.types import Participant
 from va_actors.core.events.base import BaseEvent, PluginBaseEvent, PluginErrorEvent
-from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal
+from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal, Realtime, VideoLLM
 from va_actors.core.processors import ProcessorStateEvent, VideoProcessorPublisher
 from va_actors.core.stt import STT, STTErrorEvent, STTTranscriptEvent
 from va_actors.core.tts import TTS
@@ -34,6 +37,8 @@ class FakeHost:
     instance = "a"
 
     def __init__(self) -> None:
+        self.thread = threading.get_ident()  # sockets are used from this thread only
+        self.loop = asyncio.get_running_loop()
         self.epoch = 0
         self.published: list[tuple[str, Any, int, dict[str, Any]]] = []
         self.drops: dict[str, int] = {}
@@ -42,6 +47,10 @@ class FakeHost:
 
     def publish(self, stream: str, value: Any, *, epoch: int | None = None, ref: Any = None,
                 final: bool = False, **fields: Any) -> None:
+        if threading.get_ident() != self.thread:  # as the host does: hand over to the loop
+            self.loop.call_soon_threadsafe(lambda: self.publish(stream, value, epoch=epoch,
+                                                                final=final, **fields))
+            return
         stamp = self.epoch if epoch is None else epoch
         if stamp < self.epoch:
             self.count_drop("stale_out")
@@ -326,11 +335,87 @@ async def test_video_processor_publishes_its_track_and_state(host: FakeHost) -> 
     await driver.close()
 
 
+# -- realtime and VLM -------------------------------------------------------------------------
+class ParrotRealtime(Realtime):
+    """Answers every user chunk with the same audio, as response "r<epoch>"."""
+
+    async def connect(self) -> None:
+        self._emit_connected_event()
+
+    async def simple_audio_response(self, pcm: PcmData,
+                                    participant: Participant | None = None) -> None:
+        self._emit_user_speech_transcription("hi", participant=participant)
+        self._emit_audio_output_event(pcm, response_id=f"r{self.epoch}")
+
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_realtime_publishes_agent_audio_with_its_epoch(host: FakeHost) -> None:
+    host.epoch = 2  # a restarted actor joins the session's epoch
+    llm = ParrotRealtime()
+    driver = drivers.RealtimeDriver(host, llm)
+    await driver.start()
+    assert llm.epoch == 2 and llm.connected
+    await driver.on_input(audio_msg(0, epoch=2))
+    (pcm,) = host.on("audio")
+    assert pcm.samples.size == 320
+    assert [s for s, _, stamp, _ in host.published] == ["events", "transcript", "audio"]
+    assert {stamp for _, _, stamp, _ in host.published} == {2}
+    host.epoch = 3
+    await driver.on_epoch(3)
+    assert llm.epoch == 3
+    await driver.on_input(audio_msg(1, epoch=3))
+    assert [stamp for s, _, stamp, _ in host.published if s == "audio"] == [2, 3]
+
+
+class WatchingVLM(VideoLLM):
+    """Counts frames from the shared forwarder and replies with how many it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames = 0
+
+    async def watch_video_track(self, track: Any,
+                                shared_forwarder: VideoForwarder | None = None) -> None:
+        assert shared_forwarder is not None
+        shared_forwarder.add_frame_handler(self._on_frame, fps=30)
+
+    def _on_frame(self, frame: VideoFrame) -> None:
+        self.frames += 1
+
+    async def stop_watching_video_track(self) -> None:
+        return None
+
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None
+                              ) -> AsyncIterator[LLMResponseDelta | LLMResponseFinal]:
+        yield LLMResponseFinal(text=f"I saw {self.frames} frame(s).")
+
+
+async def test_video_llm_watches_the_input_video_and_answers(host: FakeHost) -> None:
+    vlm = WatchingVLM()
+    driver = drivers.VideoLLMDriver(host, vlm)
+    await driver.start()
+    frame = VideoFrame.from_ndarray(np.zeros((4, 4, 3), dtype=np.uint8), pts=1)
+    await driver.on_input(wire(encode_video("cam.video", frame, seq=0, epoch=0, source="cam")))
+    await settle(host, lambda: vlm.frames >= 1)
+    await driver.on_input(event_msg(transcript("what do you see?")))
+    await settle(host, lambda: host.on("text"))
+    assert host.on("text")[0].text == "I saw 1 frame(s)."
+    await driver.close()
+
+
 # -- the host's input queues (in-process, no sockets) -------------------------------------
-class GatedDriver:
+class GatedDriver(drivers.Driver):
     """Records inputs; blocks on the first one until ``gate`` is set."""
 
     def __init__(self) -> None:
+        super().__init__(FakeHost(), None)
         self.gate = asyncio.Event()
         self.got: list[Message] = []
 
@@ -349,7 +434,8 @@ async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -
                      sys_pub="ipc:///p", sys_pull="ipc:///q", audio_queue_ms=200)
     host = ActorHost(spec)
     host._loop = asyncio.get_running_loop()
-    driver = host._driver = GatedDriver()
+    driver = GatedDriver()
+    host._driver = driver
     host._inputs = {"mic.audio": _Input("mic.audio"), "cam.video": _Input("cam.video")}
     frame = VideoFrame.from_ndarray(np.zeros((4, 4, 3), dtype=np.uint8))
     try:
@@ -379,3 +465,32 @@ async def settle_until(until: Any, timeout: float = 3.0) -> None:
     while not until():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.005)
+
+
+async def test_host_publish_from_a_plugin_thread_goes_through_the_loop(
+        tmp_path: Path) -> None:
+    from va_actors.runtime.host import ActorHost
+
+    endpoint = f"ipc://{tmp_path}/a.sock"
+    spec = ActorSpec(actor="stt", instance="stt", plugin="x:Y", data_endpoint=endpoint,
+                     sys_pub="ipc:///p", sys_pull="ipc:///q")
+    host = ActorHost(spec)
+    host._loop = asyncio.get_running_loop()
+    host._ctx = zmq.Context()
+    host._bind_output()
+    sub = host._ctx.socket(zmq.SUB)
+    sub.connect(endpoint)
+    sub.setsockopt(zmq.SUBSCRIBE, b"stt.transcript")
+    try:
+        await settle_until(lambda: host.subscribers.get("stt.transcript") == 1)
+        stt = EchoSTT()
+        drivers.STTDriver(host, stt).forward_events(lambda e: "transcript")
+        await asyncio.to_thread(stt._emit_transcript_event, "from a thread")
+        await settle_until(lambda: sub.poll(0))
+        event = decode(sub.recv_multipart()).event()
+        assert isinstance(event, STTTranscriptEvent) and event.text == "from a thread"
+        assert host.n_out == 1
+    finally:
+        host._remove_readers()
+        sub.close(0)
+        host._close_sockets()

@@ -524,7 +524,7 @@ name = "stuck"
 plugin = "tests.actors.tone:ToneSource"
 shutdown_deadline_s = 0.3
 """)
-    async with supervising(config, tmp_path) as (sup, log):
+    async with supervising(config, tmp_path) as (sup, _log):
         pid = sup.pid_of("stuck")
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # cannot answer shutdown, SIGTERM stays pending
@@ -606,7 +606,7 @@ def test_va_launch_run_stops_cleanly_on_sigint(
     proc.send_signal(signal.SIGINT)
     output = proc.communicate(timeout=15)[0].decode()
     assert proc.returncode == 0, output
-    assert "stopped: SIGINT" in output
+    assert "stopped (SIGINT): restarts 0, epoch 0" in output
     assert not run_dir.exists()
     assert not any(rundir.pid_alive(i.pid) for i in manifest.instances if i.pid)
 
@@ -618,4 +618,4 @@ def test_va_launch_run_exits_nonzero_when_the_pipeline_gave_up(
     proc = va_launch("run", str(config), "--run-dir", str(tmp_path / "run"), "--quiet")
     output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == EXIT_GAVE_UP, output
-    assert "crash was given up" in output
+    assert "stopped (crash was given up)" in output and "gave up: crash" in output

@@ -99,11 +99,17 @@ async def run_pipeline(config: PipelineConfig, *, run_dir: str | None = None,
             shower.cancel()
         if line is not None:
             line.clear()
-    status = supervisor.status()
-    message = f"{status.line()} - stopped: {supervisor.stop_reason}"
     if not quiet or code:
-        click.echo(message, err=True)
+        click.echo(_summary(supervisor), err=True)
     return code
+
+
+def _summary(supervisor: Supervisor) -> str:
+    status = supervisor.status()
+    text = (f"pipeline {status.pipeline!r} stopped ({supervisor.stop_reason}): "
+            f"restarts {status.restarts}, epoch {status.epoch}, drops {status.drops}")
+    gave_up = [i.instance for i in status.instances if i.state == "gave_up"]
+    return text + (f"; gave up: {', '.join(gave_up)}" if gave_up else "")
 
 
 @click.command("run")

@@ -86,7 +86,7 @@ class HostPort(Protocol):
 
     def publish(self, stream: str, value: Publishable | TextChunk, *, epoch: int | None = None,
                 ref: InputRef | None = None, final: bool = False, **fields: Any) -> None:
-        """Publish on ``<actor>.<stream>``."""
+        """Publish on ``<actor>.<stream>`` (callable from any thread)."""
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count dropped items."""
@@ -165,7 +165,8 @@ class Driver:
             return
         host = self.host
 
-        # A sync handler runs inline in events.send(): no task per event.
+        # A sync handler runs inline in events.send(): no task per event (the host's
+        # publish() is safe from a plugin's worker thread too).
         def forward(event: BaseEvent) -> None:
             stream = route(event)
             if stream is not None:

@@ -25,6 +25,16 @@ by a newer one before it was consumed), ``unsubscribed`` (a topic that only
 prefix-matched a subscription), ``control_<reason>`` (bad control messages),
 plus whatever a plugin counts with ``count_drop``.
 
+Reports on ``sys.report`` (wire kind ``control``; every one carries ``instance``
+and ``pid``): ``hello`` (actor, category, outputs), ``ready`` (subscribers),
+``heartbeat`` (counters {in, out, drops}, loop_lag_ms, queue {input topic:
+depth}, state, epoch, category, subscribers {topic: n}), ``bye`` (reason,
+code). ``state`` is ``starting``, ``ready`` (waiting for ``start``),
+``running`` or ``stopping``; ``start`` is idempotent, so a supervisor may send
+it again while a heartbeat still says ``ready`` (a PUB can lose the first
+message to a subscriber that just joined). The control SUB takes exactly
+``sys.epoch`` and ``sys.ctl``, not the metrics traffic on ``sys.``.
+
 Exit codes: 0 after a graceful shutdown, 1 on a failure (the supervisor
 restarts per policy), 78 (``EX_CONFIG``) when the spec or the plugin reference
 or its parameters are wrong (restarting cannot help).
@@ -43,7 +53,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
@@ -53,6 +63,7 @@ import zmq
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent, PluginErrorEvent
 from va_actors.core.video.frame import VideoFrame
+from va_actors.runtime import drivers, plugins
 from va_actors.runtime.spec import ActorSpec, SpecError
 from va_actors.wire import limits, topics
 from va_actors.wire.codec import (
@@ -230,6 +241,7 @@ class _Input:
     """One subscribed topic: its queues (created on first use) and their dispatchers."""
 
     topic: str
+    epoch_bound: bool = True
     audio: _AudioFifo | None = None
     video: _Mailbox | None = None
     items: _ItemFifo | None = None
@@ -269,10 +281,11 @@ class ActorHost:
         self._inputs: dict[str, _Input] = {}
         self._outputs: dict[str, _Output] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._driver: Any = None
+        self._driver: drivers.Driver | None = None
         self._driver_started = False
         self._hello_sent = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = threading.get_ident()
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._xpub: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
@@ -304,8 +317,13 @@ class ActorHost:
         that is already over is not sent (counted as ``stale_out``). A ``str``
         is sent as a :class:`TextChunk` (``final``, and ``response_id`` /
         ``index`` from ``fields``); other ``fields`` are added to the header.
-        Raises TypeError for a value the wire cannot carry.
+        Raises TypeError for a value the wire cannot carry. Safe from any
+        thread: off the loop's thread the call is handed to the loop (which
+        owns the sockets) and errors become error events instead.
         """
+        if threading.get_ident() != self._loop_thread:
+            self.post(self._publish_from_thread, stream, value, epoch, ref, final, fields)
+            return
         current = self._epoch
         stamp = current if epoch is None else epoch
         if stamp < current:
@@ -336,6 +354,13 @@ class ActorHost:
         if fields:
             frames[1] = _with_fields(frames[1], fields)
         self._send(frames)
+
+    def _publish_from_thread(self, stream: str, value: Any, epoch: int | None,
+                             ref: InputRef | None, final: bool, fields: dict[str, Any]) -> None:
+        try:
+            self.publish(stream, value, epoch=epoch, ref=ref, final=final, **fields)
+        except Exception as exc:
+            self.fail(exc, f"publish on {stream} from a plugin thread")
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count ``n`` dropped items under ``reason`` (reported in heartbeats)."""
@@ -383,6 +408,7 @@ class ActorHost:
         """Serve until shutdown or failure; return the process exit code."""
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         self._fatal = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -429,9 +455,7 @@ class ActorHost:
         self.spawn(self._driver.run(), "run")
         await self._fatal  # only a host failure ends serving; shutdown cancels this
 
-    def _load(self) -> tuple[type[Any], type[Any]]:
-        from va_actors.runtime import drivers, plugins
-
+    def _load(self) -> tuple[type[drivers.Driver], type[Any]]:
         spec = self.spec
         try:
             cls = plugins.resolve(spec.plugin, [spec.pipeline_dir] if spec.pipeline_dir else [])
@@ -448,8 +472,8 @@ class ActorHost:
                                      "pid": os.getpid(), "category": self.category,
                                      "outputs": outputs})
 
-    def _output_topics(self, driver_class: type[Any]) -> list[str]:
-        streams = {f"{self.actor}.{s}" for s in getattr(driver_class, "outputs", ())}
+    def _output_topics(self, driver_class: type[drivers.Driver]) -> list[str]:
+        streams = {f"{self.actor}.{s}" for s in driver_class.outputs}
         return sorted(streams | set(self.spec.expected_subscribers))
 
     async def _shutdown(self, code: int, reason: str) -> int:
@@ -495,7 +519,9 @@ class ActorHost:
             xpub.bind(self.spec.data_endpoint)
         except zmq.ZMQError as exc:
             xpub.close()
-            raise ConfigError(f"cannot bind {self.spec.data_endpoint}: {exc}") from exc
+            # An address in use may free up (restart helps); a bad endpoint will not.
+            error = RuntimeError if exc.errno == zmq.EADDRINUSE else ConfigError
+            raise error(f"cannot bind {self.spec.data_endpoint}: {exc}") from exc
         self._xpub = xpub
         self._add_reader(xpub, self._read_xpub)
         self._loop.call_later(_HOUSEKEEPING_S, self._housekeeping)
@@ -508,7 +534,7 @@ class ActorHost:
         sub.setsockopt(zmq.RCVHWM, self._hwm())
         endpoints: dict[str, None] = {}
         for spec_input in self.spec.inputs:
-            self._inputs[spec_input.topic] = _Input(spec_input.topic)
+            self._inputs[spec_input.topic] = _Input(spec_input.topic, spec_input.epoch_bound)
             sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())
             endpoints.update(dict.fromkeys(spec_input.endpoints))
         for endpoint in endpoints:
@@ -603,7 +629,7 @@ class ActorHost:
         assert self._loop is not None
         self._loop.call_soon(self._read_sub)  # more may be waiting: let dispatchers run first
 
-    def _accept(self, frames: list[bytes | zmq.Frame]) -> None:
+    def _accept(self, frames: Sequence[Frame | zmq.Frame]) -> None:
         self.n_in += 1
         try:
             msg = decode(frames)
@@ -618,12 +644,12 @@ class ActorHost:
             self.count_drop("lost", seq - last - 1)
         # seq <= last: the producer restarted; tracking restarts from here.
         self._seqs[key] = seq
-        if msg.epoch < self._epoch:
-            self.count_drop("stale")
-            return
         route = self._inputs.get(msg.topic)
         if route is None:
             self.count_drop("unsubscribed")
+            return
+        if route.epoch_bound and msg.epoch < self._epoch:
+            self.count_drop("stale")
             return
         kind = msg.kind
         inbox: _Queue | None = (route.audio if kind is Kind.AUDIO
@@ -642,16 +668,18 @@ class ActorHost:
             inbox = route.video = _Mailbox(loop, self.count_drop)
         else:
             inbox = route.items = _ItemFifo(loop, ITEM_QUEUE_LEN, self.count_drop)
-        task = loop.create_task(self._dispatch(inbox), name=f"{self.instance}:{route.topic}")
+        task = loop.create_task(self._dispatch(inbox, route.epoch_bound),
+                                name=f"{self.instance}:{route.topic}")
         self._tasks.add(task)
         task.add_done_callback(self._critical_done)
         return inbox
 
-    async def _dispatch(self, inbox: _Queue) -> None:
+    async def _dispatch(self, inbox: _Queue, epoch_bound: bool) -> None:
         driver = self._driver
+        assert driver is not None, "inputs are connected only after the driver exists"
         while True:
             msg = await inbox.get()
-            if msg.epoch < self._epoch:  # the epoch moved while it waited
+            if epoch_bound and msg.epoch < self._epoch:  # the epoch moved while it waited
                 self.count_drop("stale")
                 continue
             try:
@@ -695,7 +723,7 @@ class ActorHost:
 
     # -- called from the control thread (via the loop) ------------------------------
     def _on_epoch(self, epoch: int) -> None:
-        if self._driver_started and not self._stop.is_set():
+        if self._driver is not None and self._driver_started and not self._stop.is_set():
             self.spawn(self._driver.on_epoch(epoch), "on_epoch")
 
     def _on_start(self) -> None:
@@ -776,9 +804,7 @@ class _Control(threading.Thread):
         self._spec = host.spec
         self._parent_pid = parent_pid
         self._outbox: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r = self._wake_w = -1
         self._seq = -1
         self._hello_sent = False
         self._done = False
@@ -786,11 +812,19 @@ class _Control(threading.Thread):
         self.drops: dict[str, int] = {}
 
     # -- main-thread side ----------------------------------------------------------
+    def start(self) -> None:
+        """Start the thread (with the pipe that wakes it for queued reports)."""
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        super().start()
+
     def send(self, op: str, args: dict[str, Any]) -> None:
         """Queue a report for the supervisor; the control thread sends it at once."""
         self._outbox.put((op, args))
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"\0")
+        if self._wake_w >= 0:
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(self._wake_w, b"\0")
 
     def finish(self, reason: str, code: int, timeout: float = 2.0) -> None:
         """Send ``bye`` and stop the thread (waits at most ``timeout``)."""
@@ -800,6 +834,10 @@ class _Control(threading.Thread):
                           "reason": reason, "code": code})
         self.send("", {})  # an empty op ends the thread once bye is out
         self.join(timeout)
+        if not self.is_alive():  # closed here, never while send() may still write
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
     # -- thread side ---------------------------------------------------------------
     def run(self) -> None:
@@ -837,8 +875,6 @@ class _Control(threading.Thread):
             sub.close(linger=0)
             push.close()
             ctx.term()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
 
     def _report(self, push: zmq.Socket[bytes], op: str, args: dict[str, Any]) -> None:
         self._seq += 1

@@ -33,10 +33,16 @@ class InputSpec:
         topic: ``<actor>.<stream>`` to subscribe to (exactly this topic).
         endpoints: XPUB endpoints of every instance publishing it (all replicas
             of the producing actor), e.g. ``["ipc:///run/dir/mic.sock"]``.
+        epoch_bound: drop messages of an older epoch. True for what the agent
+            says (LLM text, TTS and Realtime audio); False for what the user
+            says (microphone audio, transcripts, turns, video), so that the
+            user's first words of a barge-in are never dropped by the bump
+            they cause.
     """
 
     topic: str
     endpoints: list[str] = field(default_factory=list)
+    epoch_bound: bool = True
 
 
 @dataclass
@@ -211,7 +217,11 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 
 def _input(index: int, item: object, where: str) -> InputSpec:
-    if not isinstance(item, dict) or set(item) - {"topic", "endpoints"} or "topic" not in item:
-        raise SpecError(f"{where}: inputs[{index}] must be an object with 'topic' and "
-                        f"'endpoints', got {item!r}")
-    return InputSpec(item["topic"], item.get("endpoints") or [])
+    keys = {"topic", "endpoints", "epoch_bound"}
+    if not isinstance(item, dict) or set(item) - keys or "topic" not in item:
+        raise SpecError(f"{where}: inputs[{index}] must be an object with 'topic', "
+                        f"'endpoints' and optionally 'epoch_bound', got {item!r}")
+    bound = item.get("epoch_bound", True)
+    if not isinstance(bound, bool):
+        raise SpecError(f"{where}: inputs[{index}].epoch_bound must be true or false")
+    return InputSpec(item["topic"], item.get("endpoints") or [], bound)

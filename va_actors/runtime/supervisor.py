@@ -72,9 +72,14 @@ STABLE_AFTER_S = 10.0
 TERM_GRACE_S = 2.0
 """After SIGTERM, how long an instance gets before SIGKILL."""
 MONITOR_INTERVAL_S = 0.1
+RESEND_AFTER_S = 0.5
+"""A host whose heartbeat still lacks ``start`` or the epoch this long after it went out
+gets it again."""
 PUB_HWM = 1000
 """sys.pub queue per subscriber; a stalled tap loses sys messages, nobody waits."""
 _TURN_CATEGORIES = frozenset({Category.TURN, Category.STT, Category.REALTIME})
+AGENT_CATEGORIES = frozenset({Category.LLM, Category.VLM, Category.TTS, Category.REALTIME})
+"""Producers whose output is what the agent says: the epoch drops its stale content."""
 _TURN_STARTED = TurnStartedEvent.__dataclass_fields__["type"].default
 
 
@@ -245,6 +250,8 @@ class _Instance:
         self.heartbeat: dict[str, Any] = {}
         self.carried = {"in": 0, "out": 0}
         self.carried_drops: dict[str, int] = {}
+        self.sent_at = 0.0
+        """When start or an epoch was last sent that this instance must act on."""
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -366,8 +373,9 @@ class Supervisor:
         return self._stop_reason
 
     def pid_of(self, instance: str) -> int | None:
-        """Current pid of ``instance`` (None while it is not running)."""
-        return self._instances[instance].pid
+        """Current pid of ``instance`` (None while it has no live process)."""
+        inst = self._instances[instance]
+        return inst.pid if inst.alive else None
 
     def status(self) -> PipelineStatus:
         """A snapshot of every instance and the pipeline counters."""
@@ -431,6 +439,9 @@ class Supervisor:
         """Start a new epoch (barge-in) and broadcast it on ``sys.epoch`` at once."""
         self._epoch += 1
         logger.info("epoch %d (%s)", self._epoch, reason)
+        now = time.monotonic()
+        for inst in self._instances.values():
+            inst.sent_at = now
         self._publish(wire_topics.EPOCH, "epoch", {"epoch": self._epoch, "reason": reason})
         return self._epoch
 
@@ -450,6 +461,9 @@ class Supervisor:
             return self._exit_code
         except rundir.RunDirError as exc:
             raise SupervisorError(str(exc)) from exc
+        except (OSError, zmq.ZMQError) as exc:
+            where = self._run_dir or self._requested_dir or rundir.base_dir()
+            raise SupervisorError(f"cannot set up the run directory {where}: {exc}") from exc
         finally:
             await self._cleanup()
 
@@ -476,9 +490,14 @@ class Supervisor:
             run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull)
         self._write_manifest()
 
+    def _says_agent(self, producer: str) -> bool:
+        """True when ``producer`` outputs what the agent says (epoch-bound content)."""
+        return self.config.actor(producer).category in AGENT_CATEGORIES
+
     def _spec(self, inst: _Instance) -> ActorSpec:
         actor = inst.actor
-        inputs = [InputSpec(topic, self._endpoints_of(topic.partition(".")[0]))
+        inputs = [InputSpec(topic, self._endpoints_of(producer := topic.partition(".")[0]),
+                            epoch_bound=self._says_agent(producer))
                   for topic in actor.inputs]
         return ActorSpec(
             actor=actor.name, instance=inst.name, plugin=actor.plugin,
@@ -617,8 +636,10 @@ class Supervisor:
         if self._stop.is_set():
             return
         ready = [inst for inst in self._instances.values() if inst.state is State.READY]
-        self._publish(wire_topics.CONTROL, "start", {"targets": [], "epoch": self._epoch})
+        self._publish(wire_topics.CONTROL, "start", {"targets": []})
+        now = time.monotonic()
         for inst in ready:
+            inst.sent_at = now
             self._set_state(inst, State.RUNNING)
         self._started.set()
         logger.info("pipeline %r started: %d/%d instances running", self.config.name,
@@ -673,8 +694,8 @@ class Supervisor:
         if self._started.is_set() and not self._stopping:
             # A restarted instance: its consumers reconnect by themselves; start it alone.
             self._set_state(inst, State.READY)
-            self._publish(wire_topics.CONTROL, "start",
-                          {"targets": [inst.name], "epoch": self._epoch})
+            self._publish(wire_topics.CONTROL, "start", {"targets": [inst.name]})
+            inst.sent_at = time.monotonic()
             self._set_state(inst, State.RUNNING)
         else:
             self._set_state(inst, State.READY)
@@ -689,6 +710,7 @@ class Supervisor:
             self._loop_lag_ms = max(0.0, (now - before - MONITOR_INTERVAL_S) * 1000)
             for inst in self._instances.values():
                 self._check_health(inst, now)
+                self._reconcile(inst, now)
             if now >= next_metrics:
                 next_metrics = now + self._metrics_interval
                 self._sample()
@@ -704,6 +726,25 @@ class Supervisor:
                 now - inst.last_seen > settings.hang_timeout_s:
             self._kill(inst, f"hang: no heartbeat for {now - inst.last_seen:.1f} s "
                              f"(hang_timeout_s {settings.hang_timeout_s:g})")
+
+    def _reconcile(self, inst: _Instance, now: float) -> None:
+        """Re-send what a host missed: PUB delivery is not guaranteed to a late joiner.
+
+        Heartbeats carry the host's state and epoch; a host still ``ready``
+        after ``start`` went out, or behind the epoch, gets it again (hosts
+        ignore repeats).
+        """
+        beat = inst.heartbeat
+        if not beat or not inst.alive or self._stopping or now - inst.sent_at < RESEND_AFTER_S:
+            return
+        if inst.state is State.RUNNING and beat.get("state") == "ready":
+            inst.sent_at = now
+            self._publish(wire_topics.CONTROL, "start", {"targets": [inst.name]})
+        epoch = beat.get("epoch")
+        if isinstance(epoch, int) and epoch < self._epoch:
+            inst.sent_at = now
+            self._publish(wire_topics.EPOCH, "epoch", {"epoch": self._epoch,
+                                                        "reason": "resent"})
 
     def _sample(self) -> None:
         """Read CPU and RSS of every instance; kill those over their memory limit."""

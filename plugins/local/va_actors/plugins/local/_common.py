@@ -71,13 +71,16 @@ def non_negative_number(value: object, name: str) -> float:
     return float(value)
 
 
-def optional_positive_int(value: object, name: str) -> int | None:
-    """``value`` as an int > 0 or None, or a ValueError naming the parameter."""
-    if value is None:
-        return None
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an int > 0, or a ValueError naming the parameter."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def optional_positive_int(value: object, name: str) -> int | None:
+    """``value`` as an int > 0 or None, or a ValueError naming the parameter."""
+    return None if value is None else positive_int(value, name)
 
 
 class Pacer:

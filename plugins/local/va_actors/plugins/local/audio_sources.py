@@ -23,6 +23,7 @@ from ._common import (
     non_negative_number,
     optional_positive_int,
     participant_for,
+    positive_int,
     publish_finished,
     report_error,
 )
@@ -120,9 +121,8 @@ async def _play_file(
     return True
 
 
-def _check_rate(sample_rate: int | None) -> int | None:
-    rate = optional_positive_int(sample_rate, "sample_rate")
-    if rate is not None and not frame_rate_ok(rate):
+def _check_rate(rate: int) -> int:
+    if not frame_rate_ok(rate):
         raise ValueError(f"sample_rate={rate} has no whole number of samples in {FRAME_MS} ms")
     return rate
 
@@ -157,7 +157,8 @@ class AudioFileSource(Node):
                          channels=channels, loop=loop, participant=participant)
         self.path = expand_path(path)
         self.realtime = bool(realtime)
-        self.sample_rate = _check_rate(sample_rate)
+        rate = optional_positive_int(sample_rate, "sample_rate")
+        self.sample_rate = None if rate is None else _check_rate(rate)
         self.channels = optional_positive_int(channels, "channels")
         self.loop = bool(loop)
         self.participant = participant_for(participant)
@@ -168,15 +169,14 @@ class AudioFileSource(Node):
         timeline = AudioTimeline(ctx, self.participant, self.realtime, self.sample_rate)
         while True:
             before = timeline.position
-            what = f"audio file {os.fspath(self.path)}"
             if not await _play_file(ctx, timeline, self.path, self.sample_rate,
-                                    self.channels, what):
+                                    self.channels, "audio file"):
                 break
             if not self.loop:
                 break
             if timeline.position == before:
-                report_error(ctx, f"{what} holds no audio samples; cannot loop it",
-                             code="empty_file", context=what)
+                report_error(ctx, f"audio file {os.fspath(self.path)!r} holds no audio samples; "
+                                  "cannot loop it", code="empty_file", context="audio file")
                 break
         publish_finished(ctx, timeline.sent_ms)
 
@@ -281,12 +281,8 @@ class ScriptedAudioSource(Node):
                          realtime=realtime, channels=channels, participant=participant)
         self.utterances = parse_utterances(utterances)
         self.tail_s = non_negative_number(tail_s, "tail_s")
-        rate = _check_rate(sample_rate)
-        if rate is None:
-            raise ValueError("sample_rate must be given for a scripted source")
-        self.sample_rate = rate
-        channel_count = optional_positive_int(channels, "channels")
-        self.channels = 1 if channel_count is None else channel_count
+        self.sample_rate = _check_rate(positive_int(sample_rate, "sample_rate"))
+        self.channels = positive_int(channels, "channels")
         self.realtime = bool(realtime)
         self.participant = participant_for(participant)
 
@@ -297,8 +293,8 @@ class ScriptedAudioSource(Node):
                                  self.channels)
         for i, utt in enumerate(self.utterances):
             await timeline.silence_until(self._start_of(i, utt, timeline))
-            what = f"utterance {i} ({os.fspath(utt.path)})"
-            await _play_file(ctx, timeline, utt.path, self.sample_rate, self.channels, what)
+            await _play_file(ctx, timeline, utt.path, self.sample_rate, self.channels,
+                             f"utterance {i}")
         await timeline.silence_until(timeline.position + timeline.samples_for(self.tail_s))
         publish_finished(ctx, timeline.sent_ms)
 

@@ -22,8 +22,8 @@ from va_actors.core.node import Node, NodeContext
 
 from ._common import (
     FRAME_MS,
-    optional_positive_int,
     participant_for,
+    positive_int,
     publish_finished,
     report_error,
 )
@@ -76,13 +76,9 @@ class MicrophoneSource(Node):
     ) -> None:
         super().__init__(device=device, sample_rate=sample_rate, channels=channels,
                          participant=participant)
-        rate = optional_positive_int(sample_rate, "sample_rate")
-        channel_count = optional_positive_int(channels, "channels")
-        if rate is None or channel_count is None:
-            raise ValueError("sample_rate and channels must be given")
         self.device = device
-        self.sample_rate = rate
-        self.channels = channel_count
+        self.sample_rate = positive_int(sample_rate, "sample_rate")
+        self.channels = positive_int(channels, "channels")
         self.participant = participant_for(participant)
         self._queue: asyncio.Queue[SampleArray] = asyncio.Queue(_MIC_QUEUE_BLOCKS)
 

@@ -18,7 +18,7 @@ from ._common import (
     expand_path,
     logger,
     non_negative_number,
-    optional_positive_int,
+    positive_int,
     positive_number,
     report_error,
 )
@@ -66,17 +66,13 @@ class PlaybackSink(Node):
         super().__init__(sample_rate=sample_rate, channels=channels, realtime=realtime,
                          playback_interval_ms=playback_interval_ms, idle_ms=idle_ms,
                          max_buffer_s=max_buffer_s, **params)
-        rate = optional_positive_int(sample_rate, "sample_rate")
-        channel_count = optional_positive_int(channels, "channels")
-        if rate is None or channel_count is None:
-            raise ValueError("sample_rate and channels must be given")
-        self.sample_rate = rate
-        self.channels = channel_count
+        self.sample_rate = rate = positive_int(sample_rate, "sample_rate")
+        self.channels = positive_int(channels, "channels")
         self.realtime = bool(realtime)
         self.interval_s = positive_number(playback_interval_ms, "playback_interval_ms") / 1000
         self.idle_s = non_negative_number(idle_ms, "idle_ms") / 1000
         max_samples = int(positive_number(max_buffer_s, "max_buffer_s") * rate)
-        self._playout = Playout(rate, channel_count, max_samples)
+        self._playout = Playout(rate, self.channels, max_samples)
         self._resamplers: dict[tuple[str, str], Resampler] = {}
         # Per input stream: epoch, response_id, text, synthesis_id of its last chunk.
         self._labels: dict[tuple[str, str], _Labels] = {}
@@ -114,9 +110,12 @@ class PlaybackSink(Node):
             self._wake.clear()
             timeout = self._step(loop.time())
             # Only await hands control to on_message, so no wake-up is lost
-            # between the step and the wait.
+            # between the step and the wait. asyncio.timeout, not wait_for:
+            # 3.11's wait_for swallows a cancel that meets a wake-up, and the
+            # sink would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def on_message(self, msg: Inbound) -> None:
         """Queue one chunk of agent audio (older epochs are dropped and counted)."""
