@@ -30,6 +30,7 @@ class MySTT(STT):
 '''
 
 VALID = f"""
+[pipeline]
 name = "voice"
 
 [[actor]]
@@ -78,7 +79,7 @@ def test_problem_prints_file_line_and_hint_and_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     first, summary = result.stderr.splitlines()
-    assert first == (f"{path}:10: actor 'stt': input 'mik.audio' names unknown actor 'mik' "
+    assert first == (f"{path}:11: actor 'stt': input 'mik.audio' names unknown actor 'mik' "
                      "(hint: did you mean 'mic'?)")
     assert summary == f"1 problem found in {path}"
 
@@ -89,8 +90,8 @@ def test_every_problem_is_printed(tmp_path: Path) -> None:
     result = CliRunner().invoke(check, [str(path)])
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert [line.split(": ")[0] for line in lines[:-1]] == [f"{path}:2", f"{path}:12",
-                                                            f"{path}:13"]
+    assert [line.split(": ")[0] for line in lines[:-1]] == [f"{path}:3", f"{path}:13",
+                                                            f"{path}:14"]
     assert "on_give_up = 'never'" in lines[0] and "replicas = 0" in lines[1]
     assert "unknown key 'bogus'" in lines[2]
     assert lines[-1] == f"3 problems found in {path}"

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def pipeline_toml(rec: Path, *, rate: int = 16000, channels: int = 1, replicas: int = 1) -> str:
     return f"""
+[pipeline]
 name = "taptest"
 [[actor]]
 name = "mic"

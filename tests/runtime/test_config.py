@@ -139,6 +139,7 @@ def one_issue(path: Path) -> ConfigIssue:
 
 def test_valid_pipeline_loads_with_defaults_and_overrides(tmp_path: Path) -> None:
     path = write(tmp_path, f"""
+        [pipeline]
         name = "voice"
         on_give_up = "degrade"
         run_dir = "run"
@@ -193,7 +194,7 @@ def test_valid_pipeline_loads_with_defaults_and_overrides(tmp_path: Path) -> Non
     assert stt.supervisor.hang_timeout_s == 2.5  # inherited from [supervisor]
     assert stt.params == {"model": "base"} and stt.env == {"HF_HOME": "/tmp/hf"}
     assert stt.instances == ["stt-0", "stt-1"] and mic.instances == ["mic"]
-    assert stt.plugin_class.__name__ == "MySTT" and stt.line == 13
+    assert stt.plugin_class.__name__ == "MySTT" and stt.line == 14
     assert llm.category is Category.LLM and tts.outputs == ("audio", "events")
     assert config.topological_order() == ["mic", "stt", "llm", "tts"]
     assert [a.name for a in config.consumers("stt.transcript")] == ["llm"]
@@ -322,9 +323,9 @@ def test_wrong_types_and_ranges(tmp_path: Path, line: str, expected: str,
 
 
 def test_on_give_up_must_be_stop_or_degrade(tmp_path: Path) -> None:
-    path = write(tmp_path, 'on_give_up = "degrad"\n' + HEAD)
+    path = write(tmp_path, '[pipeline]\non_give_up = "degrad"\n' + HEAD)
     issue = one_issue(path)
-    assert issue.line == 1 and issue.hint == "did you mean 'degrade'?"
+    assert issue.line == 2 and issue.hint == "did you mean 'degrade'?"
 
 
 def test_hang_timeout_must_exceed_the_heartbeat(tmp_path: Path) -> None:
@@ -539,6 +540,7 @@ def test_malformed_services(tmp_path: Path, body: str, message: str) -> None:
 
 def test_every_problem_is_reported_in_file_order(tmp_path: Path) -> None:
     path = write(tmp_path, f"""
+        [pipeline]
         on_give_up = "later"
         [[actor]]
         name = "stt"
@@ -550,9 +552,9 @@ def test_every_problem_is_reported_in_file_order(tmp_path: Path) -> None:
         plugin = "nowhere:X"
     """)
     found = issues_of(path)
-    assert [issue.line for issue in found] == [1, 5, 6, 8, 9]
+    assert [issue.line for issue in found] == [2, 6, 7, 9, 10]
     text = str(ConfigError(found))
-    assert text.splitlines()[0].startswith(f"{path}:1: on_give_up = 'later' is not one of")
+    assert text.splitlines()[0].startswith(f"{path}:2: on_give_up = 'later' is not one of")
 
 
 def test_issue_format() -> None:
@@ -651,11 +653,12 @@ def test_outputs_per_category(cat: Category, streams: set[str]) -> None:
 
 @pytest.mark.parametrize(("toml", "line", "message"), [
     ("", 1, "the pipeline defines no actors"),
-    ('name = "x"\n\n[actor]\nname = "a"\n', 3, "[actor] must be an array of tables"),
+    ('[pipeline]\nname = "x"\n\n[actor]\nname = "a"\n', 4, "[actor] must be an array of tables"),
     ("actor = 5\n", 1, "actor must be written as [[actor]] tables, got integer"),
     ("[[supervisor]]\nrestart = 'never'\n" + HEAD, 1, "supervisor must be a table, got array"),
-    ("name = 7\n" + HEAD, 1, "name must be a string, got integer 7"),
-    ('name = "my pipeline"\n' + HEAD, 1, "invalid pipeline name 'my pipeline'"),
+    ("[pipeline]\nname = 7\n" + HEAD, 2, "name must be a string, got integer 7"),
+    ('[pipeline]\nname = "my pipeline"\n' + HEAD, 2, "invalid pipeline name 'my pipeline'"),
+    ('name = "top"\n' + HEAD, 1, "unknown key 'name' in the pipeline file"),
 ])
 def test_malformed_top_level(tmp_path: Path, toml: str, line: int, message: str) -> None:
     issue = one_issue(write(tmp_path, toml))

@@ -276,6 +276,7 @@ params = { every_s = 0.1, block_s = 1.2 }
 
 async def test_memory_over_the_limit_is_killed(tmp_path: Path) -> None:
     config = load(tmp_path, """
+[pipeline]
 on_give_up = "degrade"
 [[actor]]
 name = "fat"
@@ -308,7 +309,7 @@ params = { after = 3 }
 
 async def test_give_up_with_on_give_up_stop_stops_the_pipeline_nonzero(tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl"
-    config = load(tmp_path, 'on_give_up = "stop"\n' + CRASH_LOOP + sink(rec))
+    config = load(tmp_path, '[pipeline]\non_give_up = "stop"\n' + CRASH_LOOP + sink(rec))
     sup = Supervisor(config, run_dir=tmp_path / "run")
     try:
         code = await asyncio.wait_for(sup.run(), 40)
@@ -325,7 +326,7 @@ async def test_give_up_with_on_give_up_stop_stops_the_pipeline_nonzero(tmp_path:
 
 async def test_give_up_with_on_give_up_degrade_keeps_the_rest_running(tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl"
-    config = load(tmp_path, 'on_give_up = "degrade"\n' + CRASH_LOOP + sink(rec))
+    config = load(tmp_path, '[pipeline]\non_give_up = "degrade"\n' + CRASH_LOOP + sink(rec))
     async with supervising(config, tmp_path) as (sup, log):
         gave_up = await log.wait("crash", "gave_up", timeout=30)
         assert "max_restarts 2" in gave_up["reason"]

@@ -2,8 +2,10 @@
 
 ::
 
+    [pipeline]
     name = "voice"              # optional; default: the file name without .toml
     on_give_up = "stop"         # or "degrade": keep running without a given-up actor
+    stop_when_sources_finish = false  # true: stop once every source said it is done
 
     [supervisor]                # defaults every actor inherits
     restart = "on-failure"
@@ -206,6 +208,8 @@ class PipelineConfig:
         run_dir: where to put the run directory (absolute; ``~`` and
             ``$VARS`` expanded, relative paths taken from the file's
             directory), or None for the default.
+        stop_when_sources_finish: stop the pipeline once every source actor
+            has sent a ``SourceFinishedEvent`` (demos, batch runs).
         supervisor: the ``[supervisor]`` defaults.
         actors: actors in file order.
         services: services in file order.
@@ -215,6 +219,7 @@ class PipelineConfig:
     path: Path
     on_give_up: GiveUpPolicy = "stop"
     run_dir: str | None = None
+    stop_when_sources_finish: bool = False
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
     actors: tuple[ActorConfig, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
@@ -283,8 +288,9 @@ SUPERVISOR_KEYS: tuple[str, ...] = ("restart", *_SUPERVISOR_NUMBERS)
 ACTOR_KEYS: tuple[str, ...] = ("name", "plugin", "inputs", "params", "env", "replicas",
                                "max_inflight")
 SERVICE_KEYS: tuple[str, ...] = ("name", "command", "health_url", "startup_timeout_s", "env")
-TOP_LEVEL_KEYS: tuple[str, ...] = ("name", "on_give_up", "run_dir", "supervisor", "actor",
-                                   "service")
+TOP_LEVEL_KEYS: tuple[str, ...] = ("pipeline", "supervisor", "actor", "service")
+PIPELINE_KEYS: tuple[str, ...] = ("name", "on_give_up", "run_dir", "stop_when_sources_finish")
+_AT_PIPELINE: tuple[str, ...] = ("pipeline",)
 
 _COUNT = _Number(int, 1)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -1080,22 +1086,31 @@ def _array_of_tables(chk: _Checker, doc: Mapping[str, Any], key: str) -> list[di
 
 
 def _pipeline_name(chk: _Checker, doc: Mapping[str, Any], path: Path) -> str:
-    name = chk.string(doc, "name", (), "")
+    name = chk.string(doc, "name", _AT_PIPELINE, "")
     if name is not None:
         try:
             return check_name(name, "pipeline name")
         except TopicError as exc:
-            chk.issue(("name",), str(exc))
+            chk.issue((*_AT_PIPELINE, "name"), str(exc))
     stem = re.sub(r"[^A-Za-z0-9_-]", "-", path.stem).lstrip("-_0123456789") or "pipeline"
     return stem[:63]
 
 
+def _flag(chk: _Checker, table: Mapping[str, Any], key: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        chk.issue((*_AT_PIPELINE, key), f"{key} must be true or false, got "
+                                        f"{_toml_type(value)} {_short(value)}")
+        return False
+    return value
+
+
 def _run_dir(chk: _Checker, doc: Mapping[str, Any], base: Path) -> str | None:
-    raw = chk.string(doc, "run_dir", (), "")
+    raw = chk.string(doc, "run_dir", _AT_PIPELINE, "")
     if raw is None:
         return None
     if not raw.strip():
-        chk.issue(("run_dir",), "run_dir is empty", "remove it to use the default")
+        chk.issue((*_AT_PIPELINE, "run_dir"), "run_dir is empty", "remove it to use the default")
         return None
     expanded = Path(os.path.expandvars(os.path.expanduser(raw)))
     return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
@@ -1118,9 +1133,12 @@ def _finish_actor(draft: _Draft, node_outputs: Mapping[str, set[str]]) -> ActorC
 
 def _check_document(chk: _Checker, doc: Mapping[str, Any], path: Path) -> PipelineConfig:
     chk.unknown_keys(doc, TOP_LEVEL_KEYS, (), "the pipeline file")
-    name = _pipeline_name(chk, doc, path)
-    on_give_up = chk.choice(doc, "on_give_up", (), "", GIVE_UP_CHOICES) or "stop"
-    run_dir = _run_dir(chk, doc, path.parent)
+    pipe = chk.table(doc, "pipeline", (), "") or {}
+    chk.unknown_keys(pipe, PIPELINE_KEYS, _AT_PIPELINE, "[pipeline]")
+    name = _pipeline_name(chk, pipe, path)
+    on_give_up = chk.choice(pipe, "on_give_up", _AT_PIPELINE, "", GIVE_UP_CHOICES) or "stop"
+    run_dir = _run_dir(chk, pipe, path.parent)
+    stop_when_done = _flag(chk, pipe, "stop_when_sources_finish")
     sup_table = chk.table(doc, "supervisor", (), "")
     if sup_table is not None:
         chk.unknown_keys(sup_table, SUPERVISOR_KEYS, ("supervisor",), "[supervisor]")
@@ -1144,7 +1162,8 @@ def _check_document(chk: _Checker, doc: Mapping[str, Any], path: Path) -> Pipeli
             node_outputs.setdefault(actor, set()).add(stream)
     return PipelineConfig(
         name=name, path=path, on_give_up=cast(GiveUpPolicy, on_give_up), run_dir=run_dir,
-        supervisor=defaults, actors=tuple(_finish_actor(d, node_outputs) for d in drafts),
+        stop_when_sources_finish=stop_when_done, supervisor=defaults,
+        actors=tuple(_finish_actor(d, node_outputs) for d in drafts),
         services=tuple(s for s in services if s is not None),
     )
 

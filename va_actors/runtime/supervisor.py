@@ -36,6 +36,7 @@ import psutil
 import zmq
 import zmq.asyncio
 
+from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.turn_detection.events import TurnStartedEvent
 from va_actors.runtime import rundir
 from va_actors.runtime.config import ActorConfig, PipelineConfig, SupervisorDefaults
@@ -81,6 +82,11 @@ _TURN_CATEGORIES = frozenset({Category.TURN, Category.STT, Category.REALTIME})
 AGENT_CATEGORIES = frozenset({Category.LLM, Category.VLM, Category.TTS, Category.REALTIME})
 """Producers whose output is what the agent says: the epoch drops its stale content."""
 _TURN_STARTED = TurnStartedEvent.__dataclass_fields__["type"].default
+_SOURCE_FINISHED = SourceFinishedEvent.__dataclass_fields__["type"].default
+DRAIN_QUIET_S = 0.5
+"""With stop_when_sources_finish: how long every sink must be silent before the stop."""
+DRAIN_MAX_S = 60.0
+"""With stop_when_sources_finish: the longest wait for sinks to finish playing."""
 
 
 class SupervisorError(RuntimeError):
@@ -180,6 +186,8 @@ def supervisor_topics(config: PipelineConfig) -> dict[str, list[str]]:
             wanted.setdefault(actor.name, []).append(f"{actor.name}.turn")
         if actor.category is Category.NODE:
             wanted.setdefault(actor.name, []).append(f"{actor.name}.playback")
+        if config.stop_when_sources_finish and not actor.inputs:
+            wanted.setdefault(actor.name, []).append(f"{actor.name}.events")
     return wanted
 
 
@@ -330,6 +338,8 @@ class Supervisor:
         self._epoch = 0
         self._seq: dict[str, int] = {}
         self._playing: dict[str, bool] = {}
+        self._finished_sources: set[str] = set()
+        self._drain: asyncio.Task[None] | None = None
         self._ctx: zmq.asyncio.Context | None = None
         self._pub: zmq.Socket[bytes] | None = None
         self._sys_pub = ""
@@ -812,6 +822,8 @@ class Supervisor:
                     self._on_playback(message.source, message.fields)
                 elif message.stream == "turn":
                     self._on_turn(message.topic, message.fields)
+                elif message.stream == "events":
+                    self._on_source_event(message.source, message.fields)
         finally:
             sub.close(0)
 
@@ -822,6 +834,29 @@ class Supervisor:
             playing = event.get("playing")
         if isinstance(playing, bool):
             self._playing[source] = playing
+
+    def _on_source_event(self, source: str, fields: Mapping[str, Any]) -> None:
+        event = fields.get("event")
+        if not isinstance(event, Mapping) or event.get("type") != _SOURCE_FINISHED:
+            return
+        self._finished_sources.add(source)
+        sources = {i.name for i in self._instances.values() if not i.actor.inputs}
+        if sources <= self._finished_sources and self._drain is None:
+            logger.info("every source finished; stopping once the sinks have played out")
+            self._drain = asyncio.create_task(self._stop_when_drained(), name="drain")
+
+    async def _stop_when_drained(self) -> None:
+        """Stop once no sink has played for DRAIN_QUIET_S (at most DRAIN_MAX_S)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_MAX_S
+        quiet_since = loop.time()
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if any(self._playing.values()):
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= DRAIN_QUIET_S:
+                break
+        self.request_stop("every source finished")
 
     def _on_turn(self, topic: str, fields: Mapping[str, Any]) -> None:
         event = fields.get("event")
@@ -890,6 +925,8 @@ class Supervisor:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(inst.proc.wait(), 5.0)
         watchers = [inst.task for inst in self._instances.values() if inst.task is not None]
+        if self._drain is not None:
+            watchers.append(self._drain)
         for task in [*self._tasks, *watchers]:
             task.cancel()
         await asyncio.gather(*self._tasks, *watchers, return_exceptions=True)
