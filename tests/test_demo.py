@@ -21,7 +21,7 @@ def test_demo_pipeline_plays_every_utterance_and_stops_by_itself(tmp_path: Path)
     shutil.copy(REPO / "launch" / "demo.toml", work / "launch" / "demo.toml")
     shutil.copytree(REPO / "launch" / "assets", work / "launch" / "assets")
     proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run",
-                             "launch/demo.toml", "--quiet"], cwd=work,
+                             "launch/demo.toml"], cwd=work,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         out, _ = proc.communicate(timeout=60)
