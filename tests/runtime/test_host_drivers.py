@@ -264,6 +264,10 @@ async def test_tts_cuts_sentences_and_says_the_rest_at_final(host: FakeHost) -> 
     await driver.on_input(text_msg("Short. Reply", "r2", 0, final=True))
     await settle(host, lambda: len(tts.said) == 5)
     assert tts.said[3:] == ["Short.", "Reply"]
+    # Each chunk names the sentence it speaks and its reply, so the output can
+    # tell what the user actually heard when a reply is interrupted.
+    tagged = {(f["text"], f["response_id"]) for s, _, _, f in host.published if s == "audio"}
+    assert {("Hello there.", "r1"), ("I'm fine", "r1"), ("Reply", "r2")} <= tagged
 
 
 async def test_tts_barge_in_drops_buffered_text_and_old_audio(host: FakeHost) -> None:

@@ -532,7 +532,7 @@ class TTSDriver(Driver):
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
         self._replies: dict[str | None, _PartialReply] = {}
-        self._sentences: deque[tuple[str, int]] = deque()
+        self._sentences: deque[tuple[str, int, str | None]] = deque()
         self._wakeup = asyncio.Event()
 
     async def start(self) -> None:
@@ -548,7 +548,8 @@ class TTSDriver(Driver):
         reply = self._replies.pop(chunk.response_id, None) or _PartialReply()
         if chunk.final:
             if not msg.fields.get("interrupted"):  # a superseded reply's rest is not said
-                self._say(reply.text if reply.deltas else chunk.text, msg.epoch)
+                self._say(reply.text if reply.deltas else chunk.text, msg.epoch,
+                          chunk.response_id)
             return
         reply.text += chunk.text
         reply.deltas += 1
@@ -556,17 +557,17 @@ class TTSDriver(Driver):
         for match in _SENTENCE_END.finditer(reply.text):
             cut = match.end()
         if cut:
-            self._say(reply.text[:cut], msg.epoch)
+            self._say(reply.text[:cut], msg.epoch, chunk.response_id)
             reply.text = reply.text[cut:]
         self._replies[chunk.response_id] = reply  # re-inserted: dict order = recency
         if len(self._replies) > MAX_PENDING_REPLIES:
             del self._replies[next(iter(self._replies))]
             self.host.count_drop("overflow")
 
-    def _say(self, text: str, epoch: int) -> None:
+    def _say(self, text: str, epoch: int, response_id: str | None) -> None:
         for sentence in _SENTENCE_SPLIT.split(text):
             if sentence.strip():
-                self._sentences.append((sentence.strip(), epoch))
+                self._sentences.append((sentence.strip(), epoch, response_id))
         self._wakeup.set()
 
     async def _speak(self) -> None:
@@ -575,7 +576,7 @@ class TTSDriver(Driver):
             while not self._sentences:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            text, epoch = self._sentences.popleft()
+            text, epoch, response_id = self._sentences.popleft()
             if epoch < host.epoch:
                 host.count_drop("stale")
                 continue
@@ -585,7 +586,9 @@ class TTSDriver(Driver):
                         if epoch < host.epoch:
                             break
                         if chunk.data is not None and chunk.data.samples.size:
-                            host.publish("audio", chunk.data, epoch=epoch)
+                            # text + response_id let the output tell what was heard.
+                            host.publish("audio", chunk.data, epoch=epoch, text=text,
+                                         response_id=response_id)
             except Exception:  # the TTS base already sent a TTSErrorEvent
                 continue
 

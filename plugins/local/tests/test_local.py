@@ -17,6 +17,11 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+
+from va_actors.core.audio import PcmData
+from va_actors.core.edge import AudioPlaybackEvent, SourceFinishedEvent, TransportErrorEvent
+from va_actors.core.node import Inbound, Node
+from va_actors.core.video import VideoFrame
 from va_actors.plugins.local import (
     AudioFileSource,
     MicrophoneSource,
@@ -29,11 +34,6 @@ from va_actors.plugins.local import (
     WavWriter,
     parse_utterances,
 )
-
-from va_actors.core.audio import PcmData
-from va_actors.core.edge import AudioPlaybackEvent, SourceFinishedEvent, TransportErrorEvent
-from va_actors.core.node import Inbound, Node
-from va_actors.core.video import VideoFrame
 
 # -- a recording NodeContext ---------------------------------------------------------
 
