@@ -175,10 +175,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.audio import PcmData
 from va_actors.core.stt import STTTranscriptEvent
+from va_actors.plugins.$name import $Class
 
 
 def tone(ms: int, rate: int = 16000) -> PcmData:
@@ -300,9 +300,9 @@ _TTS_TEST = '''\
 from __future__ import annotations
 
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.tts import TTSOutputChunk
+from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -412,11 +412,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.audio import PcmData
 from va_actors.core.events import BaseEvent
 from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
+from va_actors.plugins.$name import $Class
 
 
 def audio(ms: int, amplitude: float, rate: int = 16000) -> PcmData:
@@ -504,9 +504,9 @@ _LLM_TEST = '''\
 from __future__ import annotations
 
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.llm import LLMResponseDelta, LLMResponseFinal
+from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -631,11 +631,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.llm import LLMResponseFinal
 from va_actors.core.utils import VideoForwarder
 from va_actors.core.video import SyntheticVideoTrack
+from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
@@ -754,10 +754,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.audio import PcmData
 from va_actors.core.llm import RealtimeAudioOutputEvent
+from va_actors.plugins.$name import $Class
 
 
 def tone(ms: int, rate: int = 16000) -> PcmData:
@@ -875,11 +875,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from va_actors.plugins.$name import $Class
 
 from va_actors.core.processors import ProcessorStateEvent
 from va_actors.core.utils import VideoForwarder
 from va_actors.core.video import SyntheticVideoTrack
+from va_actors.plugins.$name import $Class
 
 
 @pytest.mark.asyncio
