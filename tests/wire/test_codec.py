@@ -156,3 +156,12 @@ def test_topic_names_are_checked() -> None:
     for bad in ("no-dot", ".audio", "a.b.c", "1x.audio"):
         with pytest.raises(TopicError):
             split(bad)
+
+
+def test_deeply_nested_headers_are_rejected() -> None:
+    nested: object = "leaf"
+    for _ in range(limits.MAX_DEPTH + 2):
+        nested = [nested]
+    with pytest.raises(WireError) as info:
+        decode([b"t.x", valid_header(deep=nested)])
+    assert info.value.reason is DropReason.MALFORMED

@@ -199,17 +199,22 @@ def _reject_ext(code: int, data: bytes) -> NoReturn:
     _fail(DropReason.MALFORMED, f"msgpack extension type {code} is not allowed")
 
 
-def _check_plain(value: Any, depth: int = 0) -> None:
+_LEAVES = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _check_plain(container: dict[str, Any] | list[Any], depth: int = 0) -> None:
+    # Hot path (every message): leaves are checked inline by exact type and only
+    # containers recurse; msgpack gives exactly these types, nothing derived.
     if depth > limits.MAX_DEPTH:
         _fail(DropReason.MALFORMED, f"header nested deeper than {limits.MAX_DEPTH}")
-    if isinstance(value, dict):
-        for v in value.values():
-            _check_plain(v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_plain(v, depth + 1)
-    elif not (value is None or isinstance(value, str | int | float | bool | bytes)):
-        _fail(DropReason.MALFORMED, f"header holds a {type(value).__name__}")
+    for value in container.values() if isinstance(container, dict) else container:
+        kind = type(value)
+        if kind in _LEAVES:
+            continue
+        if kind is dict or kind is list:
+            _check_plain(value, depth + 1)
+        else:
+            _fail(DropReason.MALFORMED, f"header holds a {kind.__name__}")
 
 
 def _unpack_header(raw: memoryview) -> dict[str, Any]:
