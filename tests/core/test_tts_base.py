@@ -169,3 +169,27 @@ def test_output_format_rejects_nonsense() -> None:
         engine.set_output_format(sample_rate=0)
     with pytest.raises(ValueError, match="channels"):
         engine.set_output_format(channels=7)
+
+
+async def test_cancelling_during_a_blocking_generator_step_is_a_clean_cancel() -> None:
+    # A consumer cancelled (actor shutdown) while the worker thread is inside
+    # next() must see CancelledError, not "generator already executing".
+    started = threading.Event()
+    release = threading.Event()
+
+    def synth() -> Iterator[PcmData]:
+        yield tone(16000, 0.02)
+        started.set()
+        release.wait(2)
+        yield tone(16000, 0.02)
+
+    engine = ShapeTTS(synth)
+    errors: list[TTSErrorEvent] = []
+    engine.events.subscribe(errors.append, event_types=[TTSErrorEvent])
+    consumer = asyncio.create_task(collect(engine))
+    await asyncio.to_thread(started.wait, 2)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    release.set()
+    assert errors == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -308,6 +309,9 @@ async def _close(result: object) -> None:
     if aclose is not None:
         await aclose()
         return
-    close = getattr(result, "close", None)
-    if inspect.isgenerator(result) and close is not None:
-        close()
+    if inspect.isgenerator(result):
+        # Cancelled while a worker thread is inside next(): closing now raises
+        # "generator already executing". That step finishes on its own and its
+        # output is dropped; stop_audio() is how plugins end the generator.
+        with contextlib.suppress(ValueError):
+            result.close()
