@@ -185,7 +185,8 @@ class ActorConfig:
 class ServiceConfig:
     """One ``[[service]]``: a managed helper process (e.g. a local LLM server).
 
-    Parsed and checked only; nothing starts services yet.
+    Started by the supervisor before any actor and stopped after them
+    (:mod:`va_actors.runtime.services`).
     """
 
     name: str

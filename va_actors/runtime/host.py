@@ -42,6 +42,7 @@ or its parameters are wrong (restarting cannot help).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import ctypes
@@ -114,7 +115,7 @@ class ConfigError(Exception):
 
 
 # -- input queues -----------------------------------------------------------------
-class _Inbox:
+class _Inbox(abc.ABC):
     """A bounded queue drained by exactly one dispatcher task."""
 
     __slots__ = ("_loop", "_waiter")
@@ -134,8 +135,9 @@ class _Inbox:
         self._waiter = self._loop.create_future()
         await self._waiter
 
+    @abc.abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Items waiting."""
 
 
 class _AudioFifo(_Inbox):

@@ -42,6 +42,7 @@ from va_actors.runtime import rundir
 from va_actors.runtime.config import ActorConfig, PipelineConfig, SupervisorDefaults
 from va_actors.runtime.plugins import Category
 from va_actors.runtime.policy import Action, Decision, RestartMode, RestartPolicy, RestartTracker
+from va_actors.runtime.services import ServiceError, Services
 from va_actors.runtime.spec import ActorSpec, InputSpec
 from va_actors.wire import Control, Kind, WireError, decode, encode_control
 from va_actors.wire import topics as wire_topics
@@ -355,6 +356,8 @@ class Supervisor:
         self._loop_lag_ms = 0.0
         self._self_ps = psutil.Process()
         self._manifest: rundir.Manifest | None = None
+        self._services = Services(config.services, on_state=self._publish_service_state,
+                                  on_lost=self._on_service_lost, python=python)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -425,6 +428,7 @@ class Supervisor:
             logger.warning("second stop request (%s): killing every instance now", reason)
             for inst in self._instances.values():
                 self._signal(inst, signal.SIGKILL)
+            self._services.kill_all()
             return
         self._begin_stop(reason)
 
@@ -459,6 +463,8 @@ class Supervisor:
         """Run the pipeline until it is stopped; return the exit code (``EXIT_*``)."""
         try:
             self._prepare()
+            if not await self._start_services():
+                return self._exit_code
             self._tasks = [asyncio.create_task(coro, name=f"supervisor-{name}") for name, coro in
                            (("reports", self._read_reports()), ("monitor", self._monitor()),
                             ("turns", self._follow_turns()))]
@@ -468,6 +474,7 @@ class Supervisor:
             await self._stop.wait()
             logger.info("stopping pipeline %r: %s", self.config.name, self._stop_reason)
             await self._shutdown()
+            await self._services.stop()  # last: actors may use them until they are gone
             return self._exit_code
         except rundir.RunDirError as exc:
             raise SupervisorError(str(exc)) from exc
@@ -930,6 +937,7 @@ class Supervisor:
         for task in [*self._tasks, *watchers]:
             task.cancel()
         await asyncio.gather(*self._tasks, *watchers, return_exceptions=True)
+        await self._services.stop()
         if self._pub is not None:
             self._pub.close(0)
         if self._ctx is not None:
@@ -937,6 +945,40 @@ class Supervisor:
         if self._run_dir is not None:
             rundir.remove_run_dir(self._run_dir)
         self._done.set()
+
+    # -- services ---------------------------------------------------------------------------
+    async def _start_services(self) -> bool:
+        """Start every ``[[service]]`` and wait until healthy; False if a stop came first.
+
+        Raises:
+            SupervisorError: a service failed; no actor is started.
+        """
+        starting = asyncio.ensure_future(self._services.start())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
+        if starting.cancelled():
+            return False
+        try:
+            starting.result()
+        except ServiceError as exc:
+            raise SupervisorError(f"pipeline {self.config.name!r} not started: {exc}") from exc
+        return True
+
+    def _on_service_lost(self, name: str) -> None:
+        self._exit_code = EXIT_GAVE_UP
+        self._begin_stop(f"service {name} exited")
+
+    def _publish_service_state(self, name: str, state: str, pid: int | None,
+                               reason: str) -> None:
+        self._publish(wire_topics.ACTOR_STATE, "state", {
+            "instance": name, "actor": name, "service": True, "state": state, "pid": pid,
+            "reason": reason})
 
     # -- publishing -------------------------------------------------------------------------
     def _publish(self, topic: str, op: str, args: dict[str, Any]) -> None:
