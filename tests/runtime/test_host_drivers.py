@@ -15,13 +15,14 @@ import zmq
 
 from tests.actors.tone import tone_chunk
 from va_actors.core.audio.pcm import PcmData
+from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
 from va_actors.core.events.base import BaseEvent, PluginBaseEvent, PluginErrorEvent
 from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal, Realtime, VideoLLM
 from va_actors.core.processors import ProcessorStateEvent, VideoProcessorPublisher
 from va_actors.core.stt import STT, STTErrorEvent, STTTranscriptEvent
 from va_actors.core.tts import TTS
-from va_actors.core.turn_detection import TurnStartedEvent
+from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import QueuedVideoTrack, VideoFrame
 from va_actors.runtime import drivers, plugins
@@ -157,6 +158,28 @@ async def test_stt_routes_transcripts_turns_and_events(host: FakeHost) -> None:
     assert host.failures[0][0] is STTErrorEvent
 
 
+class FlushableSTT(EchoSTT):
+    """Records the turn ends the runtime hands it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushed: list[Participant | None] = []
+
+    async def flush(self, participant: Participant | None = None) -> None:
+        self.flushed.append(participant)
+
+
+async def test_stt_finalises_when_the_turn_detector_ends_the_turn(host: FakeHost) -> None:
+    stt = FlushableSTT()
+    driver = drivers.STTDriver(host, stt)
+    await driver.start()
+    who = Participant(user_id="ana", id="p1")
+    await driver.on_input(event_msg(TurnStartedEvent(participant=who)))
+    assert stt.flushed == []
+    await driver.on_input(event_msg(TurnEndedEvent(participant=who)))
+    assert stt.flushed == [who]
+
+
 # -- LLM -----------------------------------------------------------------------------------
 class ScriptedLLM(LLM):
     """Streams the words of ``script`` with ``delay`` between them."""
@@ -222,6 +245,23 @@ async def test_llm_newer_transcript_supersedes_the_reply(host: FakeHost) -> None
     finals = [(c, f) for s, c, _, f in host.published if s == "text" and c.final]
     assert finals[0][1] == {"interrupted": True} and finals[1][1] == {}
     assert finals[1][0].text == "a b c d e f g h"
+
+
+async def test_llm_history_keeps_only_what_the_user_heard(host: FakeHost) -> None:
+    llm = ScriptedLLM("one two three four five six", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    await driver.on_input(event_msg(transcript("count for me")))
+    await settle(host, lambda: len(host.on("text")) >= 3)
+    reply_id = host.on("text")[0].response_id
+    host.epoch = 1
+    await driver.on_epoch(1)
+    await settle(host, lambda: all(t.done() for t in host.tasks))
+    # The speaker reports it played "one two" of that reply before the barge-in.
+    await driver.on_input(event_msg(AudioPlaybackEvent(
+        interrupted=True, response_id=reply_id, heard_text="one two", epoch=0)))
+    said = [(m.role, m.content) for m in llm.conversation.messages]
+    assert said == [("user", "count for me"), ("assistant", "one two")]
 
 
 # -- TTS -----------------------------------------------------------------------------------

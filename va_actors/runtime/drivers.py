@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.events.base import BaseEvent, ExceptionEvent, PluginErrorEvent
 from va_actors.core.events.manager import EventManager
 
@@ -253,6 +254,15 @@ class STTDriver(Driver):
         if msg.kind is Kind.AUDIO:
             pcm = msg.audio()
             await self.plugin.process_audio(pcm, pcm.participant)
+        elif msg.kind is Kind.EVENT:
+            await self._on_turn_event(msg.event())
+
+    async def _on_turn_event(self, event: BaseEvent) -> None:
+        # A turn detector's end of turn is authoritative: the STT finalises the
+        # utterance now instead of waiting for its own end-of-speech rule.
+        flush = getattr(self.plugin, "flush", None)
+        if isinstance(event, TurnEndedEvent) and callable(flush):
+            await flush(event.participant)
 
 
 class TurnDriver(Driver):
@@ -398,6 +408,9 @@ class LLMDriver(Driver):
         if msg.kind is not Kind.EVENT:
             return
         event = msg.event()
+        if isinstance(event, AudioPlaybackEvent):
+            self._on_playback(event)
+            return
         if not _is_final_transcript(event):
             return
         assert isinstance(event, STTTranscriptEvent)
@@ -405,13 +418,21 @@ class LLMDriver(Driver):
         if text:
             self.host.spawn(self._respond(text, event.participant, msg.epoch), "respond")
 
+    def _on_playback(self, event: AudioPlaybackEvent) -> None:
+        """Keep only what the user heard of a reply cut off by barge-in."""
+        if event.interrupted and event.response_id:
+            self.plugin.conversation.truncate_message(event.response_id, event.heard_text)
+
     async def _respond(self, text: str, participant: Any, epoch: int) -> None:
         host = self.host
-        response_id = uuid.uuid4().hex
+        response_id: str | None = None
         index = 0
         final: Any = None
         async with contextlib.aclosing(self.plugin.respond(text, participant)) as replies:
             async for item in replies:
+                # The conversation message id doubles as the reply id, so the
+                # output's playback reports can truncate history to what was heard.
+                response_id = response_id or getattr(item, "item_id", None) or uuid.uuid4().hex
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
@@ -420,7 +441,7 @@ class LLMDriver(Driver):
                                  epoch=epoch)
                     index += 1
         whole = str(getattr(final, "text", "") or "")
-        chunk = TextChunk(whole, True, response_id, index)
+        chunk = TextChunk(whole, True, response_id or uuid.uuid4().hex, index)
         if getattr(final, "interrupted", False):
             host.publish("text", chunk, epoch=epoch, interrupted=True)
         else:
