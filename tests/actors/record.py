@@ -37,9 +37,13 @@ class RecordingSink(Node):
         self._out.flush()
 
     async def on_message(self, msg: Inbound) -> None:
-        self._write({"topic": msg.topic, "seq": msg.seq, "epoch": msg.epoch, "ts_ns": msg.ts_ns,
-                     "recv_ns": time.time_ns(), "source": msg.source,
-                     "crc": checksum(msg.value)})
+        record = {"topic": msg.topic, "seq": msg.seq, "epoch": msg.epoch, "ts_ns": msg.ts_ns,
+                  "recv_ns": time.time_ns(), "source": msg.source, "crc": checksum(msg.value)}
+        if isinstance(msg.value, BaseEvent):
+            record["type"] = msg.value.type
+            if isinstance(getattr(msg.value, "text", None), str):
+                record["text"] = msg.value.text
+        self._write(record)
 
     async def on_epoch(self, epoch: int) -> None:
         self._write({"on_epoch": epoch, "recv_ns": time.time_ns()})
