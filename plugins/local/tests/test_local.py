@@ -745,3 +745,51 @@ def test_entry_points_resolve_to_the_actors() -> None:
         "local.speaker": SpeakerSink, "local.video_file": VideoFileSource,
         "local.synthetic_camera": SyntheticCamera,
     }
+
+
+# -- console -------------------------------------------------------------------------------
+async def test_console_prints_both_sides_and_the_latency_of_each_turn() -> None:
+    import io
+
+    from va_actors.core.edge.events import AudioPlaybackEvent
+    from va_actors.core.latency import TurnLatencyEvent
+    from va_actors.core.node import Inbound
+    from va_actors.core.stt.events import STTTranscriptEvent
+    from va_actors.core.turn_detection.events import TurnEndedEvent
+    from va_actors.plugins.local.console import Console
+
+    ms = 1_000_000
+    console = Console()
+    out = io.StringIO()
+    console._out = out
+    published: list[object] = []
+
+    class Ctx:
+        name, epoch = "console", 0
+
+        def publish(self, stream: str, value: object, **kw: object) -> None:
+            published.append((stream, value))
+
+    await console.start(Ctx())  # type: ignore[arg-type]
+    pcm = PcmData.from_bytes(b"\0\0" * 320, sample_rate=16000)
+    for msg in [
+        Inbound("turn.turn", TurnEndedEvent(trailing_silence_ms=500), ts_ns=1_500 * ms),
+        Inbound("stt.transcript", STTTranscriptEvent(text="Is it raining?"), ts_ns=1_700 * ms),
+        Inbound("llm.text", "No, ", ts_ns=1_800 * ms, fields={"response_id": "r1"}),
+        Inbound("tts.audio", pcm, ts_ns=1_900 * ms, fields={"response_id": "r1"}),
+        Inbound("llm.text", "No, it is sunny.", ts_ns=1_950 * ms,
+                fields={"response_id": "r1", "final": True}),
+        Inbound("speaker.playback", AudioPlaybackEvent(playing=True, response_id="r1"),
+                ts_ns=1_920 * ms),
+    ]:
+        await console.on_message(msg)
+    await console.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "user:  Is it raining?"
+    assert lines[1] == "agent: No, it is sunny."
+    # end of speech 1000 ms -> turn 1500 -> transcript 1700 -> token 1800 -> audio 1900 -> out 1920
+    assert lines[2].strip() == ("voice-to-voice 920 ms = turn 500 + transcript 200 + "
+                                "first token 100 + first audio 100 + audio out 20")
+    assert lines[3].startswith("voice-to-voice over 1 turn(s): median 920 ms")
+    assert published and published[0][0] == "metrics"
+    assert isinstance(published[0][1], TurnLatencyEvent)

@@ -1,0 +1,96 @@
+"""Console: the live transcript of both sides and each turn's latency breakdown.
+
+Feed it the conversation's topics; it recognises each by what it carries::
+
+    [[actor]]
+    name = "console"
+    plugin = "va_actors.plugins.local.console:Console"
+    inputs = ["turn.turn", "stt.transcript", "llm.text", "tts.audio", "speaker.playback"]
+
+It prints ``user:`` / ``agent:`` lines and, when the agent's reply starts
+playing, a ``voice-to-voice`` line split into contiguous segments; the same
+figures are published as :class:`TurnLatencyEvent` on ``<name>.metrics`` (see
+them with ``va-launch tap console.metrics``). At shutdown it prints the median
+and p90 over all turns.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from typing import Any, TextIO
+
+from va_actors.core.audio.pcm import PcmData
+from va_actors.core.edge.events import AudioPlaybackEvent
+from va_actors.core.latency import TurnLatencyEvent, TurnLatencyTracker, format_latency
+from va_actors.core.node import Inbound, Node, NodeContext
+from va_actors.core.stt.events import STTTranscriptEvent
+from va_actors.core.turn_detection.events import TurnEndedEvent
+
+
+class Console(Node):
+    """Prints the conversation and its per-turn latency (params: none)."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._tracker = TurnLatencyTracker()
+        self._totals: list[float] = []
+        self._ctx: NodeContext | None = None
+        self._out: TextIO = sys.stdout
+
+    async def start(self, ctx: NodeContext) -> None:
+        self._ctx = ctx
+
+    async def on_message(self, msg: Inbound) -> None:
+        value = msg.value
+        if isinstance(value, TurnEndedEvent):
+            self._tracker.turn_ended(msg.ts_ns, value.trailing_silence_ms)
+        elif isinstance(value, STTTranscriptEvent):
+            self._tracker.final_transcript(msg.ts_ns, value.text)
+            self._say(f"user:  {value.text}")
+        elif isinstance(value, str):
+            self._on_text(msg, value)
+        elif isinstance(value, PcmData):
+            self._tracker.audio(msg.ts_ns, msg.fields.get("response_id"))
+        elif isinstance(value, AudioPlaybackEvent):
+            self._on_playback(msg, value)
+
+    def _on_text(self, msg: Inbound, text: str) -> None:
+        self._tracker.text(msg.ts_ns, msg.fields.get("response_id"))
+        if msg.fields.get("final"):
+            cut = " (superseded)" if msg.fields.get("interrupted") else ""
+            self._say(f"agent: {text}{cut}")
+
+    def _on_playback(self, msg: Inbound, event: AudioPlaybackEvent) -> None:
+        if event.interrupted:
+            self._say(f"       [barge-in: the user heard {event.heard_text!r}]")
+            return
+        if not event.playing:
+            return
+        latency = self._tracker.playing(msg.ts_ns, event.response_id)
+        if latency is None:
+            return
+        self._totals.append(latency.total_ms)
+        self._say(f"       {format_latency(latency)}")
+        if self._ctx is not None:
+            self._ctx.publish("metrics", latency)
+
+    def _say(self, line: str) -> None:
+        print(line, file=self._out, flush=True)
+
+    def summary(self) -> str | None:
+        """Median and p90 voice-to-voice latency over the turns seen, if any."""
+        if not self._totals:
+            return None
+        ordered = sorted(self._totals)
+        p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+        return (f"voice-to-voice over {len(ordered)} turn(s): median "
+                f"{statistics.median(ordered):.0f} ms, p90 {p90:.0f} ms")
+
+    async def close(self) -> None:
+        line = self.summary()
+        if line is not None:
+            self._say(line)
+
+
+__all__ = ["Console", "TurnLatencyEvent"]

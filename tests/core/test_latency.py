@@ -1,0 +1,56 @@
+"""Per-turn latency: contiguous segments that add up to the voice-to-voice total."""
+
+from __future__ import annotations
+
+import pytest
+
+from va_actors.core.events import BaseEvent
+from va_actors.core.latency import (
+    SEGMENTS,
+    TurnLatencyEvent,
+    TurnLatencyTracker,
+    format_latency,
+)
+
+MS = 1_000_000
+
+
+def test_a_full_turn_is_split_into_contiguous_segments() -> None:
+    tracker = TurnLatencyTracker()
+    tracker.turn_ended(1_600 * MS, trailing_silence_ms=600)  # speech ended at 1000 ms
+    tracker.final_transcript(1_900 * MS, "what time is it")
+    tracker.text(2_000 * MS, "r1")
+    tracker.text(2_050 * MS, "r1")  # later chunks change nothing
+    tracker.audio(2_150 * MS, "r1")
+    tracker.audio(2_170 * MS, "r1")
+    event = tracker.playing(2_180 * MS, "r1")
+    assert event is not None
+    assert event.total_ms == pytest.approx(1_180)
+    assert event.segments_ms == pytest.approx({"turn_detected": 600, "final_transcript": 300,
+                                               "first_token": 100, "first_audio": 150,
+                                               "audio_out": 30})
+    assert sum(event.segments_ms.values()) == pytest.approx(event.total_ms)
+    assert event.user_text == "what time is it"
+    assert list(event.segments_ms) == list(SEGMENTS)
+    assert format_latency(event).startswith("voice-to-voice 1180 ms = turn 600 + transcript 300")
+    back = BaseEvent.from_dict(event.to_dict())
+    assert isinstance(back, TurnLatencyEvent) and back.segments_ms == event.segments_ms
+
+
+def test_playback_of_an_unknown_or_incomplete_reply_reports_nothing() -> None:
+    tracker = TurnLatencyTracker()
+    assert tracker.playing(5 * MS, "nobody") is None
+    tracker.turn_ended(10 * MS, 0)
+    tracker.final_transcript(11 * MS, "hi")
+    tracker.text(12 * MS, "r1")
+    assert tracker.playing(13 * MS, "r1") is None  # no TTS audio seen for it
+
+
+def test_without_a_turn_detector_the_transcript_ends_the_turn() -> None:
+    tracker = TurnLatencyTracker()
+    tracker.final_transcript(100 * MS, "hello")
+    tracker.text(150 * MS, "r9")
+    tracker.audio(200 * MS, "r9")
+    event = tracker.playing(230 * MS, "r9")
+    assert event is not None and event.total_ms == pytest.approx(130)
+    assert event.segments_ms["turn_detected"] == 0
