@@ -61,6 +61,8 @@ class _Service:
         self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL)
         self.readers: list[asyncio.Task[None]] = []
         self.state = "starting"
+        self.reaped = False
+        """Stopped and its group killed: never signal that group id again (it may be reused)."""
 
     @property
     def name(self) -> str:
@@ -225,7 +227,7 @@ class Services:
             self._on_lost(svc.name)
 
     async def _stop_one(self, svc: _Service) -> None:
-        if svc.proc is None:
+        if svc.proc is None or svc.reaped:
             return
         if svc.alive:
             _signal_group(svc, signal.SIGTERM)
@@ -236,6 +238,7 @@ class Services:
                 if not await _exited_within(svc.proc, KILL_WAIT_S):
                     logger.error("service %s (pid %s) survived SIGKILL", svc.name, svc.pid)
         _signal_group(svc, signal.SIGKILL)  # helpers it left behind in its group
+        svc.reaped = True
         if svc.state == "running":
             self._set_state(svc, "stopped", "stopped")
 
@@ -265,7 +268,7 @@ async def _exited_within(proc: asyncio.subprocess.Process, seconds: float) -> bo
 
 
 def _signal_group(svc: _Service, signum: int) -> None:
-    if svc.pid is None:
+    if svc.pid is None or svc.reaped:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(svc.pid, signum)

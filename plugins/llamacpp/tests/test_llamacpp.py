@@ -6,7 +6,11 @@ in a server subprocess on a free loopback port; the fixture always reaps it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +34,11 @@ from va_actors.plugins.llamacpp import (
 from va_actors.plugins.llamacpp import _model as model_module
 from va_actors.plugins.llamacpp.server import QUIET_VERBOSITY, build_params, parse_args
 from va_actors.plugins.openai import ChatCompletionsLLM
+from va_actors.runtime.config import load_pipeline
+from va_actors.runtime.supervisor import Supervisor
 
 SERVER_MODULE = "va_actors.plugins.llamacpp.server"
+REPO = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 15.0
 
 
@@ -170,3 +177,43 @@ async def test_chat_completions_llm_streams_a_reply_from_the_server(
     assert deltas and all(isinstance(d, LLMResponseDelta) for d in deltas)
     assert final.text.strip()
     assert "".join(d.delta for d in deltas) == final.text
+
+
+def copy_llm_pipeline(work: Path, port: int) -> Path:
+    """launch/llm_server.toml and its assets under ``work``, the server on ``port``."""
+    (work / "launch").mkdir(parents=True)
+    shutil.copytree(REPO / "launch" / "assets", work / "launch" / "assets")
+    text = (REPO / "launch" / "llm_server.toml").read_text().replace("18765", str(port))
+    path = work / "launch" / "llm_server.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow
+async def test_the_llm_server_pipeline_serves_while_its_actors_run_and_stops_it_last(
+        tmp_path: Path) -> None:
+    """launch/llm_server.toml on a free port: healthy before the actors, gone after them."""
+    port = free_port()
+    work = tmp_path / "repo"
+    config = load_pipeline(copy_llm_pipeline(work, port))
+    supervisor = Supervisor(config, run_dir=tmp_path / "run")
+    previous = Path.cwd()
+    os.chdir(work)  # the pipeline's asset and output paths are relative to the cwd
+    task = asyncio.create_task(supervisor.run())
+    try:
+        assert await supervisor.wait_started(timeout=15), supervisor.stop_reason
+        status, reply = await asyncio.to_thread(
+            get_json, f"http://127.0.0.1:{port}/v1/chat/completions",
+            {"model": "smollm2", "max_tokens": 8,
+             "messages": [{"role": "user", "content": "Hi"}]})
+        assert status == 200 and reply["choices"][0]["message"]["content"].strip()
+        assert await asyncio.wait_for(asyncio.shield(task), 15) == 0
+    finally:
+        os.chdir(previous)
+        if not task.done():
+            await supervisor.stop("test finished")
+        with contextlib.suppress(BaseException):
+            await task
+    assert (work / "out" / "llm_server.wav").exists()
+    with pytest.raises(OSError):
+        get_json(f"http://127.0.0.1:{port}/health")
