@@ -41,8 +41,12 @@ class RecordingSink(Node):
                   "recv_ns": time.time_ns(), "source": msg.source, "crc": checksum(msg.value)}
         if isinstance(msg.value, BaseEvent):
             record["type"] = msg.value.type
-            if isinstance(getattr(msg.value, "text", None), str):
-                record["text"] = msg.value.text
+            for name in ("text", "playing", "interrupted", "response_id"):
+                value = getattr(msg.value, name, None)
+                if isinstance(value, str | bool):
+                    record[name] = value
+            if isinstance(getattr(msg.value, "epoch", None), int):
+                record["event_epoch"] = msg.value.epoch
         self._write(record)
 
     async def on_epoch(self, epoch: int) -> None:

@@ -7,6 +7,7 @@ and a one-question variant whose output audio is transcribed again.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -40,6 +41,13 @@ def _run(pipeline: Path) -> tuple[int, str]:
 
 def _variant(tmp_path: Path, wav: Path, *, one_question: bool) -> Path:
     text = LAUNCH.read_text().replace('path = "out/voice_agent.wav"', f'path = "{wav}"')
+    text += f"""
+[[actor]]
+name = "playback_log"
+plugin = "tests.actors.record:RecordingSink"
+inputs = ["speaker.playback"]
+params = {{ path = "{tmp_path / 'playback.jsonl'}" }}
+"""
     if one_question:
         text = re.sub(r"utterances = \[.*?\]\ntail_s = [0-9.]+",
                       'utterances = [{ path = "launch/assets/voice/weather.wav", at_s = 1.0 }]'
@@ -66,6 +74,16 @@ def test_the_voice_agent_answers_and_is_interrupted_by_the_second_question(
     assert "[barge-in: the user heard" in log  # the second question cut the first answer
     assert log.count("voice-to-voice ") >= 3  # one line per turn plus the summary
     assert wav.exists()
+    # After the interrupt the speaker plays nothing of the old epoch, and it
+    # does play the answer to the second question (a newer epoch).
+    events = [json.loads(line) for line in (tmp_path / "playback.jsonl").read_text().splitlines()
+              if line.endswith("}")]
+    events = [e for e in events if e.get("type") == "transport.playback"]
+    cut = next(i for i, e in enumerate(events) if e.get("interrupted"))
+    old_epoch = events[cut]["event_epoch"]
+    later = [e for e in events[cut + 1:] if e.get("playing")]
+    assert later, "the second question was never answered aloud"
+    assert all(e["event_epoch"] > old_epoch for e in later), later
 
 
 def test_what_the_agent_said_is_what_the_llm_wrote(tmp_path: Path) -> None:
