@@ -84,8 +84,12 @@ AGENT_CATEGORIES = frozenset({Category.LLM, Category.VLM, Category.TTS, Category
 """Producers whose output is what the agent says: the epoch drops its stale content."""
 _TURN_STARTED = TurnStartedEvent.__dataclass_fields__["type"].default
 _SOURCE_FINISHED = SourceFinishedEvent.__dataclass_fields__["type"].default
-DRAIN_QUIET_S = 0.5
-"""With stop_when_sources_finish: how long every sink must be silent before the stop."""
+DRAIN_QUIET_S = 2.5
+"""With stop_when_sources_finish: how long every sink must be silent before the stop.
+
+Long enough to cover a TTS synthesising the next sentence of a reply on a busy
+machine (the speaker idles between sentences); shorter cut replies short.
+"""
 DRAIN_MAX_S = 60.0
 """With stop_when_sources_finish: the longest wait for sinks to finish playing."""
 
