@@ -51,6 +51,7 @@ Run from the repository root: ``.venv/bin/python bench/hop.py [--seconds S]
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import gc
@@ -213,7 +214,7 @@ class _Pending:
 
 
 # -- the two echo paths -----------------------------------------------------------------
-class Link:
+class Link(abc.ABC):
     """One echo path: a feed XPUB the bench publishes on and a SUB reading the echoes."""
 
     name = ""
@@ -276,12 +277,13 @@ class Link:
             samples.in_hop.append(stamps - pending.stamp_ns)
             samples.out_hop.append(now - stamps)
 
+    @abc.abstractmethod
     def _frames(self, payload: Payload, seq: int, stamp: int) -> Frames:
-        raise NotImplementedError
+        """The frames of one message for this path."""
 
+    @abc.abstractmethod
     def _parse(self, frames: Frames) -> tuple[tuple[str, int], int | None]:
         """(kind, seq) of the echoed input, and the echo's send stamp if it has one."""
-        raise NotImplementedError
 
 
 class OursLink(Link):
