@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -39,6 +38,7 @@ from va_actors.core.processors import (
 )
 from va_actors.core.stt import STTErrorEvent, STTPartialTranscriptEvent, STTTranscriptEvent
 from va_actors.core.tts import TTSAudioEvent, TTSErrorEvent
+from va_actors.core.tts.sentences import complete_end, split_sentences
 from va_actors.core.turn_detection import (
     TurnDetectionErrorEvent,
     TurnEndedEvent,
@@ -525,8 +525,6 @@ class RealtimeDriver(Driver):
 
 
 # -- TTS ---------------------------------------------------------------------------------
-_SENTENCE_END = re.compile(r"[.!?](?=\s)")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass
@@ -574,9 +572,7 @@ class TTSDriver(Driver):
             return
         reply.text += chunk.text
         reply.deltas += 1
-        cut = 0
-        for match in _SENTENCE_END.finditer(reply.text):
-            cut = match.end()
+        cut = complete_end(reply.text)
         if cut:
             self._say(reply.text[:cut], msg.epoch, chunk.response_id)
             reply.text = reply.text[cut:]
@@ -586,9 +582,8 @@ class TTSDriver(Driver):
             self.host.count_drop("overflow")
 
     def _say(self, text: str, epoch: int, response_id: str | None) -> None:
-        for sentence in _SENTENCE_SPLIT.split(text):
-            if sentence.strip():
-                self._sentences.append((sentence.strip(), epoch, response_id))
+        for sentence in split_sentences(text):
+            self._sentences.append((sentence, epoch, response_id))
         self._wakeup.set()
 
     async def _speak(self) -> None:

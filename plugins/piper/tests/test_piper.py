@@ -18,8 +18,8 @@ import pytest
 
 from va_actors.core.audio import PcmData
 from va_actors.core.tts import TTS, TTSErrorEvent, TTSOutputChunk
+from va_actors.core.tts.sentences import split_sentences
 from va_actors.plugins.piper import EspeakTTS, PiperTTS
-from va_actors.plugins.piper._common import split_sentences
 
 TWO_SENTENCES = "The quick brown fox jumps over the lazy dog. Then it runs into the forest."
 THREE_SENTENCES = ("This is the first sentence of the reply. Here comes a second one. "

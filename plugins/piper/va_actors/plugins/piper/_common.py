@@ -1,8 +1,7 @@
-"""Helpers shared by the Piper and espeak-ng plugins: sentences, stop tokens, PCM."""
+"""Helpers shared by the Piper and espeak-ng plugins: stop tokens, PCM."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable
 
@@ -10,18 +9,6 @@ import numpy as np
 import numpy.typing as npt
 
 from va_actors.core.audio import PcmData
-
-# A sentence ends at ., ! or ? (or an ellipsis), possibly followed by one
-# closing quote or bracket, then whitespace ("3.5" does not end one). Newlines
-# separate sentences too: LLM output often has list items without a final stop.
-_ENDS = "[.!?\u2026]"
-_CLOSERS = "[\"')\\]\u201d\u2019]"
-_SENTENCE_BREAK = re.compile(rf"(?<={_ENDS}{_CLOSERS})\s+|(?<={_ENDS})\s+|\n+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into non-empty, stripped sentences, in order."""
-    return [part.strip() for part in _SENTENCE_BREAK.split(text) if part and part.strip()]
 
 
 class StopToken:

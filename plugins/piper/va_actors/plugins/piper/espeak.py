@@ -15,8 +15,9 @@ import numpy.typing as npt
 
 from va_actors.core.audio import PcmData
 from va_actors.core.tts import TTS, AudioSpec
+from va_actors.core.tts.sentences import split_sentences
 
-from ._common import StopToken, StopTokens, join_arrays, s16_chunk, split_sentences
+from ._common import StopToken, StopTokens, join_arrays, s16_chunk
 
 logger = logging.getLogger(__name__)
 
