@@ -195,12 +195,6 @@ def test_from_packed_av_frame_deinterleaves() -> None:
     assert pcm.samples.tolist() == [[1, 2, 3], [-1, -2, -3]]
 
 
-def test_from_av_frame_rejects_other_formats() -> None:
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 4), np.int32), format="s32", layout="mono")
-    with pytest.raises(ValueError, match="unsupported AudioFrame format 's32'"):
-        PcmData.from_av_frame(frame)
-
-
 def test_wav_round_trip() -> None:
     samples = np.array([[0, 1000, -1000], [5, -5, 32767]], np.int16)
     pcm = PcmData(22050, "s16", samples, channels=2)
@@ -421,3 +415,18 @@ def test_sliding_window() -> None:
     assert len(windows) == 5
     assert windows[0].num_samples == 400 and windows[1].samples[0] == 160
     assert all(w.num_samples == 400 for w in pcm.sliding_window(25.0, 10.0, pad_last=True))
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype", "full"),
+    [("s32", np.int32, 2**31), ("u8", np.uint8, 128), ("dbl", np.float64, 1.0)])
+def test_decoder_formats_become_f32_at_the_same_level(fmt: str, dtype: type, full: float) -> None:
+    # What PyAV decoders hand out for 24-bit WAV (s32), 8-bit WAV (u8) and some codecs (dbl).
+    half = np.full((1, 160), full / 2, dtype=np.float64)
+    if fmt == "u8":
+        half = half + 128
+    frame = av.AudioFrame.from_ndarray(half.astype(dtype), format=fmt, layout="mono")
+    frame.sample_rate = 16000
+    pcm = PcmData.from_av_frame(frame)
+    assert pcm.format == "f32" and pcm.samples.dtype == np.float32
+    np.testing.assert_allclose(pcm.samples, 0.5, atol=1e-3)

@@ -341,6 +341,10 @@ _AV_FORMATS: dict[str, tuple[AudioFormat, bool]] = {
     "flt": (AudioFormat.F32, False),
     "fltp": (AudioFormat.F32, True),
 }
+# Formats decoders produce that we carry as f32: name -> (zero level, full scale).
+_AV_WIDE_FORMATS: dict[str, tuple[float, float]] = {
+    "u8": (128.0, 128.0), "s32": (0.0, 2.0**31), "s64": (0.0, 2.0**63), "dbl": (0.0, 1.0),
+}
 _AV_LAYOUTS: dict[int, str] = {
     1: "mono",
     2: "stereo",
@@ -533,22 +537,28 @@ class PcmData:
 
     @classmethod
     def from_av_frame(cls, frame: av.AudioFrame) -> PcmData:
-        """Build from a PyAV ``AudioFrame`` (s16, s16p, flt or fltp).
+        """Build from a PyAV ``AudioFrame``.
 
+        s16 and flt (packed or planar) are kept as they are; the other formats
+        decoders produce (u8, s32 from 24-bit files, s64, dbl) become f32.
         ``pts``, ``dts`` and ``time_base`` (as float seconds) are carried over.
         """
         name = frame.format.name
-        if name not in _AV_FORMATS:
+        base = name.removesuffix("p")
+        if name not in _AV_FORMATS and base not in _AV_WIDE_FORMATS:
             raise ValueError(
                 f"unsupported AudioFrame format {name!r}; expected one of "
-                f"{', '.join(_AV_FORMATS)} (convert with av.AudioResampler first)"
+                f"{', '.join([*_AV_FORMATS, *_AV_WIDE_FORMATS])} (planar variants too)"
             )
-        fmt, planar = _AV_FORMATS[name]
+        fmt, planar = _AV_FORMATS.get(name, (AudioFormat.F32, frame.format.is_planar))
         channels = frame.layout.nb_channels
         if frame.samples == 0:
             samples = _empty(fmt, channels)
         else:
             raw = frame.to_ndarray()
+            if base in _AV_WIDE_FORMATS:
+                zero, scale = _AV_WIDE_FORMATS[base]
+                raw = ((raw.astype(np.float64) - zero) / scale).astype(np.float32)
             samples = raw if planar else raw.reshape(-1)
         time_base = frame.time_base
         return cls(

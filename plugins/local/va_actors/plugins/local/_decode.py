@@ -8,7 +8,6 @@ from types import TracebackType
 from typing import Any
 
 import av
-import numpy as np
 
 from va_actors.core.audio import AudioFormat, AudioFramer, PcmData, Resampler
 from va_actors.core.video import VideoFrame
@@ -19,10 +18,6 @@ from ._common import FRAME_MS, logger
 # (11025 Hz, for one): chunks must be exactly 20 ms.
 _FALLBACK_RATE = 48000
 
-# PcmData.from_av_frame reads these directly.
-_DIRECT_FORMATS = frozenset({"s16", "s16p", "flt", "fltp"})
-# Full scale of the integer formats it does not read (24-bit WAV decodes to s32).
-_INT_SCALES: dict[str, float] = {"s32": 2.0**31, "s64": 2.0**63}
 
 
 class MediaReadError(Exception):
@@ -50,26 +45,6 @@ def _open(path: str | os.PathLike[str]) -> Any:
 def frame_rate_ok(rate: int) -> bool:
     """True when ``rate`` has a whole number of samples in one 20 ms chunk."""
     return rate * FRAME_MS % 1000 == 0
-
-
-def _pcm_from_frame(frame: av.AudioFrame) -> PcmData:
-    """A decoded frame as PcmData, whatever the decoder's sample format."""
-    name = frame.format.name
-    if name in _DIRECT_FORMATS:
-        return PcmData.from_av_frame(frame)
-    raw = frame.to_ndarray()
-    base = name.rstrip("p")
-    if base == "u8":
-        floats = (raw.astype(np.float32) - 128.0) / 128.0
-    elif base in _INT_SCALES:
-        floats = (raw / _INT_SCALES[base]).astype(np.float32)
-    elif base == "dbl":
-        floats = raw.astype(np.float32)
-    else:
-        raise ValueError(f"unsupported decoded sample format {name!r}")
-    channels = frame.layout.nb_channels
-    samples = floats if frame.format.is_planar else floats.reshape(-1)
-    return PcmData(frame.sample_rate, AudioFormat.F32, samples, channels=channels)
 
 
 def decode_audio(
@@ -102,7 +77,7 @@ def decode_audio(
         framer = AudioFramer(FRAME_MS)
         try:
             for frame in container.decode(stream):
-                yield from framer.push(resampler.process(_pcm_from_frame(frame)))
+                yield from framer.push(resampler.process(PcmData.from_av_frame(frame)))
             tail = resampler.flush()
             if not tail.empty:
                 yield from framer.push(tail)
