@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from va_actors.core.backoff import Backoff
+from va_actors.runtime.config import SupervisorDefaults
 
 EX_CONFIG = 78
 """What the actor host exits with when its spec, plugin or parameters are wrong."""
@@ -46,6 +47,8 @@ class Action(enum.StrEnum):
     GIVE_UP = "give_up"
 
 
+_DEFAULTS = SupervisorDefaults()
+
 @dataclass(frozen=True)
 class RestartPolicy:
     """The restart settings of one actor (every replica gets its own tracker).
@@ -61,12 +64,13 @@ class RestartPolicy:
         fatal_codes: exit codes that give up at once (configuration errors).
     """
 
+    # Defaults are the pipeline file's ([supervisor] in config.py): one source.
     mode: RestartMode = RestartMode.ON_FAILURE
-    max_restarts: int = 5
-    restart_window_s: float = 60.0
-    backoff_initial_s: float = 0.1
-    backoff_factor: float = 2.0
-    backoff_cap_s: float = 10.0
+    max_restarts: int = _DEFAULTS.max_restarts
+    restart_window_s: float = _DEFAULTS.restart_window_s
+    backoff_initial_s: float = _DEFAULTS.backoff_initial_s
+    backoff_factor: float = _DEFAULTS.backoff_factor
+    backoff_cap_s: float = _DEFAULTS.backoff_cap_s
     jitter: float = 0.5
     stable_after_s: float = 10.0
     fatal_codes: frozenset[int] = frozenset({EX_CONFIG})
