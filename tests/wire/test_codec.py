@@ -165,3 +165,12 @@ def test_deeply_nested_headers_are_rejected() -> None:
     with pytest.raises(WireError) as info:
         decode([b"t.x", valid_header(deep=nested)])
     assert info.value.reason is DropReason.MALFORMED
+
+
+def test_extra_header_fields_travel_and_cannot_shadow_the_format() -> None:
+    pcm = stereo_chunk()
+    msg = decode(encode_audio("tts.audio", pcm, extra={"text": "Hello.", "response_id": "r1"},
+                              **META))
+    assert (msg.fields["text"], msg.fields["response_id"]) == ("Hello.", "r1")
+    with pytest.raises(TypeError, match="reserved"):
+        encode_audio("tts.audio", pcm, extra={"sample_rate": 8000}, **META)

@@ -58,7 +58,6 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-import msgpack
 import zmq
 
 from va_actors.core.audio.pcm import PcmData
@@ -337,24 +336,22 @@ class ActorHost:
         frames: list[Frame]
         if isinstance(value, PcmData):
             frames = encode_audio(topic, value, seq=out.seq, epoch=stamp, source=self.instance,
-                                  ref=ref)
+                                  ref=ref, extra=fields)
         elif isinstance(value, VideoFrame):
             frames = encode_video(topic, value, seq=out.seq, epoch=stamp, source=self.instance,
-                                  ref=ref)
+                                  ref=ref, extra=fields)
         elif isinstance(value, BaseEvent):
             frames = encode_event(topic, value, seq=out.seq, epoch=stamp, source=self.instance,
-                                  ref=ref)
+                                  ref=ref, extra=fields)
         elif isinstance(value, TextChunk | str):
             chunk = value if isinstance(value, TextChunk) else TextChunk(
                 value, final, fields.pop("response_id", None), int(fields.pop("index", 0)))
             frames = encode_text(topic, chunk, seq=out.seq, epoch=stamp, source=self.instance,
-                                 ref=ref)
+                                 ref=ref, extra=fields)
         else:
             out.seq -= 1
             raise TypeError(f"cannot publish a {type(value).__name__} on {topic}: publish "
                             "PcmData, VideoFrame, an event, a TextChunk or str")
-        if fields:
-            frames[1] = _with_fields(frames[1], fields)
         self._send(frames)
 
     def _publish_from_thread(self, stream: str, value: Any, epoch: int | None,
@@ -784,16 +781,6 @@ class ActorHost:
             "category": self.category,
             "subscribers": self.subscribers.copy(),
         }
-
-
-def _with_fields(header: Frame, fields: dict[str, Any]) -> bytes:
-    """Add extra header fields to an encoded header (rare path: only when asked)."""
-    data = msgpack.unpackb(header, raw=False)
-    for key, value in fields.items():
-        if key in data:
-            raise TypeError(f"publish(): header field {key!r} is reserved")
-        data[key] = value
-    return msgpack.packb(data, use_bin_type=True)  # type: ignore[no-any-return]
 
 
 # -- control thread ---------------------------------------------------------------

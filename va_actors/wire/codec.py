@@ -134,8 +134,12 @@ _VALUE: dict[Kind, Any] = {
 # -- encoding -------------------------------------------------------------------
 def encode(topic: str, kind: Kind, fields: dict[str, Any], payloads: Sequence[Frame] = (), *,
            seq: int, epoch: int, source: str, ts_ns: int | None = None,
-           ref: InputRef | None = None) -> list[Frame]:
-    """Build the frames of one message."""
+           ref: InputRef | None = None, extra: dict[str, Any] | None = None) -> list[Frame]:
+    """Build the frames of one message.
+
+    ``extra`` adds application header fields (e.g. ``text`` on agent audio);
+    a name the format already uses raises TypeError.
+    """
     header: dict[str, Any] = {
         "v": limits.PROTOCOL_VERSION, "kind": kind.value, "seq": seq,
         "ts": time.time_ns() if ts_ns is None else ts_ns, "epoch": epoch, "src": source,
@@ -143,6 +147,11 @@ def encode(topic: str, kind: Kind, fields: dict[str, Any], payloads: Sequence[Fr
     header.update(fields)
     if ref is not None:
         header["ref"] = {"src": ref.source, "seq": ref.seq, "pts": ref.pts}
+    if extra:
+        clash = header.keys() & extra.keys()
+        if clash:
+            raise TypeError(f"header field(s) {sorted(clash)} are reserved by the wire format")
+        header.update(extra)
     return [topic.encode(), msgpack.packb(header, use_bin_type=True), *payloads]
 
 
