@@ -164,7 +164,8 @@ class Replier(Node):
 
 class UserScript(Node):
     """The user's microphone: 20 ms chunks in real time, quiet noise except
-    ``speech_ms`` of loud tone from each of ``onsets_s``; logs each onset.
+    ``speech_ms`` of loud tone from each of ``onsets_s``; logs each onset
+    (``onset_ns``: when that chunk is due in real time; ``published_ns``).
 
     Params: ``onsets_s`` (list), ``speech_ms``, ``duration_s``, ``log``.
     """
@@ -177,13 +178,16 @@ class UserScript(Node):
         starts = {round(s * 1000 / CHUNK_MS) for s in onsets}
         await ctx.wait_started()
         loop = asyncio.get_running_loop()
-        t0 = loop.time()
+        t0, t0_ns = loop.time(), time.time_ns()
         speaking_until = -1
         try:
             for index in range(total):
                 if index in starts:
                     speaking_until = index + speech_chunks
-                    log.write(onset_ns=time.time_ns(), index=index)
+                    # due: when the chunk is captured in real time, even if this
+                    # loop is late to publish it (a stalled loop hears the user late).
+                    log.write(onset_ns=t0_ns + index * CHUNK_MS * 1_000_000,
+                              published_ns=time.time_ns(), index=index)
                 ctx.publish("audio", tone(index, 0.5 if index < speaking_until else 0.001))
                 await asyncio.sleep(max(0.0, t0 + (index + 1) * CHUNK_MS / 1000 - loop.time()))
         finally:
