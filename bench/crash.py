@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -79,8 +80,8 @@ async def _ours(kills: int, work: Path) -> list[dict[str, float]]:
             last_seq = max(r["seq"] for r in read_jsonl(sink_log) if "topic" in r)
             kill_ns = time.time_ns()
             os.kill(pid, signal.SIGKILL)
-            first = await until(lambda: _first_new_output(sink_log, kill_ns, last_seq), 15,
-                                "echo output after the restart")
+            first = await until(functools.partial(_first_new_output, sink_log, kill_ns, last_seq),
+                                15, "echo output after the restart")
             await asyncio.sleep(0.2)  # let the state messages arrive
             exited = _state_at(listener.states, "exited", kill_ns)
             running = _state_at(listener.states, "running", kill_ns)
@@ -138,8 +139,8 @@ def _row(design: str, trials: list[dict[str, float]]) -> Row:
         figures += " (the whole agent restarts; session state lost)"
     data = {"per_kill": trials, "p50_ms": median(rec), "max_ms": max(rec)}
     return Row("3 crash", "kill -9 of the echo stage", design, figures,
-               f"< {TARGET_S:.0f} s" if ours else "", (max(rec) < TARGET_S * 1000) if ours else None,
-               data)
+               f"< {TARGET_S:.0f} s" if ours else "",
+               (max(rec) < TARGET_S * 1000) if ours else None, data)
 
 
 def run(quick: bool, work: Path, say: Any = print) -> list[Row]:
