@@ -4,6 +4,10 @@ Reads the manifest (instances, pids, states, restarts) and listens briefly on
 ``sys.metrics`` for CPU, RSS, message counters, drops and loop lag. Without a
 metrics message in time (a busy supervisor) the table still shows what the
 manifest knows, with ``-`` for the rest.
+
+The pipeline's ``[[service]]`` processes (from ``sys.metrics``) follow in a
+second table: name, pid, state and health, which is checked here and now by
+one GET of the service's ``health_url``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ import click
 import zmq
 
 from va_actors.runtime import rundir
+from va_actors.runtime.services import check_health
 from va_actors.wire import Kind, WireError, decode
 from va_actors.wire import topics as wire_topics
 
@@ -29,6 +34,9 @@ LISTEN_S = 2.5
 EXIT_NOT_FOUND = 2
 _COLUMNS = ("INSTANCE", "PID", "STATE", "RESTARTS", "CPU%", "RSS", "IN", "OUT", "DROPS",
             "LAG ms")
+_SERVICE_COLUMNS = ("SERVICE", "PID", "STATE", "HEALTH")
+HEALTH_TIMEOUT_S = 1.0
+"""How long one service's health_url may take to answer."""
 
 
 def _subscribe(manifest: rundir.Manifest) -> zmq.Socket[bytes]:
@@ -55,8 +63,28 @@ def _next_metrics(sub: zmq.Socket[bytes], wait_s: float) -> dict[str, Any] | Non
     return None
 
 
-def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The status as data: pipeline facts plus one merged row per instance."""
+def _health(service: Mapping[str, Any], check: Callable[[str, float], bool]) -> str | None:
+    """``ok`` / ``failing`` for a running service with a health_url, else None."""
+    url = service.get("health_url")
+    if service.get("state") != "running" or not isinstance(url, str) or not url:
+        return None
+    return "ok" if check(url, HEALTH_TIMEOUT_S) else "failing"
+
+
+def collect_services(metrics: Mapping[str, Any] | None,
+                     check: Callable[[str, float], bool] = check_health) -> list[dict[str, Any]]:
+    """One row per ``[[service]]``: name, pid, state, health_url and health (checked now)."""
+    services = metrics.get("services") if metrics else None
+    if not isinstance(services, list):
+        return []
+    return [{"name": svc.get("name"), "pid": svc.get("pid"), "state": svc.get("state"),
+             "health_url": svc.get("health_url"), "health": _health(svc, check)}
+            for svc in services if isinstance(svc, Mapping)]
+
+
+def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
+            check: Callable[[str, float], bool] = check_health) -> dict[str, Any]:
+    """The status as data: pipeline facts, one merged row per instance, one per service."""
     live = metrics.get("instances", {}) if metrics else {}
     rows = []
     for record in manifest.instances:
@@ -74,7 +102,7 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None) -> dic
             "epoch": metrics.get("epoch", manifest.epoch) if metrics else manifest.epoch,
             "metrics": metrics is not None,
             "supervisor": metrics.get("supervisor") if metrics else None,
-            "instances": rows}
+            "instances": rows, "services": collect_services(metrics, check)}
 
 
 def _cell(value: Any, kind: str = "") -> str:
@@ -104,10 +132,23 @@ def format_table(data: Mapping[str, Any]) -> str:
                       _cell(r.get("rss_bytes"), "rss"), _cell(r.get("msgs_in")),
                       _cell(r.get("msgs_out")), _cell(r.get("drops_total")),
                       _cell(r.get("loop_lag_ms"), "ms")])
-    widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 or i == 2 else cell.rjust(widths[i])
-                       for i, cell in enumerate(row)).rstrip() for row in table]
-    return head + "\n" + "\n".join(lines)
+    text = head + "\n" + _layout(table, left=(0, 2))
+    services = data.get("services") or []
+    if services:
+        rows_s = [list(_SERVICE_COLUMNS)] + [
+            [str(svc.get("name")), _cell(svc.get("pid")), _cell(svc.get("state")),
+             _cell(svc.get("health")) + (f" ({svc['health_url']})" if svc.get("health_url")
+                                         else "")]
+            for svc in services]
+        text += "\n\n" + _layout(rows_s, left=(0, 2, 3))
+    return text
+
+
+def _layout(table: list[list[str]], left: tuple[int, ...]) -> str:
+    """Columns padded to their widest cell; ``left`` columns left-aligned."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
+                               for i, cell in enumerate(row)).rstrip() for row in table)
 
 
 def _show(data: Mapping[str, Any], as_json: bool) -> None:

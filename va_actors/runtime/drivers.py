@@ -38,7 +38,7 @@ from va_actors.core.processors import (
 )
 from va_actors.core.stt import STTErrorEvent, STTPartialTranscriptEvent, STTTranscriptEvent
 from va_actors.core.tts import TTSAudioEvent, TTSErrorEvent
-from va_actors.core.tts.sentences import complete_end, split_sentences
+from va_actors.core.tts.sentences import complete_end, first_clause_end, split_sentences
 from va_actors.core.turn_detection import (
     TurnDetectionErrorEvent,
     TurnEndedEvent,
@@ -531,13 +531,18 @@ class RealtimeDriver(Driver):
 class _PartialReply:
     text: str = ""
     deltas: int = 0
+    spoken: bool = False
+    """Some of it went to synthesis already (later cuts wait for whole sentences)."""
 
 
 class TTSDriver(Driver):
     """Text chunks -> sentences -> ``send_iter`` -> audio on ``audio``.
 
     Deltas are collected per ``response_id`` and cut into sentences at
-    ``.``, ``!`` or ``?`` followed by whitespace; the rest is said at the
+    ``.``, ``!`` or ``?`` followed by whitespace; a reply's first words go
+    sooner, at the first clause boundary after a few words
+    (``sentences.first_clause_end``), so speech starts before the first
+    sentence is complete. The rest is said at the
     final chunk (whose own text is used only when no delta came). Sentences are
     synthesised one at a time in arrival order, each chunk stamped with its
     text's epoch. On barge-in: buffered text is dropped and
@@ -572,10 +577,11 @@ class TTSDriver(Driver):
             return
         reply.text += chunk.text
         reply.deltas += 1
-        cut = complete_end(reply.text)
+        cut = complete_end(reply.text) if reply.spoken else first_clause_end(reply.text)
         if cut:
             self._say(reply.text[:cut], msg.epoch, chunk.response_id)
             reply.text = reply.text[cut:]
+            reply.spoken = True
         self._replies[chunk.response_id] = reply  # re-inserted: dict order = recency
         if len(self._replies) > MAX_PENDING_REPLIES:
             del self._replies[next(iter(self._replies))]

@@ -796,10 +796,15 @@ class Supervisor:
             entry = asdict(item)
             entry["drops_total"] = item.drops_total
             instances[item.instance] = entry
+        # [[service]] processes: `va-launch status` checks each health_url itself.
+        states = self._services.states
+        services = [{"name": svc.name, "pid": self._services.pid_of(svc.name),
+                     "state": states.get(svc.name), "health_url": svc.health_url}
+                    for svc in self.config.services]
         return {"pipeline": status.pipeline, "epoch": status.epoch, "up": status.up,
                 "total": status.total, "restarts": status.restarts, "drops": status.drops,
                 "supervisor": {**own, "loop_lag_ms": round(self._loop_lag_ms, 2)},
-                "instances": instances}
+                "instances": instances, "services": services}
 
     # -- epochs -----------------------------------------------------------------------------
     async def _follow_turns(self) -> None:
