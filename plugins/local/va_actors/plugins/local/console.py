@@ -44,7 +44,9 @@ class Console(Node):
     async def on_message(self, msg: Inbound) -> None:
         value = msg.value
         if isinstance(value, TurnEndedEvent):
-            self._tracker.turn_ended(msg.ts_ns, value.trailing_silence_ms)
+            scoring = value.custom.get("scoring_ms")
+            self._tracker.turn_ended(msg.ts_ns, value.trailing_silence_ms,
+                                     scoring if isinstance(scoring, int | float) else None)
         elif isinstance(value, STTTranscriptEvent):
             self._tracker.final_transcript(msg.ts_ns, value.text)
             self._say(f"user:  {value.text}")

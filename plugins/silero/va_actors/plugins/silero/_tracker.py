@@ -22,6 +22,19 @@ class TurnStart:
 
 
 @dataclass(frozen=True)
+class TurnPause:
+    """``pause_ms`` of silence followed the last speech frame inside a turn.
+
+    The moment to ask an end-of-turn model whether the speaker is done: if
+    so, :meth:`TurnTracker.end_turn` ends the turn now; if not, it ends after
+    ``silence_ms`` as usual (or not at all, if speech resumes).
+    """
+
+    speech_end_ms: float
+    detected_ms: float
+
+
+@dataclass(frozen=True)
 class TurnEnd:
     """``silence_ms`` of silence followed the last speech frame: the turn ended."""
 
@@ -49,15 +62,21 @@ class TurnTracker:
     a cough shorter than that never starts one) and ends once ``silence_ms``
     of non-speech follows the last speech frame. No hysteresis is needed on
     the end: a short dip inside a word is far shorter than ``silence_ms``.
+
+    With ``pause_ms`` set (shorter than ``silence_ms``), a :class:`TurnPause`
+    is reported once per pause when the silence reaches it.
     """
 
     def __init__(self, *, frame_ms: float, threshold: float, min_speech_ms: float,
-                 silence_ms: float, pre_speech_ms: float) -> None:
+                 silence_ms: float, pre_speech_ms: float,
+                 pause_ms: float | None = None) -> None:
         self._frame_ms = frame_ms
         self._threshold = threshold
         self._min_speech_ms = min_speech_ms
         self._silence_ms = silence_ms
         self._pre_speech_ms = pre_speech_ms
+        self._pause_ms = pause_ms
+        self._pause_reported = False
         self._frames = 0
         self._speaking = False
         self._last_end_ms = 0.0  # a turn never reaches back into the previous one
@@ -77,7 +96,12 @@ class TurnTracker:
         """Audio consumed so far, in milliseconds."""
         return self._frames * self._frame_ms
 
-    def update(self, probability: float) -> TurnStart | TurnEnd | None:
+    @property
+    def turn_start_ms(self) -> float:
+        """Start of the current (or last) turn, in audio time."""
+        return self._turn_start_ms
+
+    def update(self, probability: float) -> TurnStart | TurnPause | TurnEnd | None:
         """Account for the next frame; return the turn change it causes, if any."""
         start_ms = self.audio_ms
         self._frames += 1
@@ -93,20 +117,36 @@ class TurnTracker:
         self._prob_sum += probability
         self._prob_count += 1
         self._speech_end_ms = end_ms
+        self._pause_reported = False
         if self._speaking or end_ms - self._onset_ms < self._min_speech_ms:
             return None
         self._speaking = True
         self._turn_start_ms = max(self._onset_ms - self._pre_speech_ms, self._last_end_ms)
         return TurnStart(self._mean(), self._turn_start_ms, end_ms)
 
-    def _on_silence(self, end_ms: float) -> TurnEnd | None:
+    def _on_silence(self, end_ms: float) -> TurnPause | TurnEnd | None:
         if not self._speaking:
             # Speech shorter than min_speech_ms must be consecutive to count.
             self._reset_speech()
             return None
-        if end_ms - self._speech_end_ms < self._silence_ms:
+        silence = end_ms - self._speech_end_ms
+        if silence < self._silence_ms:
+            if (self._pause_ms is not None and silence >= self._pause_ms
+                    and not self._pause_reported):
+                self._pause_reported = True
+                return TurnPause(self._speech_end_ms, end_ms)
             return None
-        ended = TurnEnd(self._mean(), self._turn_start_ms, self._speech_end_ms, end_ms)
+        return self.end_turn()
+
+    def end_turn(self) -> TurnEnd:
+        """End the current turn now (an end-of-turn model said the speaker is done).
+
+        Raises:
+            RuntimeError: no turn is open.
+        """
+        if not self._speaking:
+            raise RuntimeError("end_turn() outside a turn")
+        ended = TurnEnd(self._mean(), self._turn_start_ms, self._speech_end_ms, self.audio_ms)
         self._speaking = False
         self._last_end_ms = self._speech_end_ms
         self._reset_speech()

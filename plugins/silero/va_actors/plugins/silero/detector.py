@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from va_actors.core.audio import AudioFormat, AudioFramer, PcmData, Resampler
 from va_actors.core.edge import Participant
 from va_actors.core.turn_detection import TurnDetector
 
-from ._tracker import TurnEnd, TurnStart, TurnTracker
+from ._smart_turn import WINDOW_S, SmartTurnModel
+from ._tracker import TurnEnd, TurnPause, TurnStart, TurnTracker
 from ._vad import FRAME_MS, SAMPLE_RATE, SileroModel
 
 logger = logging.getLogger(__name__)
+
+SMART_TURN_LEAD_MS = 300
+"""Audio before the turn's start that Smart-Turn also hears (as pipecat does)."""
+_RING_FRAMES = math.ceil(WINDOW_S * 1000 / FRAME_MS)
+
+Scorer = Callable[[npt.NDArray[np.float32]], float]
 
 
 class _Stream:
@@ -26,15 +41,48 @@ class _Stream:
         self.framer = AudioFramer(FRAME_MS)
         self.model = model
         self.tracker = tracker
+        # The last 8 s of 16 kHz frames: what Smart-Turn reads at a pause.
+        self.ring: deque[npt.NDArray[np.float32]] = deque(maxlen=_RING_FRAMES)
+        self.end_probability: float | None = None
+        """Smart-Turn's P(end) at the last pause of the open turn."""
+        self.scoring_ms: float | None = None
+        """Wall time that scoring took, when it ended the turn (between end of speech
+        and the event, so latency accounting adds it)."""
 
-    def feed(self, pcm: PcmData) -> list[TurnStart | TurnEnd]:
-        """Run every whole VAD frame now available; return the turn changes."""
+    def feed(self, pcm: PcmData, scorer: Scorer | None,
+             cutoff: float) -> list[TurnStart | TurnEnd]:
+        """Run every whole VAD frame now available; return the turn changes.
+
+        At a pause, ``scorer`` (Smart-Turn) is asked whether the turn is
+        over; at or above ``cutoff`` the turn ends there.
+        """
         changes: list[TurnStart | TurnEnd] = []
         for frame in self.framer.push(self.resampler.process(pcm)):
+            self.ring.append(frame.samples)
             change = self.tracker.update(self.model.probability(frame.samples))
+            if isinstance(change, TurnStart):
+                self.end_probability = self.scoring_ms = None
+            elif isinstance(change, TurnPause):
+                change = self._at_pause(scorer, cutoff) if scorer is not None else None
             if change is not None:
                 changes.append(change)
         return changes
+
+    def _at_pause(self, scorer: Scorer, cutoff: float) -> TurnEnd | None:
+        started = time.perf_counter()
+        self.end_probability = scorer(self.turn_audio())
+        if self.end_probability < cutoff:
+            return None
+        self.scoring_ms = (time.perf_counter() - started) * 1000
+        return self.tracker.end_turn()
+
+    def turn_audio(self) -> npt.NDArray[np.float32]:
+        """The open turn's audio so far (with a short lead-in), at most 8 s."""
+        tracker = self.tracker
+        since_ms = tracker.audio_ms - (tracker.turn_start_ms - SMART_TURN_LEAD_MS)
+        frames = min(len(self.ring), math.ceil(since_ms / FRAME_MS))
+        return np.concatenate(list(self.ring)[-frames:]) if frames > 0 else np.zeros(
+            0, np.float32)
 
 
 class SileroTurnDetection(TurnDetector):
@@ -53,9 +101,14 @@ class SileroTurnDetection(TurnDetector):
         silence_ms: silence after the last speech frame that ends a turn.
         pre_speech_ms: audio before the detected onset counted as part of
             the turn (in ``duration_ms`` and ``custom["start_ms"]``).
-        confidence_threshold: kept by the base class. VAD-only detection
-            does not use it; it is the cut-off for a future end-of-turn
-            model (Smart-Turn).
+        confidence_threshold: with ``smart_turn``, the P(end of turn) at or
+            above which a pause ends the turn.
+        smart_turn: score each pause of ``pause_ms`` with Smart-Turn v3
+            (ONNX from the pipecat-ai wheel); a likely end of turn ends it
+            then, otherwise the turn ends after ``silence_ms`` as without it.
+        pause_ms: silence after which Smart-Turn is asked (< ``silence_ms``).
+        smart_turn_model: another Smart-Turn v3 ONNX file (default: the
+            bundled one).
 
     Raises:
         ValueError: a parameter is out of range.
@@ -63,23 +116,33 @@ class SileroTurnDetection(TurnDetector):
 
     def __init__(self, threshold: float = 0.5, min_speech_ms: float = 200,
                  silence_ms: float = 600, pre_speech_ms: float = 0,
-                 confidence_threshold: float = 0.5) -> None:
+                 confidence_threshold: float = 0.5, smart_turn: bool = False,
+                 pause_ms: float = 200, smart_turn_model: str | Path | None = None) -> None:
         super().__init__(confidence_threshold=confidence_threshold, provider_name="silero")
         _check("threshold", threshold, 0.0 < threshold < 1.0, "within (0, 1)")
         _check("min_speech_ms", min_speech_ms, min_speech_ms >= 0, ">= 0")
         _check("silence_ms", silence_ms, silence_ms > 0, "> 0")
         _check("pre_speech_ms", pre_speech_ms, pre_speech_ms >= 0, ">= 0")
+        _check("pause_ms", pause_ms, 0 < pause_ms < silence_ms, "> 0 and < silence_ms")
+        if not isinstance(smart_turn, bool):
+            raise ValueError(f"smart_turn must be true or false, got {smart_turn!r}")
         self.threshold = float(threshold)
         self.min_speech_ms = float(min_speech_ms)
         self.silence_ms = float(silence_ms)
         self.pre_speech_ms = float(pre_speech_ms)
+        self.smart_turn = smart_turn
+        self.pause_ms = float(pause_ms)
+        self._smart_turn_path = smart_turn_model
+        self._smart: SmartTurnModel | None = None
         self._streams: dict[str, _Stream] = {}
         self._spare: SileroModel | None = None
 
     async def start(self) -> None:
-        """Load one VAD model off the event loop (fails early if it cannot load)."""
+        """Load the models off the event loop (fails early if one cannot load)."""
         if self._spare is None:
             self._spare = await asyncio.to_thread(SileroModel)
+        if self.smart_turn and self._smart is None:
+            self._smart = await asyncio.to_thread(SmartTurnModel, self._smart_turn_path)
         await super().start()
 
     async def close(self) -> None:
@@ -122,8 +185,18 @@ class SileroTurnDetection(TurnDetector):
         if not self.is_active:
             return
         who = participant if participant is not None else audio_data.participant
-        for change in self._stream(who).feed(audio_data):
-            await self._emit(change, who)
+        stream = self._stream(who)
+        scorer = self._score if self._smart is not None else None
+        for change in stream.feed(audio_data, scorer, self.confidence_threshold):
+            await self._emit(change, who, stream)
+
+    def _score(self, audio: npt.NDArray[np.float32]) -> float:
+        # Inline on purpose (~30-90 ms): turns stay a function of the audio
+        # alone, and the frames behind this one simply wait in the input queue.
+        assert self._smart is not None
+        probability = self._smart.probability(audio)
+        logger.debug("smart-turn: P(end) %.3f", probability)
+        return probability
 
     def _stream(self, participant: Any) -> _Stream:
         key = _key(participant)
@@ -140,9 +213,11 @@ class SileroTurnDetection(TurnDetector):
     def _new_tracker(self) -> TurnTracker:
         return TurnTracker(frame_ms=FRAME_MS, threshold=self.threshold,
                            min_speech_ms=self.min_speech_ms, silence_ms=self.silence_ms,
-                           pre_speech_ms=self.pre_speech_ms)
+                           pre_speech_ms=self.pre_speech_ms,
+                           pause_ms=self.pause_ms if self.smart_turn else None)
 
-    async def _emit(self, change: TurnStart | TurnEnd, participant: Any) -> None:
+    async def _emit(self, change: TurnStart | TurnEnd, participant: Any,
+                    stream: _Stream) -> None:
         if isinstance(change, TurnStart):
             await self._emit_turn_started_event(
                 participant, confidence=change.confidence,
@@ -152,7 +227,9 @@ class SileroTurnDetection(TurnDetector):
             participant, confidence=change.confidence, duration_ms=change.duration_ms,
             trailing_silence_ms=change.trailing_silence_ms,
             custom={"start_ms": change.start_ms, "speech_end_ms": change.speech_end_ms,
-                    "detected_ms": change.detected_ms})
+                    "detected_ms": change.detected_ms,
+                    "end_of_turn_probability": stream.end_probability,
+                    "scoring_ms": stream.scoring_ms})
 
 
 def _check(name: str, value: float, ok: bool, expected: str) -> None:

