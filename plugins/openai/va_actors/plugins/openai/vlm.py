@@ -2,7 +2,9 @@
 
 Frames come from a :class:`VideoForwarder` at a low rate into a bounded
 buffer (the last ``frame_buffer_seconds``); each reply sends them as base64
-JPEG ``image_url`` parts together with the user's text.
+JPEG ``image_url`` parts together with the user's text. The track watched
+can be a camera or a processor's annotated output (in a pipeline: the input
+topic, ``camera.video`` or ``faces.video``).
 """
 
 from __future__ import annotations
@@ -62,10 +64,18 @@ class ChatCompletionsVLM(ChatCompletionsLLM, VideoLLM):
         jpeg_quality: int = 75,
         **llm_options: Any,
     ) -> None:
-        if fps <= 0 or frame_buffer_seconds <= 0:
-            raise ValueError("fps and frame_buffer_seconds must be positive")
-        if max_frame_side < 1 or not 1 <= jpeg_quality <= 100:
-            raise ValueError("max_frame_side must be >= 1 and jpeg_quality in 1..100")
+        for name, value in (("fps", fps), ("frame_buffer_seconds", frame_buffer_seconds)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"ChatCompletionsVLM {name} must be a positive number, "
+                                 f"got {value!r}")
+        if isinstance(max_frame_side, bool) or not isinstance(max_frame_side, int) \
+                or max_frame_side < 1:
+            raise ValueError(f"ChatCompletionsVLM max_frame_side must be an int >= 1, "
+                             f"got {max_frame_side!r}")
+        if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int) \
+                or not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"ChatCompletionsVLM jpeg_quality must be an int in 1..100, "
+                             f"got {jpeg_quality!r}")
         super().__init__(model, base_url, api_key, **llm_options)
         self.fps = fps
         self.max_frame_side = max_frame_side
@@ -74,6 +84,8 @@ class ChatCompletionsVLM(ChatCompletionsLLM, VideoLLM):
             maxlen=max(1, round(fps * frame_buffer_seconds)))
         self._video_forwarder: VideoForwarder | None = None
         self._owns_forwarder = False
+        self.repeated_frames = 0
+        """Frames not buffered because they repeated the previous one (an idle track)."""
 
     # -- video --------------------------------------------------------------------
     async def watch_video_track(self, track: Any,
@@ -105,6 +117,11 @@ class ChatCompletionsVLM(ChatCompletionsLLM, VideoLLM):
         self._frame_buffer.clear()
 
     def _on_frame(self, frame: VideoFrame) -> None:
+        # An idle track re-sends its last frame (the same object) to keep video
+        # flowing; it is not a new picture and must not push real ones out.
+        if self._frame_buffer and frame is self._frame_buffer[-1]:
+            self.repeated_frames += 1
+            return
         self._frame_buffer.append(frame)
 
     async def close(self) -> None:
