@@ -39,6 +39,11 @@ class RecordingSink(Node):
     async def on_message(self, msg: Inbound) -> None:
         record = {"topic": msg.topic, "seq": msg.seq, "epoch": msg.epoch, "ts_ns": msg.ts_ns,
                   "recv_ns": time.time_ns(), "source": msg.source, "crc": checksum(msg.value)}
+        for name in ("pts", "ref"):
+            if msg.fields.get(name) is not None:
+                record[name] = msg.fields[name]
+        if isinstance(msg.value, str):
+            record["text"] = msg.value
         if isinstance(msg.value, BaseEvent):
             record["type"] = msg.value.type
             for name in ("text", "playing", "interrupted", "response_id"):

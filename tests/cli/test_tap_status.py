@@ -263,7 +263,7 @@ def test_status_shows_every_instance(launch: Callable[..., Running]) -> None:
     status = json.loads(result.stdout)
     assert status["pipeline"] == "taptest" and status["metrics"] is True
     rows = {row["instance"]: row for row in status["instances"]}
-    assert set(rows) == {"mic", "echo-0", "echo-1", "sink"}
+    assert set(rows) == {"mic", "echo-dispatch", "echo-0", "echo-1", "sink"}
     for name, row in rows.items():
         assert row["state"] == "running", row
         assert row["pid"] == running.manifest.instance(name).pid
@@ -271,11 +271,19 @@ def test_status_shows_every_instance(launch: Callable[..., Running]) -> None:
         assert row["cpu_percent"] is not None and row["loop_lag_ms"] is not None
     assert rows["mic"]["msgs_out"] > 0 and rows["sink"]["msgs_in"] > 0
     assert rows["echo-0"]["msgs_in"] > 0 and rows["echo-1"]["msgs_in"] > 0
+    # The dispatcher shares the stream between the replicas and reports each one.
+    work = rows["echo-dispatch"]["work"]["replicas"]
+    assert set(work) == {"echo-0", "echo-1"}
+    assert all(w["sent"] > 0 and w["capacity"] == 1 and w["lost"] == 0 for w in work.values())
 
     table = running.cli("status").stdout.splitlines()
-    assert table[0].startswith("pipeline taptest") and "4/4 running" in table[0]
+    assert table[0].startswith("pipeline taptest") and "5/5 running" in table[0]
     assert table[1].split()[:4] == ["INSTANCE", "PID", "STATE", "RESTARTS"]
-    assert sorted(line.split()[0] for line in table[2:]) == ["echo-0", "echo-1", "mic", "sink"]
+    assert sorted(line.split()[0] for line in table[2:7]) == [
+        "echo-0", "echo-1", "echo-dispatch", "mic", "sink"]
+    replica_rows = table[table.index("") + 1:]
+    assert replica_rows[0].split() == ["REPLICA", "IN", "FLIGHT", "MAX", "SENT", "DONE", "LOST"]
+    assert [line.split()[0] for line in replica_rows[1:3]] == ["echo-0", "echo-1"]
 
 
 def test_status_reflects_a_restart(launch: Callable[..., Running]) -> None:

@@ -468,7 +468,7 @@ def test_actor_reading_its_own_output(tmp_path: Path) -> None:
     ('"mic"', "input 'mic' names no stream"),
     ('"sys.epoch"', "'sys' topics are the supervisor's control channel"),
     ('"mic.a.b"', "invalid stream name 'a.b'"),
-    ("3", "inputs entries must be strings, got integer 3"),
+    ("3", "inputs entries must be strings or tables, got integer 3"),
     ('"mic.audio", "mic.audio"', "input 'mic.audio' is listed twice"),
 ])
 def test_malformed_inputs(tmp_path: Path, entry: str, message: str) -> None:

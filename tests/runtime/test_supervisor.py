@@ -12,23 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
-import zmq
-import zmq.asyncio
 
+from tests.runtime.harness import (
+    ROOT,
+    TONE,
+    data,
+    host_processes,
+    kill_all,
+    load,
+    records,
+    sink,
+    supervising,
+    until,
+)
 from va_actors.runtime import rundir
-from va_actors.runtime.config import PipelineConfig, load_pipeline
 from va_actors.runtime.supervisor import (
     EXIT_GAVE_UP,
     EXIT_OK,
@@ -36,146 +43,10 @@ from va_actors.runtime.supervisor import (
     expected_subscribers,
     supervisor_topics,
 )
-from va_actors.wire import decode
-
-ROOT = Path(__file__).resolve().parents[2]
-HOST_MODULE = "va_actors.runtime.host"
-
-TONE = """
-[[actor]]
-name = "mic"
-plugin = "tests.actors.tone:ToneSource"
-"""
-
-
-def sink(path: Path, inputs: str = "mic.audio", name: str = "sink") -> str:
-    return f"""
-[[actor]]
-name = "{name}"
-plugin = "tests.actors.record:RecordingSink"
-inputs = ["{inputs}"]
-params = {{ path = "{path}" }}
-"""
-
-
-def load(tmp_path: Path, body: str) -> PipelineConfig:
-    path = tmp_path / "pipeline.toml"
-    path.write_text(body)
-    return load_pipeline(path)
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip().endswith("}")]
-
-
-def data(path: Path) -> list[dict[str, Any]]:
-    return [r for r in records(path) if "topic" in r]
-
-
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def host_processes() -> list[psutil.Process]:
-    """Actor hosts that are children of this test process."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if HOST_MODULE in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child)
-    return found
-
-
-def kill_all(processes: list[psutil.Process]) -> None:
-    for proc in processes:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(processes, timeout=5)
-
-
-class StateLog:
-    """Everything published on ``sys.actor`` (and ``sys.metrics``) while it listens."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.ctx = zmq.asyncio.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"sys.actor")
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"sys.epoch")
-        self.sub.connect(endpoint)
-        self.states: list[dict[str, Any]] = []
-        self.epochs: list[dict[str, Any]] = []
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            message = decode(await self.sub.recv_multipart())
-            args = message.control().args
-            (self.states if message.topic == "sys.actor" else self.epochs).append(args)
-
-    def of(self, instance: str) -> list[dict[str, Any]]:
-        return [s for s in self.states if s["instance"] == instance]
-
-    async def wait(self, instance: str, state: str, timeout: float = 15.0,
-                   **match: Any) -> dict[str, Any]:
-        def found() -> dict[str, Any] | None:
-            for s in self.of(instance):
-                if s["state"] == state and all(s.get(k) == v for k, v in match.items()):
-                    return s
-            return None
-        result: dict[str, Any] = await until(found, timeout, f"{instance} {state} {match}")
-        return result
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        self.sub.close(0)
-        self.ctx.term()
-
-
-@contextlib.asynccontextmanager
-async def supervising(config: PipelineConfig, tmp_path: Path,
-                      start: bool = True) -> AsyncIterator[tuple[Supervisor, StateLog]]:
-    """Run ``config``; yield once started (with a sys.actor listener); always reap."""
-    sup = Supervisor(config, run_dir=tmp_path / "run", metrics_interval_s=0.2)
-    task = asyncio.create_task(sup.run())
-    log: StateLog | None = None
-    try:
-        await until(lambda: sup.sys_pub or task.done(), 10, "the supervisor to bind")
-        log = StateLog(sup.sys_pub)
-        if start:
-            assert await sup.wait_started(timeout=20), sup.stop_reason
-        yield sup, log
-    finally:
-        if not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sup.stop("test finished"), 20)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        if log is not None:
-            await log.close()
-        leftovers = host_processes()
-        kill_all(leftovers)
-        assert not leftovers, f"orphan actor processes: {[p.pid for p in leftovers]}"
 
 
 # -- graph helpers ---------------------------------------------------------------------------
-def test_expected_subscribers_count_consumer_replicas_and_the_supervisor(
-        tmp_path: Path) -> None:
+def test_expected_subscribers_count_consumers_and_the_supervisor(tmp_path: Path) -> None:
     (tmp_path / "turny.py").write_text(TURN_MODULE)
     config = load(tmp_path, TONE + f"""
 [[actor]]
@@ -189,8 +60,9 @@ plugin = "turny:FileTurn"
 inputs = ["mic.audio"]
 params = {{ trigger = "{tmp_path / 'go'}" }}
 """ + sink(tmp_path / "rec.jsonl"))
+    # echo's 3 replicas subscribe once, through their dispatcher.
     assert expected_subscribers(config, config.actor("mic")) == {
-        "mic.audio": 5, "mic.playback": 1}
+        "mic.audio": 3, "mic.playback": 1}
     assert expected_subscribers(config, config.actor("turn")) == {"turn.turn": 1}
     assert supervisor_topics(config)["turn"] == ["turn.turn"]
     assert supervisor_topics(config)["sink"] == ["sink.playback"]
@@ -621,7 +493,7 @@ replicas = 2
 """ + sink(tmp_path / "rec.jsonl", "echo.out"))
     run_dir = tmp_path / "run"
     proc = va_launch("run", str(config), "--run-dir", str(run_dir), "--quiet")
-    manifest = wait_running(run_dir, 4)
+    manifest = wait_running(run_dir, 5)  # mic, echo's dispatcher and 2 replicas, sink
     pids = [i.pid for i in manifest.instances]
     assert all(pid is not None and rundir.pid_alive(pid) for pid in pids)
     proc.kill()

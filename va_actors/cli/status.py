@@ -95,7 +95,7 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
         if isinstance(sample, Mapping):
             row.update({k: sample.get(k) for k in (
                 "pid", "state", "restarts", "cpu_percent", "rss_bytes", "msgs_in", "msgs_out",
-                "drops", "drops_total", "loop_lag_ms", "queue", "heartbeat_age_s")})
+                "drops", "drops_total", "loop_lag_ms", "queue", "heartbeat_age_s", "work")})
         rows.append(row)
     return {"pipeline": manifest.pipeline, "path": manifest.path,
             "supervisor_pid": manifest.supervisor_pid, "run_dir": manifest.run_dir,
@@ -133,6 +133,9 @@ def format_table(data: Mapping[str, Any]) -> str:
                       _cell(r.get("msgs_out")), _cell(r.get("drops_total")),
                       _cell(r.get("loop_lag_ms"), "ms")])
     text = head + "\n" + _layout(table, left=(0, 2))
+    replicas = _replica_rows(rows)
+    if len(replicas) > 1:
+        text += "\n\n" + _layout(replicas, left=(0,))
     services = data.get("services") or []
     if services:
         rows_s = [list(_SERVICE_COLUMNS)] + [
@@ -142,6 +145,24 @@ def format_table(data: Mapping[str, Any]) -> str:
             for svc in services]
         text += "\n\n" + _layout(rows_s, left=(0, 2, 3))
     return text
+
+
+_REPLICA_COLUMNS = ("REPLICA", "IN FLIGHT", "MAX", "SENT", "DONE", "LOST")
+
+
+def _replica_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Per-replica work figures, from each dispatcher's heartbeat."""
+    table = [list(_REPLICA_COLUMNS)]
+    for row in rows:
+        work = row.get("work")
+        replicas = work.get("replicas") if isinstance(work, Mapping) else None
+        if not isinstance(replicas, Mapping):
+            continue
+        for name, fig in sorted(replicas.items()):
+            if isinstance(fig, Mapping):
+                table.append([str(name), *(_cell(fig.get(k)) for k in (
+                    "inflight", "capacity", "sent", "done", "lost"))])
+    return table
 
 
 def _layout(table: list[list[str]], left: tuple[int, ...]) -> str:

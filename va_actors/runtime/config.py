@@ -51,6 +51,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "GiveUpPolicy",
+    "InputOptions",
     "LineMap",
     "PipelineConfig",
     "RestartPolicyName",
@@ -136,6 +137,21 @@ class SupervisorDefaults:
 
 
 @dataclass(frozen=True)
+class InputOptions:
+    """Per-input settings, from an inline table in ``inputs``.
+
+    ``inputs = [{ topic = "camera.video", fps = 5, max_age_ms = 400 }]``
+
+    Attributes:
+        fps: video: hand on at most this many frames per second, the newest.
+        max_age_ms: drop what is older than this when the actor would get it.
+    """
+
+    fps: float | None = None
+    max_age_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class ActorConfig:
     """One ``[[actor]]``, checked and resolved.
 
@@ -149,6 +165,7 @@ class ActorConfig:
         env: extra environment variables of the actor process.
         replicas: number of processes.
         max_inflight: work items in flight per replica.
+        input_options: per-input settings (fps, staleness bound) by topic.
         supervisor: effective supervision settings (defaults plus overrides).
         outputs: streams it publishes. For a node: the streams other actors
             read from it, plus ``events``.
@@ -164,9 +181,15 @@ class ActorConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     replicas: int = 1
     max_inflight: int = 1
+    input_options: Mapping[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
     outputs: tuple[str, ...] = ()
     line: int = 1
+
+    @property
+    def dispatcher(self) -> str | None:
+        """Name of the dispatcher process of a replicated actor, else None."""
+        return f"{self.name}-dispatch" if self.replicas > 1 else None
 
     @property
     def instances(self) -> list[str]:
@@ -717,6 +740,7 @@ class _Draft:
     env: dict[str, str] = field(default_factory=dict)
     replicas: int = 1
     max_inflight: int = 1
+    input_options: dict[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
 
     @property
@@ -737,7 +761,7 @@ def _actor_draft(chk: _Checker, table: Mapping[str, Any], index: int,
     chk.unknown_keys(table, (*ACTOR_KEYS, *SUPERVISOR_KEYS), path, what.rstrip(": "))
     draft.plugin, draft.plugin_class, draft.category = _actor_plugin(chk, table, path, what,
                                                                      search)
-    draft.inputs = _actor_inputs(chk, table, path, what)
+    draft.inputs = _actor_inputs(chk, table, path, what, draft.input_options)
     draft.params = _params(chk, table, path, what)
     draft.env = _env(chk, table, path, what)
     for key in ("replicas", "max_inflight"):
@@ -795,8 +819,8 @@ def _actor_plugin(chk: _Checker, table: Mapping[str, Any], path: PathKey, what: 
     return ref, cls, cat
 
 
-def _actor_inputs(chk: _Checker, table: Mapping[str, Any], path: PathKey,
-                  what: str) -> list[tuple[str, str, int]]:
+def _actor_inputs(chk: _Checker, table: Mapping[str, Any], path: PathKey, what: str,
+                  options: dict[str, InputOptions]) -> list[tuple[str, str, int]]:
     raw = table.get("inputs", [])
     where = (*path, "inputs")
     if not isinstance(raw, list):
@@ -807,6 +831,11 @@ def _actor_inputs(chk: _Checker, table: Mapping[str, Any], path: PathKey,
     found: list[tuple[str, str, int]] = []
     seen: set[str] = set()
     for position, item in enumerate(raw):
+        option: InputOptions | None = None
+        if isinstance(item, dict):
+            item, option = _input_table(chk, item, (*where, position), what)
+            if item is None:
+                continue
         parsed = _one_input(chk, item, where, what)
         if parsed is None:
             continue
@@ -817,14 +846,36 @@ def _actor_inputs(chk: _Checker, table: Mapping[str, Any], path: PathKey,
             continue
         seen.add(topic)
         found.append((*parsed, position))
+        if option is not None:
+            options[topic] = option
     return found
+
+
+_INPUT_TABLE_KEYS = ("topic", "fps", "max_age_ms")
+_POSITIVE = _Number(float, 0, inclusive=False)
+
+
+def _input_table(chk: _Checker, item: dict[str, Any], where: PathKey,
+                 what: str) -> tuple[str | None, InputOptions | None]:
+    """``{ topic = "cam.video", fps = 5, max_age_ms = 400 }`` -> (topic, options)."""
+    chk.unknown_keys(item, _INPUT_TABLE_KEYS, where, f"{what}input table")
+    if "topic" not in item:
+        chk.issue(where, f"{what}an input table needs a topic",
+                  'write { topic = "camera.video", fps = 5 }')
+        return None, None
+    topic = chk.string(item, "topic", where, what)
+    fps = chk.number(item, "fps", where, what, _POSITIVE)
+    max_age = chk.number(item, "max_age_ms", where, what, _POSITIVE)
+    return topic, InputOptions(fps=fps, max_age_ms=max_age)
 
 
 def _one_input(chk: _Checker, item: object, where: PathKey,
                what: str) -> tuple[str, str] | None:
     if not isinstance(item, str):
-        chk.issue(where, f"{what}inputs entries must be strings, got {_toml_type(item)} "
-                         f"{_short(item)}", 'write "<actor>.<stream>", e.g. "mic.audio"')
+        chk.issue(where, f"{what}inputs entries must be strings or tables, got "
+                         f"{_toml_type(item)} {_short(item)}",
+                  'write "<actor>.<stream>", e.g. "mic.audio", or '
+                  '{ topic = "camera.video", fps = 5 }')
         return None
     actor, dot, stream = item.partition(".")
     if not dot:
@@ -1127,7 +1178,8 @@ def _finish_actor(draft: _Draft, node_outputs: Mapping[str, set[str]]) -> ActorC
         name=draft.name, plugin=draft.plugin, plugin_class=draft.plugin_class,
         category=draft.category, inputs=tuple(f"{a}.{s}" for a, s, _ in draft.inputs),
         params=draft.params, env=draft.env, replicas=draft.replicas,
-        max_inflight=draft.max_inflight, supervisor=draft.supervisor,
+        max_inflight=draft.max_inflight, input_options=dict(draft.input_options),
+        supervisor=draft.supervisor,
         outputs=tuple(streams), line=draft.line,
     )
 

@@ -44,9 +44,9 @@ from va_actors.core.turn_detection import (
     TurnEndedEvent,
     TurnStartedEvent,
 )
-from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video.frame import VideoFrame
-from va_actors.core.video.track import QueuedVideoTrack, VideoTrackClosedError
+from va_actors.core.video.track import VideoTrackClosedError
+from va_actors.runtime.video_feed import CURRENT_INPUT, FORWARDER_FPS, VideoFeed
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import InputRef, Kind, TextChunk
 
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from va_actors.runtime.plugins import Category
 
 __all__ = [
+    "CURRENT_INPUT",
+    "FORWARDER_FPS",
     "AudioProcessorDriver",
     "Driver",
     "HostPort",
@@ -69,8 +71,6 @@ __all__ = [
     "inbound",
 ]
 
-FORWARDER_FPS = 60
-"""Rate cap of the shared VideoForwarder; handlers ask for their own, lower rates."""
 MAX_PENDING_REPLIES = 16
 """Replies a TTS keeps partial text for; a reply whose final never comes is evicted."""
 
@@ -297,35 +297,6 @@ class AudioProcessorDriver(Driver):
 
 
 # -- video ---------------------------------------------------------------------------------
-class _VideoFeed:
-    """Input frames -> a QueuedVideoTrack read by one shared VideoForwarder."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.track: QueuedVideoTrack | None = None
-        self.forwarder: VideoForwarder | None = None
-
-    def push(self, frame: VideoFrame) -> bool:
-        """Queue ``frame``; True when this first frame just created the track."""
-        created = self.track is None
-        if self.track is None:
-            # The track's size is the first frame's (rounded up to even, as it
-            # requires); later frames of another size are letterboxed.
-            self.track = QueuedVideoTrack(frame.width + frame.width % 2,
-                                          frame.height + frame.height % 2,
-                                          fps=1, max_queue_size=1)
-            self.forwarder = VideoForwarder(self.track, fps=FORWARDER_FPS,
-                                            name=f"{self.name}-video")
-        self.track.add_frame(frame)
-        return created
-
-    async def close(self) -> None:
-        if self.forwarder is not None:
-            await self.forwarder.stop()
-        if self.track is not None:
-            self.track.stop()
-
-
 class VideoProcessorDriver(Driver):
     """Video -> track -> shared forwarder -> ``process_video``; output track on ``video``.
 
@@ -338,7 +309,7 @@ class VideoProcessorDriver(Driver):
 
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
-        self._feed = _VideoFeed(host.instance)
+        self._feed = VideoFeed(host.instance)
 
     async def start(self) -> None:
         self.forward_events(_processor_route)
@@ -350,8 +321,14 @@ class VideoProcessorDriver(Driver):
     async def on_input(self, msg: Message) -> None:
         if msg.kind is Kind.VIDEO:
             feed = self._feed
-            if feed.push(msg.video()):
-                await self.plugin.process_video(feed.track, None, feed.forwarder)
+            if feed.push(msg.video(), CURRENT_INPUT.get()):
+                try:
+                    await self.plugin.process_video(feed.track, None, feed.forwarder)
+                finally:
+                    feed.adopt_handlers()
+            # The next frame is handed on once the handlers are done with this
+            # one: a slow processor gets the newest frame, a replica can report.
+            await feed.wait_handled()
         elif msg.kind is Kind.AUDIO and isinstance(self.plugin, AudioProcessor):
             await self.plugin.process_audio(msg.audio())
 
@@ -367,7 +344,7 @@ class VideoProcessorDriver(Driver):
             last = frame
             if not isinstance(frame, VideoFrame):
                 frame = VideoFrame.from_av(frame)
-            self.host.publish("video", frame)
+            self.host.publish("video", frame, ref=self._feed.ref_for_pts(frame.pts))
 
     async def close(self) -> None:
         if isinstance(self.plugin, VideoProcessor):
@@ -456,7 +433,7 @@ class VideoLLMDriver(LLMDriver):
 
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
-        self._feed = _VideoFeed(host.instance)
+        self._feed = VideoFeed(host.instance)
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is Kind.VIDEO:
@@ -486,7 +463,7 @@ class RealtimeDriver(Driver):
 
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
-        self._feed = _VideoFeed(host.instance)
+        self._feed = VideoFeed(host.instance)
 
     error_event = llm_events.RealtimeErrorEvent
 

@@ -64,7 +64,9 @@ from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent, PluginErrorEvent
 from va_actors.core.video.frame import VideoFrame
 from va_actors.runtime import drivers, plugins
-from va_actors.runtime.spec import ActorSpec, SpecError
+from va_actors.runtime.dispatcher import Dispatcher
+from va_actors.runtime.spec import ActorSpec, InputSpec, SpecError
+from va_actors.runtime.work import WorkLink
 from va_actors.wire import limits, topics
 from va_actors.wire.codec import (
     Frame,
@@ -114,6 +116,10 @@ class ConfigError(Exception):
 
 
 # -- input queues -----------------------------------------------------------------
+_Discard = Callable[[str, list[Message]], None]
+"""Called with a drop reason and the messages a queue dropped."""
+
+
 class _Inbox(abc.ABC):
     """A bounded queue drained by exactly one dispatcher task."""
 
@@ -144,8 +150,7 @@ class _AudioFifo(_Inbox):
 
     __slots__ = ("_drop", "_items", "_limit_ms", "_ms")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit_ms: float,
-                 drop: Callable[[str, int], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit_ms: float, drop: _Discard) -> None:
         super().__init__(loop)
         self._items: deque[tuple[Message, float]] = deque()
         self._ms = 0.0
@@ -158,10 +163,11 @@ class _AudioFifo(_Inbox):
         items.append((msg, ms))
         self._ms += ms
         if self._ms > self._limit_ms and len(items) > 1:
-            dropped = 0
+            dropped: list[Message] = []
             while self._ms > self._limit_ms and len(items) > 1:
-                self._ms -= items.popleft()[1]
-                dropped += 1
+                old, old_ms = items.popleft()
+                self._ms -= old_ms
+                dropped.append(old)
             self._drop("overflow", dropped)
         self._wake()
 
@@ -181,15 +187,14 @@ class _ItemFifo(_Inbox):
 
     __slots__ = ("_drop", "_items")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int,
-                 drop: Callable[[str, int], None]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int, drop: _Discard) -> None:
         super().__init__(loop)
         self._items: deque[Message] = deque(maxlen=limit)
         self._drop = drop
 
     def put(self, msg: Message) -> None:
         if len(self._items) == self._items.maxlen:
-            self._drop("overflow", 1)
+            self._drop("overflow", [self._items[0]])
         self._items.append(msg)
         self._wake()
 
@@ -203,18 +208,23 @@ class _ItemFifo(_Inbox):
 
 
 class _Mailbox(_Inbox):
-    """Video keeps the newest frame: one slot, a replaced frame is counted."""
+    """Video keeps the newest frame: one slot, a replaced frame is counted.
 
-    __slots__ = ("_drop", "_slot")
+    ``replaced`` when the consumer was busy; ``throttled`` while the consumer
+    waits for its next fps slot (expected when it asked for a lower rate).
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, drop: Callable[[str, int], None]) -> None:
+    __slots__ = ("_drop", "_slot", "throttling")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, drop: _Discard) -> None:
         super().__init__(loop)
         self._slot: Message | None = None
         self._drop = drop
+        self.throttling = False
 
     def put(self, msg: Message) -> None:
         if self._slot is not None:
-            self._drop("replaced", 1)
+            self._drop("throttled" if self.throttling else "replaced", [self._slot])
         self._slot = msg
         self._wake()
 
@@ -239,10 +249,16 @@ def _duration_ms(msg: Message) -> float:
 
 @dataclass
 class _Input:
-    """One subscribed topic: its queues (created on first use) and their dispatchers."""
+    """One subscribed topic: its queues (created on first use) and their dispatchers.
+
+    ``interval_s``: the minimum time between two video frames handed on (the
+    input's fps request); ``max_age_ns``: the staleness bound.
+    """
 
     topic: str
     epoch_bound: bool = True
+    interval_s: float | None = None
+    max_age_ns: int | None = None
     audio: _AudioFifo | None = None
     video: _Mailbox | None = None
     items: _ItemFifo | None = None
@@ -282,7 +298,10 @@ class ActorHost:
         self._inputs: dict[str, _Input] = {}
         self._outputs: dict[str, _Output] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._driver: drivers.Driver | None = None
+        self._driver: drivers.Driver | Dispatcher | None = None
+        self._work: WorkLink | None = None
+        self._work_items: dict[int, int] = {}  # id(message) -> work item (replicas)
+        self._last_ready = 0.0
         self._driver_started = False
         self._hello_sent = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -314,6 +333,8 @@ class ActorHost:
                 **fields: Any) -> None:
         """Publish ``value`` on ``<actor>.<stream>``.
 
+        ``ref`` defaults to the input being handled when that is a video frame
+        or a replica's work item (results name their input's seq and pts).
         ``epoch`` defaults to the current one; a value stamped with an epoch
         that is already over is not sent (counted as ``stale_out``). A ``str``
         is sent as a :class:`TextChunk` (``final``, and ``response_id`` /
@@ -330,6 +351,8 @@ class ActorHost:
         if stamp < current:
             self.count_drop("stale_out")
             return
+        if ref is None:
+            ref = drivers.CURRENT_INPUT.get()
         out = self._outputs.get(stream) or self._new_output(stream)
         out.seq += 1
         topic = out.topic
@@ -432,16 +455,24 @@ class ActorHost:
 
     async def _serve(self) -> None:
         assert self._fatal is not None
-        driver_class, plugin_class = self._load()
-        self._send_hello(self._output_topics(driver_class))
-        try:
-            plugin = plugin_class(**self.spec.params)
-        except Exception as exc:
-            raise ConfigError(f"cannot create {self.spec.plugin} with params "
-                              f"{sorted(self.spec.params)}: {type(exc).__name__}: {exc}") from exc
-        self._ctx = zmq.Context()
-        self._bind_output()
-        self._driver = driver_class(self, plugin)
+        if self.spec.is_dispatcher:
+            self._send_hello([])
+            self._ctx = zmq.Context()
+            self._bind_output()
+            assert self.spec.work_endpoint is not None
+            self._driver = Dispatcher(self, self.spec.work_endpoint)
+        else:
+            driver_class, plugin_class = self._load()
+            self._send_hello(self._output_topics(driver_class))
+            try:
+                plugin = plugin_class(**self.spec.params)
+            except Exception as exc:
+                raise ConfigError(f"cannot create {self.spec.plugin} with params "
+                                  f"{sorted(self.spec.params)}: {type(exc).__name__}: "
+                                  f"{exc}") from exc
+            self._ctx = zmq.Context()
+            self._bind_output()
+            self._driver = driver_class(self, plugin)
         await self._driver.start()
         self._driver_started = True
         self._connect_inputs()
@@ -528,12 +559,15 @@ class ActorHost:
 
     def _connect_inputs(self) -> None:
         assert self._ctx is not None and self._loop is not None
+        if self.spec.is_replica:
+            self._connect_work()
+            return
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self._hwm())
         endpoints: dict[str, None] = {}
         for spec_input in self.spec.inputs:
-            self._inputs[spec_input.topic] = _Input(spec_input.topic, spec_input.epoch_bound)
+            self._add_input(spec_input)
             sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())
             endpoints.update(dict.fromkeys(spec_input.endpoints))
         for endpoint in endpoints:
@@ -545,6 +579,67 @@ class ActorHost:
         self._sub = sub
         self._add_reader(sub, self._read_sub)
         self._read_sub()
+
+    def _add_input(self, spec_input: InputSpec) -> None:
+        fps, max_age = spec_input.fps, spec_input.max_age_ms
+        self._inputs[spec_input.topic] = _Input(
+            spec_input.topic, spec_input.epoch_bound,
+            interval_s=None if fps is None else 1.0 / fps,
+            max_age_ns=None if max_age is None else int(max_age * 1e6))
+
+    def _connect_work(self) -> None:
+        """A replica: inputs arrive as work items from the dispatcher (runtime/work.py)."""
+        assert self._ctx is not None and self.spec.work_endpoint is not None
+        for spec_input in self.spec.inputs:
+            self._add_input(spec_input)
+        try:
+            self._work = WorkLink(self._ctx, self.spec.work_endpoint, self.instance,
+                                  self.spec.max_inflight, self._accept_work)
+        except zmq.ZMQError as exc:
+            raise ConfigError(f"cannot connect to dispatcher {self.spec.work_endpoint}: "
+                              f"{exc}") from exc
+        self._add_reader(self._work.socket, self._read_work)
+        self._announce()
+        self._read_work()
+
+    def _read_work(self) -> None:
+        if self._work is not None:
+            self._work.read()
+
+    def _accept_work(self, item: int, frames: Sequence[Any]) -> None:
+        self._accept(frames, item)
+
+    def _announce(self) -> None:
+        if self._work is not None:
+            self._last_ready = time.monotonic()
+            self._work.announce()
+
+    def _finish(self, msg: Message) -> None:
+        """A work item was handled or dropped: tell the dispatcher (replicas only)."""
+        item = self._work_items.pop(id(msg), None)
+        if item is not None and self._work is not None:
+            self._work.finish(item)
+
+    def _discard(self, reason: str, msgs: list[Message]) -> None:
+        self.count_drop(reason, len(msgs))
+        if self._work_items:
+            for msg in msgs:
+                self._finish(msg)
+
+    # -- used by the dispatcher (runtime/dispatcher.py) ------------------------------
+    def add_socket_reader(self, sock: zmq.Socket[bytes], callback: Callable[[], None]) -> None:
+        """Read ``sock`` on the loop whenever its FD signals (edge-triggered: drain it)."""
+        self._add_reader(sock, callback)
+
+    def zmq_context(self) -> zmq.Context[zmq.Socket[bytes]]:
+        """The host's ZeroMQ context (sockets made from it are closed by their owner)."""
+        assert self._ctx is not None
+        return self._ctx
+
+    def input_max_age_ns(self, topic: str) -> int | None:
+        """The staleness bound of input ``topic`` in ns, if it has one."""
+        route = self._inputs.get(topic)
+        return None if route is None else route.max_age_ns
 
     def _add_reader(self, sock: zmq.Socket[bytes], callback: Callable[[], None]) -> None:
         assert self._loop is not None
@@ -559,6 +654,9 @@ class ActorHost:
         self._readers.clear()
 
     def _close_sockets(self) -> None:
+        if self._work is not None:
+            self._work.close()
+            self._work = None
         for sock in (self._sub, self._xpub):
             if sock is not None:
                 sock.close(linger=0)
@@ -573,6 +671,10 @@ class ActorHost:
         if self._xpub is None or self._loop is None:
             return
         self._read_xpub()
+        if self._work is not None:
+            self._read_work()
+            if time.monotonic() - self._last_ready >= self.spec.heartbeat_interval_s:
+                self._announce()
         self._loop.call_later(_HOUSEKEEPING_S, self._housekeeping)
 
     def _send(self, frames: list[Frame]) -> None:
@@ -628,27 +730,32 @@ class ActorHost:
         assert self._loop is not None
         self._loop.call_soon(self._read_sub)  # more may be waiting: let dispatchers run first
 
-    def _accept(self, frames: Sequence[Frame | zmq.Frame]) -> None:
+    def _accept(self, frames: Sequence[Frame | zmq.Frame], item: int | None = None) -> None:
         self.n_in += 1
         try:
             msg = decode(frames)
         except WireError as err:
             self._wire_drop(err)
+            if item is not None and self._work is not None:
+                self._work.finish(item)
             return
-        # Sequence first: a stale message still counts as received in order.
-        key = (msg.source, msg.topic)
-        last = self._seqs.get(key)
-        seq = msg.seq
-        if last is not None and seq > last + 1:
-            self.count_drop("lost", seq - last - 1)
-        # seq <= last: the producer restarted; tracking restarts from here.
-        self._seqs[key] = seq
+        if item is not None:
+            self._work_items[id(msg)] = item
+        if item is None:  # a replica sees a share of the sequence; its dispatcher counts
+            # Sequence first: a stale message still counts as received in order.
+            key = (msg.source, msg.topic)
+            last = self._seqs.get(key)
+            seq = msg.seq
+            if last is not None and seq > last + 1:
+                self.count_drop("lost", seq - last - 1)
+            # seq <= last: the producer restarted; tracking restarts from here.
+            self._seqs[key] = seq
         route = self._inputs.get(msg.topic)
         if route is None:
-            self.count_drop("unsubscribed")
+            self._discard("unsubscribed", [msg])
             return
         if route.epoch_bound and msg.epoch < self._epoch:
-            self.count_drop("stale")
+            self._discard("stale", [msg])
             return
         kind = msg.kind
         inbox: _Queue | None = (route.audio if kind is Kind.AUDIO
@@ -662,31 +769,65 @@ class ActorHost:
         loop = self._loop
         inbox: _Queue
         if kind is Kind.AUDIO:
-            inbox = route.audio = _AudioFifo(loop, self.spec.audio_queue_ms, self.count_drop)
+            inbox = route.audio = _AudioFifo(loop, self.spec.audio_queue_ms, self._discard)
         elif kind is Kind.VIDEO:
-            inbox = route.video = _Mailbox(loop, self.count_drop)
+            inbox = route.video = _Mailbox(loop, self._discard)
         else:
-            inbox = route.items = _ItemFifo(loop, ITEM_QUEUE_LEN, self.count_drop)
-        task = loop.create_task(self._dispatch(inbox, route.epoch_bound),
+            inbox = route.items = _ItemFifo(loop, ITEM_QUEUE_LEN, self._discard)
+        task = loop.create_task(self._dispatch(inbox, route),
                                 name=f"{self.instance}:{route.topic}")
         self._tasks.add(task)
         task.add_done_callback(self._critical_done)
         return inbox
 
-    async def _dispatch(self, inbox: _Queue, epoch_bound: bool) -> None:
+    async def _dispatch(self, inbox: _Queue, route: _Input) -> None:
         driver = self._driver
         assert driver is not None, "inputs are connected only after the driver exists"
+        throttle = route.interval_s if isinstance(inbox, _Mailbox) else None
+        next_due = float("-inf")
         while True:
+            if throttle is not None:
+                assert isinstance(inbox, _Mailbox)
+                await self._wait_slot(inbox, next_due)
             msg = await inbox.get()
-            if epoch_bound and msg.epoch < self._epoch:  # the epoch moved while it waited
-                self.count_drop("stale")
+            if throttle is not None:
+                # A fixed grid keeps the average rate exact despite jitter; never
+                # two frames closer than half an interval after a long gap.
+                assert self._loop is not None
+                next_due = max(next_due + throttle, self._loop.time() + throttle / 2)
+            if route.epoch_bound and msg.epoch < self._epoch:  # the epoch moved while it waited
+                self._discard("stale", [msg])
                 continue
+            if route.max_age_ns is not None and time.time_ns() - msg.ts_ns > route.max_age_ns:
+                self._discard("expired", [msg])
+                continue
+            # Results of a frame or of a replica's work item name their input.
+            token = None
+            if msg.kind is Kind.VIDEO or self._work is not None:
+                token = drivers.CURRENT_INPUT.set(
+                    InputRef(msg.source, msg.seq, msg.fields.get("pts")))
             try:
                 await driver.on_input(msg)
             except WireError as err:
                 self._wire_drop(err)
             except Exception as exc:
                 driver.fail(exc, f"input {msg.topic}")
+            finally:
+                if token is not None:
+                    drivers.CURRENT_INPUT.reset(token)
+                if self._work_items:
+                    self._finish(msg)
+
+    async def _wait_slot(self, inbox: _Mailbox, next_due: float) -> None:
+        """Sleep until the next fps slot; frames arriving meanwhile replace each other."""
+        assert self._loop is not None
+        delay = next_due - self._loop.time()
+        if delay > 0:
+            inbox.throttling = True
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                inbox.throttling = False
 
     def _wire_drop(self, err: WireError) -> None:
         reason = err.reason.value
@@ -780,7 +921,17 @@ class ActorHost:
             "epoch": self._epoch,
             "category": self.category,
             "subscribers": self.subscribers.copy(),
+            **self._work_figures(),
         }
+
+    def _work_figures(self) -> dict[str, Any]:
+        driver, link = self._driver, self._work
+        if isinstance(driver, Dispatcher):
+            return {"work": driver.status()}
+        if link is not None:
+            return {"work": {"holding": len(link.holding), "received": link.received,
+                             "done": link.done, "capacity": link.capacity}}
+        return {}
 
 
 # -- control thread ---------------------------------------------------------------

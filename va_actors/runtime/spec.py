@@ -18,7 +18,10 @@ from typing import Any
 
 from va_actors.wire import topics
 
-__all__ = ["ActorSpec", "InputSpec", "SpecError"]
+__all__ = ["DISPATCH_CATEGORY", "ActorSpec", "InputSpec", "SpecError"]
+
+DISPATCH_CATEGORY = "dispatch"
+"""Category of the dispatcher instance of a replicated actor (runtime/dispatcher.py)."""
 
 
 class SpecError(ValueError):
@@ -38,11 +41,19 @@ class InputSpec:
             says (microphone audio, transcripts, turns, video), so that the
             user's first words of a barge-in are never dropped by the bump
             they cause.
+        fps: for video, the frame rate this consumer wants: frames are handed
+            on at most this often, always the newest (the rest are counted as
+            ``throttled``). None: as fast as the consumer takes them.
+        max_age_ms: staleness bound: a message older than this (from its
+            publish time) when the consumer would get it is dropped
+            (``expired``) instead. None: no bound.
     """
 
     topic: str
     endpoints: list[str] = field(default_factory=list)
     epoch_bound: bool = True
+    fps: float | None = None
+    max_age_ms: float | None = None
 
 
 @dataclass
@@ -70,6 +81,10 @@ class ActorSpec:
             restarted instance must not stamp its output with epoch 0).
         pipeline_dir: directory put on ``sys.path`` to find local plugins.
         log_level: ``DEBUG``, ``INFO``, ``WARNING`` or ``ERROR``.
+        work_endpoint: set for a replicated actor: the dispatcher binds this
+            ROUTER endpoint, each replica connects to it and receives its work
+            items there instead of subscribing to the inputs itself.
+        max_inflight: work items a replica may hold at once (dispatcher's cap).
     """
 
     actor: str
@@ -88,6 +103,18 @@ class ActorSpec:
     epoch: int = 0
     pipeline_dir: str | None = None
     log_level: str = "INFO"
+    work_endpoint: str | None = None
+    max_inflight: int = 1
+
+    @property
+    def is_dispatcher(self) -> bool:
+        """True for the dispatcher instance of a replicated actor."""
+        return self.category == DISPATCH_CATEGORY
+
+    @property
+    def is_replica(self) -> bool:
+        """True for a replica that takes its work from a dispatcher."""
+        return self.work_endpoint is not None and not self.is_dispatcher
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,6 +132,11 @@ class ActorSpec:
         _check_int("replica", self.replica, 0)
         _check_int("audio_queue_ms", self.audio_queue_ms, 20)
         _check_int("epoch", self.epoch, 0)
+        _check_int("max_inflight", self.max_inflight, 1)
+        if self.work_endpoint is not None and (
+                not isinstance(self.work_endpoint, str) or "://" not in self.work_endpoint):
+            raise SpecError(f"actor spec: 'work_endpoint' must be an endpoint like "
+                            f"'ipc:///path/actor-dispatch.work', got {self.work_endpoint!r}")
         hb = self.heartbeat_interval_s
         if isinstance(hb, bool) or not isinstance(hb, int | float) or not math.isfinite(hb) \
                 or not 0.01 <= hb <= 60:
@@ -144,6 +176,10 @@ class ActorSpec:
             if item.topic in seen:
                 raise SpecError(f"{where}: topic {item.topic!r} is listed twice")
             seen.add(item.topic)
+            _check_rate(f"{where}.fps", item.fps)
+            _check_rate(f"{where}.max_age_ms", item.max_age_ms)
+            if self.is_replica and not item.endpoints:
+                continue  # a replica's input arrives from the dispatcher
             if not isinstance(item.endpoints, list) or not item.endpoints or not all(
                     isinstance(e, str) and "://" in e for e in item.endpoints):
                 raise SpecError(f"{where} ({item.topic}): 'endpoints' must be a non-empty "
@@ -216,12 +252,22 @@ def _check_int(name: str, value: object, low: int) -> None:
         raise SpecError(f"actor spec: {name!r} must be an integer >= {low}, got {value!r}")
 
 
+def _check_rate(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or value <= 0:
+        raise SpecError(f"{name} must be a positive number or null, got {value!r}")
+
+
 def _input(index: int, item: object, where: str) -> InputSpec:
-    keys = {"topic", "endpoints", "epoch_bound"}
+    keys = {"topic", "endpoints", "epoch_bound", "fps", "max_age_ms"}
     if not isinstance(item, dict) or set(item) - keys or "topic" not in item:
         raise SpecError(f"{where}: inputs[{index}] must be an object with 'topic', "
-                        f"'endpoints' and optionally 'epoch_bound', got {item!r}")
+                        f"'endpoints' and optionally 'epoch_bound', 'fps', 'max_age_ms', "
+                        f"got {item!r}")
     bound = item.get("epoch_bound", True)
     if not isinstance(bound, bool):
         raise SpecError(f"{where}: inputs[{index}].epoch_bound must be true or false")
-    return InputSpec(item["topic"], item.get("endpoints") or [], bound)
+    return InputSpec(item["topic"], item.get("endpoints") or [], bound, item.get("fps"),
+                     item.get("max_age_ms"))

@@ -39,11 +39,16 @@ import zmq.asyncio
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.turn_detection.events import TurnStartedEvent
 from va_actors.runtime import rundir
-from va_actors.runtime.config import ActorConfig, PipelineConfig, SupervisorDefaults
+from va_actors.runtime.config import (
+    ActorConfig,
+    InputOptions,
+    PipelineConfig,
+    SupervisorDefaults,
+)
 from va_actors.runtime.plugins import Category
 from va_actors.runtime.policy import Action, Decision, RestartMode, RestartPolicy, RestartTracker
 from va_actors.runtime.services import ServiceError, Services
-from va_actors.runtime.spec import ActorSpec, InputSpec
+from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
 from va_actors.wire import Control, Kind, WireError, decode, encode_control
 from va_actors.wire import topics as wire_topics
 
@@ -134,6 +139,8 @@ class InstanceStatus:
     loop_lag_ms: float = 0.0
     queue: dict[str, Any] = field(default_factory=dict)
     heartbeat_age_s: float | None = None
+    work: dict[str, Any] = field(default_factory=dict)
+    """Replicated actors: a dispatcher's per-replica figures, a replica's items."""
 
     @property
     def drops_total(self) -> int:
@@ -197,7 +204,7 @@ def supervisor_topics(config: PipelineConfig) -> dict[str, list[str]]:
 
 
 def expected_subscribers(config: PipelineConfig, actor: ActorConfig) -> dict[str, int]:
-    """Subscribers each topic of ``actor`` will have: consumer replicas plus the supervisor.
+    """Subscribers each topic of ``actor`` will have: consumers plus the supervisor.
 
     The host reports ready only once these have joined, so a source never
     publishes into a consumer that is still connecting.
@@ -205,7 +212,8 @@ def expected_subscribers(config: PipelineConfig, actor: ActorConfig) -> dict[str
     counts: dict[str, int] = {}
     for stream in actor.outputs:
         topic = f"{actor.name}.{stream}"
-        count = sum(consumer.replicas for consumer in config.consumers(topic))
+        # A replicated consumer subscribes once, through its dispatcher.
+        count = len(config.consumers(topic))
         if count:
             counts[topic] = count
     for topic in supervisor_topics(config).get(actor.name, []):
@@ -240,9 +248,11 @@ class _Instance:
     """Supervisor-side state of one actor instance; only the supervisor mutates it."""
 
     def __init__(self, actor: ActorConfig, replica: int, name: str, endpoint: str,
-                 spec_path: Path, topics: list[str]) -> None:
+                 spec_path: Path, topics: list[str], *, dispatcher: bool = False) -> None:
         self.actor = actor
         self.replica = replica
+        self.dispatcher = dispatcher
+        """True for the dispatcher process of a replicated actor (runtime/dispatcher.py)."""
         self.name = name
         self.endpoint = endpoint
         self.spec_path = spec_path
@@ -300,6 +310,7 @@ class _Instance:
             loop_lag_ms=float(beat.get("loop_lag_ms") or 0.0),
             queue=dict(beat.get("queue") or {}),
             heartbeat_age_s=round(now - self.last_seen, 3) if self.alive else None,
+            work=dict(beat.get("work") or {}),
         )
 
 
@@ -340,6 +351,8 @@ class Supervisor:
         self._python = python
         self._run_dir: Path | None = None
         self._instances: dict[str, _Instance] = {}
+        self._work_endpoints: dict[str, str] = {}
+        """Replicated actor -> its dispatcher's work endpoint (runtime/work.py)."""
         self._epoch = 0
         self._seq: dict[str, int] = {}
         self._playing: dict[str, bool] = {}
@@ -496,6 +509,14 @@ class Supervisor:
         self._sys_pub = rundir.endpoint(run_dir, rundir.SYS_PUB_NAME)
         self._sys_pull = rundir.endpoint(run_dir, rundir.SYS_PULL_NAME)
         for actor in self.config.actors:
+            if actor.dispatcher is not None:
+                # Started first (dict order): replicas connect to its work socket.
+                self._work_endpoints[actor.name] = rundir.endpoint(run_dir, f"{actor.name}.work")
+                name = actor.dispatcher
+                # Socket names stay short: ipc paths are limited to 107 bytes.
+                self._instances[name] = _Instance(
+                    actor, -1, name, rundir.endpoint(run_dir, f"{actor.name}.dsp"),
+                    run_dir / f"{name}.spec.json", [], dispatcher=True)
             for replica, name in enumerate(actor.instances):
                 self._instances[name] = _Instance(
                     actor, replica, name, rundir.endpoint(run_dir, name),
@@ -517,20 +538,35 @@ class Supervisor:
 
     def _spec(self, inst: _Instance) -> ActorSpec:
         actor = inst.actor
-        inputs = [InputSpec(topic, self._endpoints_of(producer := topic.partition(".")[0]),
-                            epoch_bound=self._says_agent(producer))
-                  for topic in actor.inputs]
+        replica = actor.dispatcher is not None and not inst.dispatcher
+        inputs = []
+        for topic in actor.inputs:
+            producer = topic.partition(".")[0]
+            options = actor.input_options.get(topic) or InputOptions()
+            inputs.append(InputSpec(
+                topic, [] if replica else self._endpoints_of(producer),
+                epoch_bound=self._says_agent(producer),
+                # The dispatcher paces frames for all replicas; each replica
+                # still checks the staleness bound when it takes an item.
+                fps=None if replica else options.fps, max_age_ms=options.max_age_ms))
         return ActorSpec(
-            actor=actor.name, instance=inst.name, plugin=actor.plugin,
+            actor=actor.name, instance=inst.name,
+            plugin="dispatch" if inst.dispatcher else actor.plugin,
             data_endpoint=inst.endpoint, sys_pub=self._sys_pub, sys_pull=self._sys_pull,
-            replica=inst.replica, params=dict(actor.params), category=actor.category.value,
-            inputs=inputs, expected_subscribers=expected_subscribers(self.config, actor),
+            replica=max(0, inst.replica), params={} if inst.dispatcher else dict(actor.params),
+            category=DISPATCH_CATEGORY if inst.dispatcher else actor.category.value,
+            inputs=inputs,
+            expected_subscribers={} if inst.dispatcher else expected_subscribers(self.config,
+                                                                                 actor),
             heartbeat_interval_s=actor.supervisor.heartbeat_interval_s, epoch=self._epoch,
             pipeline_dir=str(self.config.path.parent), log_level=_log_level(),
+            work_endpoint=self._work_endpoints.get(actor.name), max_inflight=actor.max_inflight,
         )
 
     def _endpoints_of(self, actor: str) -> list[str]:
-        return [inst.endpoint for inst in self._instances.values() if inst.actor.name == actor]
+        """Data endpoints of ``actor``'s instances (its replicas; never a dispatcher)."""
+        return [inst.endpoint for inst in self._instances.values()
+                if inst.actor.name == actor and not inst.dispatcher]
 
     # -- one instance's life ----------------------------------------------------------------
     async def _watch(self, inst: _Instance) -> None:
