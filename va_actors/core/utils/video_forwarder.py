@@ -13,12 +13,13 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-import av
-
-from va_actors.core.video.frame import VideoFrame
+from va_actors.core.video.frame import VideoFrame, is_av_video_frame
 from va_actors.core.video.track import VideoTrackClosedError
+
+if TYPE_CHECKING:
+    import av  # imported lazily at run time: see va_actors.core.video.frame
 
 __all__ = ["FrameHandler", "FrameSource", "HandlerRemoval", "HandlerStats", "VideoForwarder"]
 
@@ -382,7 +383,7 @@ class VideoForwarder:
         try:
             if isinstance(raw, VideoFrame):
                 return raw
-            if isinstance(raw, av.VideoFrame):
+            if is_av_video_frame(raw):
                 return VideoFrame.from_av(raw)
             raise TypeError(f"expected VideoFrame or av.VideoFrame, got {type(raw).__name__}")
         except (TypeError, ValueError) as exc:

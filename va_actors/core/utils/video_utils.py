@@ -8,11 +8,13 @@ from this module; it wraps :func:`va_actors.core.video.encode.frame_to_jpeg_byte
 from __future__ import annotations
 
 import io
-
-import av
+from typing import TYPE_CHECKING
 
 from va_actors.core.video.encode import frame_to_jpeg_bytes as _encode_jpeg
-from va_actors.core.video.frame import PixelFormat, VideoFrame
+from va_actors.core.video.frame import PixelFormat, VideoFrame, is_av_video_frame
+
+if TYPE_CHECKING:
+    import av  # imported lazily at run time: see va_actors.core.video.frame
 
 __all__ = ["frame_to_jpeg_bytes", "frame_to_png_bytes"]
 
@@ -35,7 +37,7 @@ def frame_to_jpeg_bytes(frame: VideoFrame | av.VideoFrame, target_width: int,
 
 def frame_to_png_bytes(frame: VideoFrame | av.VideoFrame) -> bytes:
     """Encode ``frame`` as PNG (lossless, full size)."""
-    if isinstance(frame, av.VideoFrame):
+    if is_av_video_frame(frame):
         frame = VideoFrame.from_av(frame, PixelFormat.RGB24)
     elif not isinstance(frame, VideoFrame):
         raise TypeError(f"frame must be a VideoFrame or av.VideoFrame, got {type(frame).__name__}")

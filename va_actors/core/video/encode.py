@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-import av
-from PIL import Image
+from va_actors.core.video.frame import PixelFormat, VideoFrame, is_av_video_frame
 
-from va_actors.core.video.frame import PixelFormat, VideoFrame
+if TYPE_CHECKING:
+    import av  # imported lazily at run time: see va_actors.core.video.frame
 
 __all__ = ["frame_to_jpeg_bytes"]
 
@@ -40,7 +41,7 @@ def frame_to_jpeg_bytes(
     """
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an int in 1..100, got {quality!r}")
-    if isinstance(frame, av.VideoFrame):
+    if is_av_video_frame(frame):
         frame = VideoFrame.from_av(frame, PixelFormat.RGB24)
     elif not isinstance(frame, VideoFrame):
         raise TypeError(f"frame must be a VideoFrame or av.VideoFrame, got {type(frame).__name__}")
@@ -48,6 +49,8 @@ def frame_to_jpeg_bytes(
     if max_size is not None:
         size = _fit_size(frame.width, frame.height, max_size)
         if size != image.size:
+            from PIL import Image
+
             image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=quality)

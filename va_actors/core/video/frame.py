@@ -19,18 +19,23 @@ that return an ``ndarray`` for the caller to use return a fresh, writable copy.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Sequence
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
-import av
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
-__all__ = ["MAX_DIMENSION", "PixelFormat", "PlaneArray", "VideoFrame"]
+if TYPE_CHECKING:
+    # PyAV and Pillow are imported only by the conversions that need them: an
+    # idle actor process should not pay ~22 MB RSS for them (issue #6).
+    import av
+    from PIL import Image
+
+__all__ = ["MAX_DIMENSION", "PixelFormat", "PlaneArray", "VideoFrame", "is_av_video_frame"]
 
 PlaneArray = npt.NDArray[np.uint8]
 
@@ -45,6 +50,16 @@ _BT601_COLORSPACES: Final = frozenset({2, 5, 6})  # unspecified, bt470bg, smpte1
 _AVCOL_SPC_SMPTE170M: Final = 6
 _AVCOL_RANGE_MPEG: Final = 1
 _AVCOL_RANGE_JPEG: Final = 2
+
+
+def is_av_video_frame(obj: object) -> TypeGuard[av.VideoFrame]:
+    """True if ``obj`` is a PyAV ``VideoFrame``, without importing PyAV.
+
+    An object of a PyAV type can only exist once ``av`` has been imported, so
+    when it is not in ``sys.modules`` the answer is no.
+    """
+    av_module = sys.modules.get("av")
+    return av_module is not None and isinstance(obj, av_module.VideoFrame)
 
 
 class PixelFormat(StrEnum):
@@ -348,6 +363,8 @@ class VideoFrame:
         cls, image: Image.Image, pts: int | None = None, time_base: Fraction | None = None
     ) -> VideoFrame:
         """Build an rgb24 frame from a PIL image (other modes are converted to RGB)."""
+        from PIL import Image
+
         if not isinstance(image, Image.Image):
             raise TypeError(f"from_image needs a PIL.Image.Image, got {type(image).__name__}")
         rgb = image if image.mode == "RGB" else image.convert("RGB")
@@ -362,7 +379,7 @@ class VideoFrame:
         YUV input in another colour space or full range is converted to BT.601
         limited range.
         """
-        if not isinstance(frame, av.VideoFrame):
+        if not is_av_video_frame(frame):
             raise TypeError(f"from_av needs an av.VideoFrame, got {type(frame).__name__}")
         target = _default_target(frame) if format is None else _coerce_format(format)
         _check_dimensions(target, frame.width, frame.height)
@@ -409,10 +426,14 @@ class VideoFrame:
 
     def to_image(self) -> Image.Image:
         """The frame as an RGB PIL image."""
+        from PIL import Image
+
         return Image.fromarray(self.to_ndarray(PixelFormat.RGB24))
 
     def to_av(self) -> av.VideoFrame:
         """The frame as a new PyAV frame (pts, time_base and colour metadata set)."""
+        import av
+
         frame = av.VideoFrame(self._width, self._height, self._format.value)
         _write_av_planes(frame, self._planes)
         if self._format is PixelFormat.YUV420P:

@@ -13,12 +13,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
 
-import av
 import numpy as np
 
 from va_actors.core.video.frame import PixelFormat, PlaneArray, VideoFrame
+
+if TYPE_CHECKING:
+    import av  # imported lazily at run time: see va_actors.core.video.frame
 
 __all__ = [
     "VIDEO_TIME_BASE",

@@ -7,8 +7,6 @@ from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import Any
 
-import av
-
 from va_actors.core.audio import AudioFormat, AudioFramer, PcmData, Resampler
 from va_actors.core.video import VideoFrame
 
@@ -36,6 +34,10 @@ def _reason(exc: BaseException) -> str:
 
 
 def _open(path: str | os.PathLike[str]) -> Any:
+    # PyAV is imported where files are opened, not at module import: an actor
+    # that never reads a file should not pay ~16 MB RSS for it (issue #6).
+    import av
+
     try:
         return av.open(os.fspath(path))
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -63,6 +65,8 @@ def decode_audio(
         MediaReadError: the file is missing, unreadable, has no audio stream,
             or fails to decode part-way (chunks before the failure were yielded).
     """
+    import av
+
     container = _open(path)
     with container:
         if not container.streams.audio:
@@ -124,6 +128,8 @@ class VideoReader:
 
     def frames(self) -> Iterator[tuple[float, VideoFrame]]:
         """Yield ``(time in seconds, frame)`` in decode order."""
+        import av
+
         try:
             for index, frame in enumerate(self._container.decode(self._stream)):
                 t = frame.time
