@@ -76,14 +76,15 @@ def section_text(rows: list[Row], *, command: str, machine: str, notes: list[str
     return "\n".join(parts)
 
 
-def write_results(path: Path, section: str) -> None:
-    """Put ``section`` between the markers of ``path``; everything else is kept.
+def write_results(path: Path, section: str, *, begin: str = BEGIN, end: str = END) -> None:
+    """Put ``section`` (which starts with ``begin`` and ends with ``end``) between
+    those markers of ``path``; everything else is kept.
 
     Without markers the section goes right after the file's first heading
     (or at the top of a new file).
     """
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if pattern.search(text):
         text = pattern.sub(lambda _m: section, text, count=1)
     else:

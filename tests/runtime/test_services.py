@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_supervisor import TONE, StateLog, host_processes, kill_all, load, sink, until
 
+from tests.runtime.harness import TONE, StateLog, host_processes, kill_all, load, sink, until
 from va_actors.runtime import rundir
 from va_actors.runtime.services import Services, check_health, service_command
 from va_actors.runtime.supervisor import Supervisor, SupervisorError

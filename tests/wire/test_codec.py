@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from va_actors.core.audio import PcmData
 from va_actors.core.edge import Participant
+from va_actors.core.events.foreign import ForeignEvent
 from va_actors.core.stt.events import STTTranscriptEvent
 from va_actors.core.video import VideoFrame
 from va_actors.wire import (
@@ -135,11 +136,10 @@ def test_media_payload_mismatches_are_rejected() -> None:
         decode(bad_rate)
 
 
-def test_unknown_event_type_is_an_invalid_message_not_a_crash() -> None:
-    frames = encode("x.events", Kind.EVENT, {"event": {"type": "plugin.unheard_of"}}, **META)
-    msg = decode(frames)
+def test_an_event_without_a_type_is_an_invalid_message_not_a_crash() -> None:
+    frames = encode("x.events", Kind.EVENT, {"event": {"text": "no type"}}, **META)
     with pytest.raises(WireError) as info:
-        msg.event()
+        decode(frames).event()
     assert info.value.reason is DropReason.INVALID
 
 
@@ -174,3 +174,14 @@ def test_extra_header_fields_travel_and_cannot_shadow_the_format() -> None:
     assert (msg.fields["text"], msg.fields["response_id"]) == ("Hello.", "r1")
     with pytest.raises(TypeError, match="reserved"):
         encode_audio("tts.audio", pcm, extra={"sample_rate": 8000}, **META)
+
+
+def test_an_event_of_an_unknown_class_arrives_as_a_foreign_event() -> None:
+    # A consumer that never imports the sender's plugin still gets the event, as data.
+    frames = encode("ocr.state", Kind.EVENT,
+                    {"event": {"type": "plugin.elsewhere.text", "text": "HELLO", "n": 2}},
+                    **META)
+    event = decode(frames).event()
+    assert isinstance(event, ForeignEvent)
+    assert event.event_type == "plugin.elsewhere.text" and event["text"] == "HELLO"
+    assert event.data == {"text": "HELLO", "n": 2}

@@ -805,7 +805,7 @@ class ActorHost:
             token = None
             if msg.kind is Kind.VIDEO or self._work is not None:
                 token = drivers.CURRENT_INPUT.set(
-                    InputRef(msg.source, msg.seq, msg.fields.get("pts")))
+                    InputRef(msg.source, msg.seq, msg.fields.get("pts"), msg.ts_ns))
             try:
                 await driver.on_input(msg)
             except WireError as err:

@@ -21,6 +21,7 @@ from va_actors.core.audio.pcm import AudioFormat, PcmData
 from va_actors.core.edge.types import Participant
 from va_actors.core.events.base import BaseEvent, UnknownEventError
 from va_actors.core.events.convert import ConversionError
+from va_actors.core.events.foreign import ForeignEvent
 from va_actors.core.video.frame import PixelFormat, VideoFrame
 from va_actors.wire import limits
 from va_actors.wire.messages import Control, InputRef, Kind, TextChunk
@@ -79,7 +80,9 @@ class Message:
         ref = self.fields.get("ref")
         if not isinstance(ref, dict):
             return None
-        return InputRef(str(ref.get("src", "")), int(ref.get("seq", 0)), ref.get("pts"))
+        ts = ref.get("ts")
+        return InputRef(str(ref.get("src", "")), int(ref.get("seq", 0)), ref.get("pts"),
+                        ts if isinstance(ts, int) else None)
 
     def audio(self) -> PcmData:
         """The PCM chunk of an audio message."""
@@ -101,9 +104,15 @@ class Message:
 
     def event(self) -> BaseEvent:
         """The event of an event message, rebuilt as its registered class."""
+        data = self.fields["event"]
         try:
-            return BaseEvent.from_dict(self.fields["event"], self.payloads)
-        except (UnknownEventError, ConversionError, TypeError, ValueError) as exc:
+            return BaseEvent.from_dict(data, self.payloads)
+        except UnknownEventError:
+            # Not imported here (a plugin this process never loads): hand it on as data.
+            fields = {k: v for k, v in data.items() if k != "type"}
+            return ForeignEvent(event_type=str(data.get("type")), data=fields,
+                                blobs=[bytes(p) for p in self.payloads])
+        except (ConversionError, TypeError, ValueError) as exc:
             raise WireError(DropReason.INVALID, f"event on {self.topic}: {exc}") from exc
 
     def text(self) -> TextChunk:
@@ -147,6 +156,8 @@ def encode(topic: str, kind: Kind, fields: dict[str, Any], payloads: Sequence[Fr
     header.update(fields)
     if ref is not None:
         header["ref"] = {"src": ref.source, "seq": ref.seq, "pts": ref.pts}
+        if ref.ts_ns is not None:
+            header["ref"]["ts"] = ref.ts_ns
     if extra:
         clash = header.keys() & extra.keys()
         if clash:

@@ -40,8 +40,13 @@ class Control:
 
 @dataclass(frozen=True)
 class InputRef:
-    """Which input message a result was computed from (replicas, processors)."""
+    """Which input message a result was computed from (replicas, processors).
+
+    ``ts_ns`` is the input's publish time: result time minus it is how stale
+    the result is.
+    """
 
     source: str
     seq: int
     pts: int | None = None
+    ts_ns: int | None = None

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.events import AudioPlaybackEvent
+from va_actors.core.events.foreign import ForeignEvent
 from va_actors.core.latency import TurnLatencyEvent, TurnLatencyTracker, format_latency
 from va_actors.core.node import Inbound, Node, NodeContext
 from va_actors.core.stt.events import STTTranscriptEvent
@@ -56,6 +57,10 @@ class Console(Node):
             self._tracker.audio(msg.ts_ns, msg.fields.get("response_id"))
         elif isinstance(value, AudioPlaybackEvent):
             self._on_playback(msg, value)
+        elif isinstance(value, ForeignEvent) and isinstance(value.data.get("text"), str):
+            # A processor's reading (OCR, captions) from a plugin not imported here.
+            text = " | ".join(value.data["text"].splitlines()) or "(nothing read)"
+            self._say(f"[{msg.source}] {text}")
 
     def _on_text(self, msg: Inbound, text: str) -> None:
         self._tracker.text(msg.ts_ns, msg.fields.get("response_id"))
