@@ -164,3 +164,27 @@ backoff_initial_s = 0.05
     assert len(lost) == 1, (lost, unanswered)
     last = max(taken)
     assert all(pts >= last - 4 for pts in unanswered - lost), unanswered
+
+
+async def test_a_restarted_dispatcher_picks_up_the_replicas(tmp_path: Path) -> None:
+    log, rec = tmp_path / "stage.jsonl", tmp_path / "rec.jsonl"
+    config = load(tmp_path, """
+[supervisor]
+backoff_initial_s = 0.05
+""" + camera(fps=20) + stage(log, '"cam.video"', delay_ms=100, extra="replicas = 2") +
+        recorder(rec, '"stage.result"'))
+    async with supervising(config, tmp_path) as (sup, state):
+        await until(lambda: len(data(rec)) >= 5, 15, "results")
+        old = sup.pid_of("stage-dispatch")
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        killed_ns = time.time_ns()
+        await state.wait("stage-dispatch", "running", restarts=1)
+        # Both replicas (never restarted) get work from the new dispatcher.
+        await until(lambda: {r["pid"] for r in records(log) if r["got_ns"] > killed_ns}
+                    == {sup.pid_of("stage-0"), sup.pid_of("stage-1")}, 15,
+                    "both replicas to work again")
+        await until(lambda: sum(r["recv_ns"] > killed_ns for r in data(rec)) >= 10, 10,
+                    "results after the restart")
+        status = {i.instance: i for i in sup.status().instances}
+    assert status["stage-0"].restarts == 0 and status["stage-1"].restarts == 0
