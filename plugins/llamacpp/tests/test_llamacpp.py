@@ -99,8 +99,16 @@ def test_parse_args_and_params_set_model_host_port_threads_and_quiet_logs() -> N
     assert params.model.path == str(smollm2_path())
     assert (params.hostnames, params.port, params.n_ctx) == (["127.0.0.1"], 18001, 512)
     assert params.cpuparams.n_threads == 2
+    assert params.cpuparams_batch.n_threads == 2  # the prompt too, unless told otherwise
     assert params.model_alias == {"tiny"}
     assert params.verbosity == QUIET_VERBOSITY
+
+
+def test_batch_threads_set_prompt_processing_apart_from_generation() -> None:
+    params = build_params(parse_args(["--threads", "1", "--batch-threads", "2"]))
+    assert (params.cpuparams.n_threads, params.cpuparams_batch.n_threads) == (1, 2)
+    with pytest.raises(SystemExit):
+        parse_args(["--batch-threads", "0"])
 
 
 def test_a_missing_model_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:

@@ -609,3 +609,37 @@ async def test_vlm_without_frames_behaves_like_the_llm(fake: Fake) -> None:
         track.stop()
     assert final.text == "Hello from the fake."
     assert fake.state.requests[0]["messages"][-1] == {"role": "user", "content": "hi"}
+
+
+async def test_warm_up_sends_the_system_prompt_once_and_keeps_no_history(fake: Fake) -> None:
+    async def get_weather(city: str) -> str:
+        return "sunny"
+
+    llm = make_llm(fake, instructions="Answer briefly.", warm_up=True)
+    llm.register_function(get_weather)
+    try:
+        await llm.start()
+        assert len(fake.state.requests) == 1
+        warm = fake.state.requests[0]
+        assert warm["max_tokens"] == 1 and warm["stream"] is True
+        assert warm["messages"][0] == {"role": "system", "content": "Answer briefly."}
+        assert [t["function"]["name"] for t in warm["tools"]] == ["get_weather"]
+        # The first real request starts with the same prefix and no warm-up turn.
+        await reply(llm, "What is the weather?")
+        first = fake.state.requests[1]["messages"]
+        assert first == [{"role": "system", "content": "Answer briefly."},
+                         {"role": "user", "content": "What is the weather?"}]
+    finally:
+        await llm.close()
+
+
+async def test_a_failed_warm_up_is_logged_and_start_still_returns(
+        caplog: pytest.LogCaptureFixture) -> None:
+    llm = ChatCompletionsLLM(MODEL, f"http://127.0.0.1:{closed_port()}/v1", API_KEY,
+                             connect_retries=None, warm_up=True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            await llm.start()
+    finally:
+        await llm.close()
+    assert "warm-up request failed" in caplog.text

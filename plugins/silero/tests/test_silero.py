@@ -367,9 +367,27 @@ def test_tracker_reports_each_pause_once_and_ends_the_turn_on_request() -> None:
         tracker.end_turn()
 
 
+def test_tracker_scores_ahead_and_ends_at_the_pause_unless_speech_resumes() -> None:
+    tracker = _tracker(pause_ms=200, score_ms=96)
+    got = _changes(tracker, [0.9] * 8 + [0.1] * 3)  # 96 ms of silence: score now
+    assert [type(c) for c in got] == [TurnStart, TurnPause]
+    assert tracker.end_at_pause() is None  # said "done", but the pause is not over
+    assert _changes(tracker, [0.1] * 3) == []
+    (ended,) = _changes(tracker, [0.1])  # 7 frames = 224 ms: the turn ends here
+    assert isinstance(ended, TurnEnd) and ended.trailing_silence_ms == 224
+    # Speech before the pause is over cancels the early end.
+    _changes(tracker, [0.9] * 8 + [0.1] * 3)
+    assert tracker.end_at_pause() is None
+    assert _changes(tracker, [0.9] + [0.1] * 10) == [TurnPause((8 + 7 + 8 + 3 + 1) * 32,
+                                                               (8 + 7 + 8 + 3 + 1 + 3) * 32)]
+    assert tracker.speaking  # no end at 224 ms: only Smart-Turn's next answer or 600 ms
+
+
 def test_smart_turn_params_are_checked() -> None:
     with pytest.raises(ValueError, match="pause_ms"):
         SileroTurnDetection(smart_turn=True, pause_ms=600, silence_ms=600)
+    with pytest.raises(ValueError, match="score_ms"):
+        SileroTurnDetection(smart_turn=True, pause_ms=200, score_ms=300)
     with pytest.raises(ValueError, match="smart_turn"):
         SileroTurnDetection(smart_turn="yes")  # type: ignore[arg-type]
 
@@ -415,7 +433,8 @@ async def test_smart_turn_ends_a_finished_question_at_the_pause(
     assert ended.trailing_silence_ms is not None
     assert 200 <= ended.trailing_silence_ms < 200 + FRAME_MS  # not the 600 ms window
     assert ended.custom["end_of_turn_probability"] >= detector.confidence_threshold
-    assert ended.custom["scoring_ms"] > 0
+    # Scored at 96 ms, ended at 224 ms: the inference hid behind the pause.
+    assert 0 <= ended.custom["scoring_ms"] < 100
 
 
 @pytest.mark.slow

@@ -41,6 +41,8 @@ class ServerOptions:
     port: int = 8765
     alias: str = "smollm2"
     threads: int = 1
+    batch_threads: int | None = None
+    """Threads for prompt processing (None: ``threads``)."""
     ctx: int = 2048
     verbose: bool = False
 
@@ -55,20 +57,27 @@ def parse_args(argv: Sequence[str] | None = None) -> ServerOptions:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--alias", default="smollm2", help="model name clients ask for")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for inference")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for generating tokens")
+    parser.add_argument("--batch-threads", type=int, default=None,
+                        help="CPU threads for processing the prompt (default: --threads); "
+                             "more here speeds up the first token while generation keeps "
+                             "--threads, leaving cores to the TTS")
     parser.add_argument("--ctx", type=int, default=2048, help="context length in tokens")
     parser.add_argument("--verbose", action="store_true", help="keep llama.cpp's logs")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port} is not a TCP port")
-    if args.threads < 1 or args.ctx < 1:
-        parser.error("--threads and --ctx must be positive")
+    if args.threads < 1 or args.ctx < 1 or (args.batch_threads is not None
+                                            and args.batch_threads < 1):
+        parser.error("--threads, --batch-threads and --ctx must be positive")
     try:
         model = resolve_model(args.model)
     except ModelNotFoundError as exc:
         parser.error(str(exc))
     return ServerOptions(model=model, host=args.host, port=args.port, alias=args.alias,
-                         threads=args.threads, ctx=args.ctx, verbose=args.verbose)
+                         threads=args.threads, batch_threads=args.batch_threads, ctx=args.ctx,
+                         verbose=args.verbose)
 
 
 def build_params(options: ServerOptions) -> Any:
@@ -82,7 +91,7 @@ def build_params(options: ServerOptions) -> Any:
     params.model_alias = {options.alias}
     params.n_ctx = options.ctx
     params.cpuparams.n_threads = options.threads
-    params.cpuparams_batch.n_threads = options.threads
+    params.cpuparams_batch.n_threads = options.batch_threads or options.threads
     params.n_parallel = 1
     params.verbosity = VERBOSE_VERBOSITY if options.verbose else QUIET_VERBOSITY
     return params

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 API_KEY_ENV = "OPENAI_API_KEY"
+WARM_UP_TEXT = "Hello."
+"""The user turn of the warm-up request (never part of the conversation)."""
 
 ReplyItem = LLMResponseDelta | LLMResponseFinal
 
@@ -136,6 +138,10 @@ class ChatCompletionsLLM(llm.LLM):
         max_tool_rounds: tool-call rounds one reply may make (default 3).
         tools: functions to offer the model: callables, or
             ``"package.module:function"`` references (for launch files).
+        warm_up: in ``start()``, send one 1-token request with the system
+            instructions and tools, so that a local server (llama.cpp keeps
+            the prompt's KV cache, ``cache_prompt``) has them processed
+            before the first question. Best effort: a failure is logged.
     """
 
     provider_name = "openai"
@@ -155,6 +161,7 @@ class ChatCompletionsLLM(llm.LLM):
         include_usage: bool = True,
         max_tool_rounds: int | None = None,
         tools: Sequence[str | Callable[..., Any]] | None = None,
+        warm_up: bool = False,
     ) -> None:
         if not model:
             raise ValueError("model must name the model to use")
@@ -167,6 +174,7 @@ class ChatCompletionsLLM(llm.LLM):
         self.max_tokens = max_tokens
         self.extra_body = dict(extra_body or {})
         self.include_usage = include_usage
+        self.warm_up = bool(warm_up)
         self._client = ChatCompletionsClient(
             base_url=self.base_url, api_key=api_key or os.environ.get(API_KEY_ENV) or None,
             timeout_s=timeout_s, retries=_as_backoff(connect_retries),
@@ -178,6 +186,31 @@ class ChatCompletionsLLM(llm.LLM):
         # The key is deliberately absent: reprs end up in logs and tracebacks.
         return (f"{type(self).__name__}(model={self.model!r}, "
                 f"base_url={redact_url(self.base_url)!r})")
+
+    async def start(self) -> None:
+        """With ``warm_up``: have the server process the system prompt now."""
+        await super().start()
+        if self.warm_up:
+            await self._warm_up()
+
+    async def _warm_up(self) -> None:
+        messages = self._build_messages(WARM_UP_TEXT, include_history=False)
+        payload = {**self._payload(messages, self._get_tools_for_provider()), "max_tokens": 1}
+        started = time.perf_counter()
+        try:
+            stream = await self._client.open_stream(payload)
+            complete = False
+            try:
+                while await stream.next_chunk() is not None:
+                    pass
+                complete = True
+            finally:
+                stream.close(complete=complete)
+        except Exception as exc:  # best effort: the first reply is just slower
+            logger.warning("%s: warm-up request failed: %s", self.provider_name, exc)
+            return
+        logger.info("%s: warmed up (system prompt sent) in %.0f ms", self.provider_name,
+                    (time.perf_counter() - started) * 1000)
 
     async def close(self) -> None:
         """Stop the reply in flight and close the HTTP session."""

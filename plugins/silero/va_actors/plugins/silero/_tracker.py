@@ -23,11 +23,12 @@ class TurnStart:
 
 @dataclass(frozen=True)
 class TurnPause:
-    """``pause_ms`` of silence followed the last speech frame inside a turn.
+    """``score_ms`` of silence followed the last speech frame inside a turn.
 
     The moment to ask an end-of-turn model whether the speaker is done: if
-    so, :meth:`TurnTracker.end_turn` ends the turn now; if not, it ends after
-    ``silence_ms`` as usual (or not at all, if speech resumes).
+    so, :meth:`TurnTracker.end_at_pause` ends the turn once the silence
+    reaches ``pause_ms``; if not, it ends after ``silence_ms`` as usual (or
+    not at all, if speech resumes).
     """
 
     speech_end_ms: float
@@ -64,19 +65,23 @@ class TurnTracker:
     the end: a short dip inside a word is far shorter than ``silence_ms``.
 
     With ``pause_ms`` set (shorter than ``silence_ms``), a :class:`TurnPause`
-    is reported once per pause when the silence reaches it.
+    is reported once per pause when the silence reaches ``score_ms``
+    (default ``pause_ms``; scoring ahead of ``pause_ms`` hides the model's
+    inference behind the rest of the pause).
     """
 
     def __init__(self, *, frame_ms: float, threshold: float, min_speech_ms: float,
                  silence_ms: float, pre_speech_ms: float,
-                 pause_ms: float | None = None) -> None:
+                 pause_ms: float | None = None, score_ms: float | None = None) -> None:
         self._frame_ms = frame_ms
         self._threshold = threshold
         self._min_speech_ms = min_speech_ms
         self._silence_ms = silence_ms
         self._pre_speech_ms = pre_speech_ms
         self._pause_ms = pause_ms
+        self._score_ms = score_ms if score_ms is not None else pause_ms
         self._pause_reported = False
+        self._end_at_pause = False
         self._frames = 0
         self._speaking = False
         self._last_end_ms = 0.0  # a turn never reaches back into the previous one
@@ -95,6 +100,11 @@ class TurnTracker:
     def audio_ms(self) -> float:
         """Audio consumed so far, in milliseconds."""
         return self._frames * self._frame_ms
+
+    @property
+    def silence_ms(self) -> float:
+        """Silence that ends a turn without an end-of-turn model."""
+        return self._silence_ms
 
     @property
     def turn_start_ms(self) -> float:
@@ -117,7 +127,7 @@ class TurnTracker:
         self._prob_sum += probability
         self._prob_count += 1
         self._speech_end_ms = end_ms
-        self._pause_reported = False
+        self._pause_reported = self._end_at_pause = False
         if self._speaking or end_ms - self._onset_ms < self._min_speech_ms:
             return None
         self._speaking = True
@@ -130,13 +140,27 @@ class TurnTracker:
             self._reset_speech()
             return None
         silence = end_ms - self._speech_end_ms
-        if silence < self._silence_ms:
-            if (self._pause_ms is not None and silence >= self._pause_ms
-                    and not self._pause_reported):
-                self._pause_reported = True
-                return TurnPause(self._speech_end_ms, end_ms)
-            return None
-        return self.end_turn()
+        if silence >= self._silence_ms or (self._end_at_pause and self._pause_reached()):
+            return self.end_turn()
+        if (self._score_ms is not None and silence >= self._score_ms
+                and not self._pause_reported):
+            self._pause_reported = True
+            return TurnPause(self._speech_end_ms, end_ms)
+        return None
+
+    def _pause_reached(self) -> bool:
+        return self._pause_ms is not None and self.audio_ms - self._speech_end_ms >= self._pause_ms
+
+    def end_at_pause(self) -> TurnEnd | None:
+        """End the turn at ``pause_ms`` of silence: now if reached, else at that frame.
+
+        For an end-of-turn model that said the speaker is done. Speech before
+        then cancels it.
+        """
+        if self._pause_reached():
+            return self.end_turn()
+        self._end_at_pause = True
+        return None
 
     def end_turn(self) -> TurnEnd:
         """End the current turn now (an end-of-turn model said the speaker is done).
@@ -147,7 +171,7 @@ class TurnTracker:
         if not self._speaking:
             raise RuntimeError("end_turn() outside a turn")
         ended = TurnEnd(self._mean(), self._turn_start_ms, self._speech_end_ms, self.audio_ms)
-        self._speaking = False
+        self._speaking = self._end_at_pause = False
         self._last_end_ms = self._speech_end_ms
         self._reset_speech()
         return ended

@@ -46,8 +46,11 @@ class _Stream:
         self.end_probability: float | None = None
         """Smart-Turn's P(end) at the last pause of the open turn."""
         self.scoring_ms: float | None = None
-        """Wall time that scoring took, when it ended the turn (between end of speech
-        and the event, so latency accounting adds it)."""
+        """The part of the scoring time not hidden behind the rest of the pause, when
+        Smart-Turn ended the turn: for audio fed in real time it lies between end of
+        speech and the event, so latency accounting adds it."""
+        self._scoring_wall_ms = 0.0
+        self._scored_at_ms = 0.0
 
     def feed(self, pcm: PcmData, scorer: Scorer | None,
              cutoff: float) -> list[TurnStart | TurnEnd]:
@@ -64,17 +67,21 @@ class _Stream:
                 self.end_probability = self.scoring_ms = None
             elif isinstance(change, TurnPause):
                 change = self._at_pause(scorer, cutoff) if scorer is not None else None
+            if isinstance(change, TurnEnd) and self.end_probability is not None \
+                    and change.trailing_silence_ms < self.tracker.silence_ms:
+                # Ended by Smart-Turn: how much of its inference the pause did not hide.
+                hidden = change.detected_ms - self._scored_at_ms
+                self.scoring_ms = max(0.0, self._scoring_wall_ms - hidden)
             if change is not None:
                 changes.append(change)
         return changes
 
     def _at_pause(self, scorer: Scorer, cutoff: float) -> TurnEnd | None:
         started = time.perf_counter()
+        self._scored_at_ms = self.tracker.audio_ms
         self.end_probability = scorer(self.turn_audio())
-        if self.end_probability < cutoff:
-            return None
-        self.scoring_ms = (time.perf_counter() - started) * 1000
-        return self.tracker.end_turn()
+        self._scoring_wall_ms = (time.perf_counter() - started) * 1000
+        return self.tracker.end_at_pause() if self.end_probability >= cutoff else None
 
     def turn_audio(self) -> npt.NDArray[np.float32]:
         """The open turn's audio so far (with a short lead-in), at most 8 s."""
@@ -103,10 +110,15 @@ class SileroTurnDetection(TurnDetector):
             the turn (in ``duration_ms`` and ``custom["start_ms"]``).
         confidence_threshold: with ``smart_turn``, the P(end of turn) at or
             above which a pause ends the turn.
-        smart_turn: score each pause of ``pause_ms`` with Smart-Turn v3
-            (ONNX from the pipecat-ai wheel); a likely end of turn ends it
-            then, otherwise the turn ends after ``silence_ms`` as without it.
-        pause_ms: silence after which Smart-Turn is asked (< ``silence_ms``).
+        smart_turn: score each pause inside a turn with Smart-Turn v3 (ONNX
+            from the pipecat-ai wheel); a likely end of turn ends it after
+            ``pause_ms`` of silence, otherwise it ends after ``silence_ms`` as
+            without it.
+        pause_ms: silence after which a likely end of turn ends the turn
+            (< ``silence_ms``).
+        score_ms: silence at which Smart-Turn is run (<= ``pause_ms``);
+            earlier than ``pause_ms`` hides its inference behind the rest of
+            the pause.
         smart_turn_model: another Smart-Turn v3 ONNX file (default: the
             bundled one).
 
@@ -117,13 +129,15 @@ class SileroTurnDetection(TurnDetector):
     def __init__(self, threshold: float = 0.5, min_speech_ms: float = 200,
                  silence_ms: float = 600, pre_speech_ms: float = 0,
                  confidence_threshold: float = 0.5, smart_turn: bool = False,
-                 pause_ms: float = 200, smart_turn_model: str | Path | None = None) -> None:
+                 pause_ms: float = 200, score_ms: float = 100,
+                 smart_turn_model: str | Path | None = None) -> None:
         super().__init__(confidence_threshold=confidence_threshold, provider_name="silero")
         _check("threshold", threshold, 0.0 < threshold < 1.0, "within (0, 1)")
         _check("min_speech_ms", min_speech_ms, min_speech_ms >= 0, ">= 0")
         _check("silence_ms", silence_ms, silence_ms > 0, "> 0")
         _check("pre_speech_ms", pre_speech_ms, pre_speech_ms >= 0, ">= 0")
         _check("pause_ms", pause_ms, 0 < pause_ms < silence_ms, "> 0 and < silence_ms")
+        _check("score_ms", score_ms, 0 < score_ms <= pause_ms, "> 0 and <= pause_ms")
         if not isinstance(smart_turn, bool):
             raise ValueError(f"smart_turn must be true or false, got {smart_turn!r}")
         self.threshold = float(threshold)
@@ -132,6 +146,7 @@ class SileroTurnDetection(TurnDetector):
         self.pre_speech_ms = float(pre_speech_ms)
         self.smart_turn = smart_turn
         self.pause_ms = float(pause_ms)
+        self.score_ms = float(score_ms)
         self._smart_turn_path = smart_turn_model
         self._smart: SmartTurnModel | None = None
         self._streams: dict[str, _Stream] = {}
@@ -214,7 +229,8 @@ class SileroTurnDetection(TurnDetector):
         return TurnTracker(frame_ms=FRAME_MS, threshold=self.threshold,
                            min_speech_ms=self.min_speech_ms, silence_ms=self.silence_ms,
                            pre_speech_ms=self.pre_speech_ms,
-                           pause_ms=self.pause_ms if self.smart_turn else None)
+                           pause_ms=self.pause_ms if self.smart_turn else None,
+                           score_ms=self.score_ms if self.smart_turn else None)
 
     async def _emit(self, change: TurnStart | TurnEnd, participant: Any,
                     stream: _Stream) -> None:
