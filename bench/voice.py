@@ -13,10 +13,11 @@ questions were not heard as one turn with the right words (split by a turn
 that ended too early, lost, or mis-transcribed): the latency only counts when
 that is 0.
 
-``--baseline`` also runs the same questions with the turn and STT settings
-of before (600 ms silence only, no speculative transcript, partials every
-500 ms, no LLM warm-up, one llama thread for the prompt too), for a comparison on the same machine at the same time; the TTS's
-first-clause start is in the TTS driver and is on in both. ``--rounds R``
+``--baseline`` also runs the same questions with the settings of before
+(600 ms silence only, no speculative transcript, partials every 500 ms, no
+LLM warm-up, one llama thread for the prompt too), for a comparison on the
+same machine at the same time; the TTS's first-clause start is in the TTS
+driver and is on in both. ``--rounds R``
 alternates baseline and current R times and pools the turns, so that load
 from other work on a shared machine falls on both alike. ``--log DIR`` keeps
 each run's console output. The target (median under 800 ms) is absolute.
