@@ -226,6 +226,8 @@ def plot(points: list[Point]) -> Path | None:
              xticklabels=[str(n) for n in REPLICAS], title="throughput")
     right.set(xlabel="replicas", ylabel="ms", xscale="log", xticks=REPLICAS,
               xticklabels=[str(n) for n in REPLICAS], title="result staleness")
+    for ax in (left, right):
+        ax.minorticks_off()  # log axis: label 1, 2, 4, 8 only
     left.legend(fontsize=8)
     right.legend(fontsize=7)
     fig.tight_layout()
