@@ -60,6 +60,7 @@ BASELINE = (("smart_turn = true", "smart_turn = false"),
             ("warm_up = true", "warm_up = false"),
             ('"--batch-threads", "2"', '"--batch-threads", "1"'))
 """The settings of the agent before the latency work (bench/RESULTS.md, Voice)."""
+SEED = 7
 
 
 def questions(turns: int, with_pause: bool) -> list[Question]:
@@ -76,6 +77,13 @@ def pipeline(asked: list[Question], gap_s: float, out_dir: Path, baseline: bool)
     text = re.sub(r"utterances = \[.*?\]\ntail_s = [0-9.]+",
                   f"utterances = [{items}]\ntail_s = 10.0", LAUNCH.read_text(), flags=re.S)
     text = text.replace('path = "out/voice_agent.wav"', f'path = "{out_dir / "agent.wav"}"')
+    # A fixed sampling seed: the same question and history get the same reply in
+    # every run, so "first audio" (which grows with the reply's first clause)
+    # compares like with like.
+    if "max_tokens = 60\n" not in text:
+        raise SystemExit(f"{LAUNCH} no longer has 'max_tokens = 60': update bench/voice.py")
+    text = text.replace("max_tokens = 60\n",
+                        f"max_tokens = 60\nextra_body = {{ seed = {SEED} }}\n")
     if baseline:
         for new, old in BASELINE:
             if new not in text:

@@ -166,6 +166,7 @@ def test_split_sentences(text: str, expected: list[str]) -> None:
 
 @pytest.mark.parametrize(("streamed", "now"), [
     ("Sure, ", ""),  # too few words to be worth speaking alone
+    ("In the summer, it", "In the summer, "),
     ("In the summer, it is usually warm, and", "In the summer, it is usually warm, "),
     ("The weather is hot; very", "The weather is hot; "),
     ("It is very warm \u2014 and dry", "It is very warm \u2014 "),

@@ -20,9 +20,9 @@ _CLOSERS = "[\"')\\]\u201d\u2019]"
 _BREAK = re.compile(rf"(?<={_ENDS}{_CLOSERS})\s+|(?<={_ENDS})\s+|\n+")
 _CLAUSE = re.compile(r"(?<=[,;:\u2013\u2014])\s+")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
-MIN_CLAUSE_WORDS = 4
-"""Words a clause needs before it is spoken on its own: shorter ones ("Well,",
-"Sure,") sound clipped and save little time."""
+MIN_CLAUSE_WORDS = 3
+"""Words a clause needs before it is spoken on its own ("In the summer,"):
+shorter ones ("Well,", "Sure,") sound clipped and save little time."""
 
 
 def split_sentences(text: str) -> list[str]:
