@@ -207,6 +207,11 @@ class PlaybackSink(Node):
 
     def _play_due(self, now: float) -> int:
         """Move the samples due by ``now`` from the buffer to the output."""
+        # The host's control thread stores a new epoch the moment it arrives;
+        # on_epoch() follows through the loop. Checking here too means no piece
+        # of an interrupted reply is played in between.
+        if self._ctx is not None and self._ctx.epoch > self._epoch:
+            self._advance_epoch(self._ctx.epoch)
         buffered = self._playout.buffered
         if not buffered:
             return 0
