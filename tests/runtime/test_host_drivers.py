@@ -480,7 +480,8 @@ async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -
     host._loop = asyncio.get_running_loop()
     driver = GatedDriver()
     host._driver = driver
-    host._inputs = {"mic.audio": _Input("mic.audio"), "cam.video": _Input("cam.video")}
+    host._inputs = {"mic.audio": _Input("mic.audio", epoch_bound=False),
+                    "cam.video": _Input("cam.video", epoch_bound=False)}
     frame = VideoFrame.from_ndarray(np.zeros((4, 4, 3), dtype=np.uint8))
     try:
         for i in range(30):  # 600 ms of audio against a 200 ms bound
@@ -499,6 +500,33 @@ async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -
         assert [m.seq for m in driver.got if m.topic == "cam.video"] == [0, 4]
     finally:
         for task in host._tasks:
+            task.cancel()
+        await asyncio.gather(*host._tasks, return_exceptions=True)
+
+
+async def test_agent_audio_sentences_are_not_dropped_by_the_live_audio_bound() -> None:
+    # A TTS sends a sentence per message (seconds of audio, faster than real
+    # time): a sink busy for a moment must not lose any of it.
+    from va_actors.runtime.host import ActorHost, _Input
+
+    spec = ActorSpec(actor="speaker", instance="speaker", plugin="x:Y",
+                     data_endpoint="ipc:///x", sys_pub="ipc:///p", sys_pull="ipc:///q",
+                     audio_queue_ms=2000)
+    host = ActorHost(spec)
+    host._loop = asyncio.get_running_loop()
+    driver = GatedDriver()
+    host._driver = driver
+    host._inputs = {"tts.audio": _Input("tts.audio", epoch_bound=True)}
+    sentence = PcmData(16000, "s16", np.zeros(16000 * 4, dtype=np.int16))  # 4 s each
+    try:
+        for i in range(6):
+            host._accept(encode_audio("tts.audio", sentence, seq=i, epoch=0, source="tts"))
+            await asyncio.sleep(0)
+        driver.gate.set()
+        await settle_until(lambda: len(driver.got) == 6)
+        assert host.drops == {}
+    finally:
+        for task in list(host._tasks):
             task.cancel()
         await asyncio.gather(*host._tasks, return_exceptions=True)
 

@@ -103,6 +103,8 @@ _CONTROL_TOPICS = ("sys.epoch", "sys.ctl")
 MAX_BATCH = 64
 """Messages read per wake-up before yielding, so dispatchers run between batches
 (a burst is then consumed as it arrives instead of overflowing a queue)."""
+AGENT_AUDIO_QUEUE_MS = 120_000
+"""Bound of an epoch-bound (agent) audio input queue, in ms of audio."""
 ITEM_QUEUE_LEN = 1024
 """Bound of each event / text / control input queue."""
 CONTROL_SWITCH_INTERVAL_S = 0.001
@@ -771,7 +773,12 @@ class ActorHost:
         loop = self._loop
         inbox: _Queue
         if kind is Kind.AUDIO:
-            inbox = route.audio = _AudioFifo(loop, self.spec.audio_queue_ms, self._discard)
+            # Agent audio (TTS) comes faster than real time, a sentence per
+            # message, and a barge-in flushes it: its bound only stops runaway
+            # growth. Live audio (a microphone) is bounded to stay current.
+            limit = AGENT_AUDIO_QUEUE_MS if route.epoch_bound else self.spec.audio_queue_ms
+            inbox = route.audio = _AudioFifo(loop, max(limit, self.spec.audio_queue_ms),
+                                             self._discard)
         elif kind is Kind.VIDEO:
             inbox = route.video = _Mailbox(loop, self._discard)
         else:
