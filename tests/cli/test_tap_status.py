@@ -311,3 +311,25 @@ def test_default_run_dir_is_private_and_removed_at_exit(launch: Callable[..., Ru
     stop(running.proc)
     assert running.proc.returncode == 0
     assert not running.run_dir.exists()
+
+
+def test_status_shows_voice_to_voice_latency(launch: Callable[..., Running]) -> None:
+    running = launch(pipeline_toml(Path(os.devnull)) + """
+[[actor]]
+name = "console"
+plugin = "tests.actors.latency:LatencyReporter"
+""")
+    deadline = time.monotonic() + 15
+    latency: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        result = running.cli("status", "--json")
+        latency = json.loads(result.stdout).get("latency")
+        if latency and latency["turns"] >= 3:
+            break
+        time.sleep(0.3)
+    assert latency is not None and latency["turns"] >= 3, latency
+    assert latency["last"]["segments_ms"]["first_token"] == 100.0
+    assert latency["median_ms"] >= 700.0
+    table = running.cli("status").stdout
+    line = next(x for x in table.splitlines() if x.startswith("voice-to-voice"))
+    assert "turn 200 + transcript 200 + first token 100 + first audio 200" in line

@@ -102,7 +102,8 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
             "epoch": metrics.get("epoch", manifest.epoch) if metrics else manifest.epoch,
             "metrics": metrics is not None,
             "supervisor": metrics.get("supervisor") if metrics else None,
-            "instances": rows, "services": collect_services(metrics, check)}
+            "instances": rows, "services": collect_services(metrics, check),
+            "latency": metrics.get("latency") if metrics else None}
 
 
 def _cell(value: Any, kind: str = "") -> str:
@@ -133,6 +134,9 @@ def format_table(data: Mapping[str, Any]) -> str:
                       _cell(r.get("msgs_out")), _cell(r.get("drops_total")),
                       _cell(r.get("loop_lag_ms"), "ms")])
     text = head + "\n" + _layout(table, left=(0, 2))
+    latency = data.get("latency")
+    if isinstance(latency, Mapping) and isinstance(latency.get("last"), Mapping):
+        text += "\n\n" + _latency_line(latency)
     replicas = _replica_rows(rows)
     if len(replicas) > 1:
         text += "\n\n" + _layout(replicas, left=(0,))
@@ -145,6 +149,22 @@ def format_table(data: Mapping[str, Any]) -> str:
             for svc in services]
         text += "\n\n" + _layout(rows_s, left=(0, 2, 3))
     return text
+
+
+_SEGMENT_LABELS = {"turn_detected": "turn", "final_transcript": "transcript",
+                   "first_token": "first token", "first_audio": "first audio",
+                   "audio_out": "audio out"}
+
+
+def _latency_line(latency: Mapping[str, Any]) -> str:
+    """Voice-to-voice latency: median / p90 over the turns, and the last turn's breakdown."""
+    last = latency["last"]
+    segments = last.get("segments_ms") or {}
+    parts = " + ".join(f"{label} {segments[name]:.0f}" for name, label in
+                       _SEGMENT_LABELS.items() if isinstance(segments.get(name), int | float))
+    return (f"voice-to-voice: median {latency.get('median_ms', 0):.0f} ms, p90 "
+            f"{latency.get('p90_ms', 0):.0f} ms over {latency.get('turns')} turn(s); last "
+            f"{last.get('total_ms', 0):.0f} ms = {parts}")
 
 
 _REPLICA_COLUMNS = ("REPLICA", "IN FLIGHT", "MAX", "SENT", "DONE", "LOST")

@@ -25,8 +25,10 @@ import enum
 import logging
 import os
 import signal
+import statistics
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,6 +85,8 @@ RESEND_AFTER_S = 0.5
 """A host whose heartbeat still lacks ``start`` or the epoch this long after it went out
 gets it again."""
 PUB_HWM = 1000
+LATENCY_TURNS_KEPT = 100
+"""Turn-latency events kept for the voice-to-voice figures in sys.metrics."""
 """sys.pub queue per subscriber; a stalled tap loses sys messages, nobody waits."""
 _TURN_CATEGORIES = frozenset({Category.TURN, Category.STT, Category.REALTIME})
 AGENT_CATEGORIES = frozenset({Category.LLM, Category.VLM, Category.TTS, Category.REALTIME})
@@ -352,6 +356,7 @@ class Supervisor:
         self._run_dir: Path | None = None
         self._instances: dict[str, _Instance] = {}
         self._work_endpoints: dict[str, str] = {}
+        self._latency: deque[dict[str, Any]] = deque(maxlen=LATENCY_TURNS_KEPT)
         """Replicated actor -> its dispatcher's work endpoint (runtime/work.py)."""
         self._epoch = 0
         self._seq: dict[str, int] = {}
@@ -840,7 +845,27 @@ class Supervisor:
         return {"pipeline": status.pipeline, "epoch": status.epoch, "up": status.up,
                 "total": status.total, "restarts": status.restarts, "drops": status.drops,
                 "supervisor": {**own, "loop_lag_ms": round(self._loop_lag_ms, 2)},
-                "instances": instances, "services": services}
+                "instances": instances, "services": services,
+                "latency": self._latency_summary()}
+
+    def _on_metrics_event(self, fields: Mapping[str, Any]) -> None:
+        data = fields.get("event")
+        if not isinstance(data, Mapping) or data.get("type") != "metrics.turn_latency":
+            return
+        total, segments = data.get("total_ms"), data.get("segments_ms")
+        if isinstance(total, int | float) and isinstance(segments, Mapping):
+            self._latency.append({"total_ms": float(total), "user_text": str(
+                data.get("user_text") or ""), "segments_ms": {
+                str(k): float(v) for k, v in segments.items() if isinstance(v, int | float)}})
+
+    def _latency_summary(self) -> dict[str, Any] | None:
+        """Voice-to-voice latency over the turns seen (for sys.metrics), or None."""
+        if not self._latency:
+            return None
+        totals = sorted(turn["total_ms"] for turn in self._latency)
+        p90 = totals[min(len(totals) - 1, round(0.9 * (len(totals) - 1)))]
+        return {"turns": len(totals), "median_ms": round(statistics.median(totals), 1),
+                "p90_ms": round(p90, 1), "last": self._latency[-1]}
 
     # -- epochs -----------------------------------------------------------------------------
     async def _follow_turns(self) -> None:
@@ -852,13 +877,18 @@ class Supervisor:
         """
         assert self._ctx is not None
         wanted = supervisor_topics(self.config)
+        # Turn-latency events from any node (the console publishes them on
+        # <node>.metrics) are kept for sys.metrics and `va-launch status`.
+        for actor in self.config.actors:
+            if actor.category is Category.NODE:
+                wanted.setdefault(actor.name, []).append(f"{actor.name}.metrics")
         if not wanted:
             return
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RECONNECT_IVL, 20)
         for inst in self._instances.values():
-            if inst.actor.name in wanted:
+            if inst.actor.name in wanted and not inst.dispatcher:
                 sub.connect(inst.endpoint)
         for topic_list in wanted.values():
             for topic in topic_list:
@@ -876,6 +906,8 @@ class Supervisor:
                     self._on_turn(message.topic, message.fields)
                 elif message.stream == "events":
                     self._on_source_event(message.source, message.fields)
+                elif message.stream == "metrics":
+                    self._on_metrics_event(message.fields)
         finally:
             sub.close(0)
 
