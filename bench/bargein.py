@@ -18,7 +18,10 @@ at the microphone in real time -> the end of the last piece of the
 interrupted reply the speaker played: a piece handed out at ``t`` sounds
 until ``t`` + its duration),
 **onset -> epoch bump** (the supervisor's, or the in-process runner's), and
-**stale chunks** (pieces of the interrupted reply played after the bump).
+**stale chunks** (pieces of the interrupted reply played after the speaker's
+process had the new epoch: each piece logs the epoch its process knew when
+it left; pieces that left in the < 1 ms while the bump was on its way are
+counted apart as "in transit").
 """
 
 from __future__ import annotations
@@ -81,9 +84,15 @@ def trials_from_logs(onsets: list[int], bumps: dict[int, int],
             continue
         # A piece handed to the output at played_ns sounds until its end.
         silent = max(p["played_ns"] + p["samples"] * 1e9 / RATE for p in old)
+        after = [p for p in old if p["played_ns"] > bump]
+        # Stale: played although the speaker's process already had the new
+        # epoch. The rest left while the bump was still on its way (< 1 ms).
+        stale = [p for p in after if p.get("known_epoch", k + 1) > k]
         out.append({"onset_to_silent_ms": (silent - onset) / 1e6,
                     "onset_to_bump_ms": (bump - onset) / 1e6,
-                    "stale": float(sum(p["played_ns"] > bump for p in old))})
+                    "stale": float(len(stale)), "in_transit": float(len(after) - len(stale)),
+                    "in_transit_ms": max(((p["played_ns"] - bump) / 1e6 for p in after
+                                          if p not in stale), default=0.0)})
     return out
 
 
@@ -116,13 +125,18 @@ def summary(trials: list[dict[str, float]]) -> dict[str, Any]:
     return {"trials": len(trials), "missed": len(trials) - len(done),
             "silent_p50_ms": median(silent), "silent_max_ms": max(silent, default=float("nan")),
             "bump_p50_ms": median(bump), "bump_p90_ms": percentile(bump, 0.9),
-            "stale": int(sum(t["stale"] for t in done)), "per_trial": trials}
+            "stale": int(sum(t["stale"] for t in done)),
+            "in_transit": int(sum(t.get("in_transit", 0) for t in done)),
+            "in_transit_max_ms": max((t.get("in_transit_ms", 0.0) for t in done), default=0.0),
+            "per_trial": trials}
 
 
 def _row(scenario: str, design: str, s: dict[str, Any]) -> Row:
     figures = (f"onset -> agent silent p50 {fmt(s['silent_p50_ms'], 0)} / max "
                f"{fmt(s['silent_max_ms'], 0)} ms; onset -> epoch bump p50 "
-               f"{fmt(s['bump_p50_ms'], 0)} ms; stale chunks after the bump {s['stale']}; "
+               f"{fmt(s['bump_p50_ms'], 0)} ms; stale chunks after the speaker had the bump "
+               f"{s['stale']} (pieces that left while it was in transit: {s['in_transit']}, "
+               f"<= {fmt(s['in_transit_max_ms'], 1)} ms after it was sent); "
                f"{s['trials'] - s['missed']}/{s['trials']} interruptions")
     ours = design == "actors"
     met = (s["missed"] == 0 and s["stale"] == 0 and s["silent_max_ms"] < TARGET_MS)

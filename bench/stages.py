@@ -210,8 +210,10 @@ class PlayLog(PlaybackSink):  # type: ignore[misc]  # plugins.local ships no stu
 
     def _played(self, samples: SampleArray) -> None:
         reply = self._playout.current
+        # known_epoch: the epoch this process had been told of when the piece left.
+        known = self._ctx.epoch if self._ctx is not None else -1
         self._log.write(played_ns=time.time_ns(), samples=int(samples.shape[-1]),
-                        epoch=-1 if reply is None else reply.epoch)
+                        epoch=-1 if reply is None else reply.epoch, known_epoch=known)
 
     async def on_epoch(self, epoch: int) -> None:
         self._log.write(epoch_ns=time.time_ns(), new_epoch=epoch)
