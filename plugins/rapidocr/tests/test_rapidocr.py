@@ -150,7 +150,9 @@ async def test_reads_a_track_at_its_fps_keeping_pts(reader: TextReader) -> None:
         await reader.close()
         await forwarder.stop()
         source.stop()
-    assert 2 <= len(events) <= 2 * elapsed + 1, (len(events), elapsed)  # at most fps=2
+    # At most fps=2 on average: the forwarder keeps a fixed grid, so after a
+    # long read it may call again half an interval later (one extra at most).
+    assert 2 <= len(events) <= 2 * elapsed + 2, (len(events), elapsed)
     assert len(events) < len(frames)  # frames that came during a read were skipped
     for event in events:
         assert isinstance(event, TextReadEvent) and event.frame_pts is not None
