@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from va_actors.core.processors import ProcessorErrorEvent, VideoProcessorPublisher
+from va_actors.core.processors.frame_subscription import FrameSubscription
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import PixelFormat, QueuedVideoTrack, VideoFrame
 from va_actors.core.video.frame import PlaneArray
@@ -154,8 +155,7 @@ class FaceDetector(VideoProcessorPublisher):
         # The size is a placeholder until the first frame (see _fit_output).
         self._track = QueuedVideoTrack(640, 480, fps=self.fps, max_queue_size=2)
         self._sized = False
-        self._forwarder: VideoForwarder | None = None
-        self._owns_forwarder = False
+        self._frames = FrameSubscription(self.process_frame, fps=self.fps, name=self.name)
         self.frames_processed = 0
         """Frames detected on so far."""
 
@@ -167,24 +167,11 @@ class FaceDetector(VideoProcessorPublisher):
     async def process_video(self, track: VideoTrack, participant_id: str | None,
                             shared_forwarder: VideoForwarder | None = None) -> None:
         """Process ``track`` at ``fps`` (via ``shared_forwarder`` when given)."""
-        await self.stop_processing()
-        forwarder = shared_forwarder or VideoForwarder(track, fps=self.fps, name=self.name)
-        rate = self.fps
-        if rate > forwarder.fps:  # the forwarder refuses handlers faster than itself
-            logger.warning("%s: the forwarder runs at %g fps; processing at that rate, not %g",
-                           self.name, forwarder.fps, rate)
-            rate = forwarder.fps
-        self._forwarder = forwarder
-        self._owns_forwarder = shared_forwarder is None
-        forwarder.add_frame_handler(self.process_frame, fps=rate, name=self.name)
+        await self._frames.attach(track, shared_forwarder)
 
     async def stop_processing(self) -> None:
         """Stop taking frames (a forwarder of our own is stopped)."""
-        forwarder, self._forwarder = self._forwarder, None
-        if forwarder is not None:
-            forwarder.remove_frame_handler(self.process_frame)
-            if self._owns_forwarder:
-                await forwarder.stop()
+        await self._frames.detach()
 
     async def close(self) -> None:
         """Stop processing and end the output track."""

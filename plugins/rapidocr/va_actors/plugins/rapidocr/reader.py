@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from va_actors.core.processors import ProcessorErrorEvent, VideoProcessor
+from va_actors.core.processors.frame_subscription import FrameSubscription
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import PixelFormat, VideoFrame
 from va_actors.core.video.track import VideoTrack
@@ -133,8 +134,7 @@ class TextReader(VideoProcessor):
         self.options = EngineOptions(text_score, use_cls, det_limit_side_len, det_limit_type,
                                      threads)
         self._engine = build_engine(self.options)
-        self._forwarder: VideoForwarder | None = None
-        self._owns_forwarder = False
+        self._frames = FrameSubscription(self.process_frame, fps=self.fps, name=self.name)
         self.frames_read = 0
         """Frames read so far."""
 
@@ -152,23 +152,11 @@ class TextReader(VideoProcessor):
     async def process_video(self, track: VideoTrack, participant_id: str | None,
                             shared_forwarder: VideoForwarder | None = None) -> None:
         """Read ``track`` at ``fps`` (via ``shared_forwarder`` when given)."""
-        await self.stop_processing()
-        forwarder = shared_forwarder or VideoForwarder(track, fps=self.fps, name=self.name)
-        rate = min(self.fps, forwarder.fps)
-        if rate < self.fps:
-            logger.warning("%s: the forwarder runs at %g fps; reading at that rate, not %g",
-                           self.name, forwarder.fps, self.fps)
-        self._forwarder = forwarder
-        self._owns_forwarder = shared_forwarder is None
-        forwarder.add_frame_handler(self.process_frame, fps=rate, name=self.name)
+        await self._frames.attach(track, shared_forwarder)
 
     async def stop_processing(self) -> None:
         """Stop taking frames (a forwarder of our own is stopped)."""
-        forwarder, self._forwarder = self._forwarder, None
-        if forwarder is not None:
-            forwarder.remove_frame_handler(self.process_frame)
-            if self._owns_forwarder:
-                await forwarder.stop()
+        await self._frames.detach()
 
     async def close(self) -> None:
         """Stop reading."""
