@@ -155,3 +155,27 @@ async def supervising(config: PipelineConfig, tmp_path: Path,
         leftovers = host_processes()
         kill_all(leftovers)
         assert not leftovers, f"orphan actor processes: {[p.pid for p in leftovers]}"
+
+
+def tone_echo_sink(tmp_path: Path, *, rate: int = 16000, channels: int = 1) -> Path:
+    """Write a real-time tone -> echo -> recording sink pipeline; return its path."""
+    path = tmp_path / "pipeline.toml"
+    path.write_text(f"""
+[[actor]]
+name = "mic"
+plugin = "tests.actors.tone:ToneSource"
+params = {{ rate = {rate}, channels = {channels}, realtime = true }}
+
+[[actor]]
+name = "echo"
+plugin = "tests.actors.echo:Echo"
+inputs = ["mic.audio"]
+
+[[actor]]
+name = "sink"
+plugin = "tests.actors.record:RecordingSink"
+inputs = ["echo.out"]
+params = {{ path = "{tmp_path / 'rec.jsonl'}" }}
+""")
+    return path
+

@@ -24,10 +24,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.runtime.harness import host_processes, tone_echo_sink
 from va_actors.runtime.config import load_pipeline
 from va_actors.runtime.supervisor import Supervisor
 
-HOST_MODULE = "va_actors.runtime.host"
 HEAVY = ("av", "PIL")
 
 # What an actor host imports at start, plus the core packages plugins build on.
@@ -95,26 +95,6 @@ print(json.dumps(result))
     assert all(result.values()), result
 
 
-def _pipeline(tmp_path: Path) -> Path:
-    path = tmp_path / "pipeline.toml"
-    path.write_text(f"""
-[[actor]]
-name = "mic"
-plugin = "tests.actors.tone:ToneSource"
-params = {{ rate = 16000, channels = 1, realtime = true }}
-
-[[actor]]
-name = "echo"
-plugin = "tests.actors.echo:Echo"
-inputs = ["mic.audio"]
-
-[[actor]]
-name = "sink"
-plugin = "tests.actors.record:RecordingSink"
-inputs = ["echo.out"]
-params = {{ path = "{tmp_path / 'rec.jsonl'}" }}
-""")
-    return path
 
 
 def _mapped_heavy_libraries(pid: int) -> list[str]:
@@ -125,18 +105,12 @@ def _mapped_heavy_libraries(pid: int) -> list[str]:
     return sorted(p for p in paths if any(m in p for m in markers))
 
 
-def _host_processes() -> list[psutil.Process]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if HOST_MODULE in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child)
-    return found
 
 
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 async def test_running_actor_hosts_have_not_loaded_pyav_or_pillow(tmp_path: Path) -> None:
-    sup = Supervisor(load_pipeline(_pipeline(tmp_path)), run_dir=tmp_path / "run",
+    config = load_pipeline(tone_echo_sink(tmp_path, rate=16000, channels=1))
+    sup = Supervisor(config, run_dir=tmp_path / "run",
                      metrics_interval_s=0.2)
     task = asyncio.create_task(sup.run())
     try:
@@ -154,7 +128,7 @@ async def test_running_actor_hosts_have_not_loaded_pyav_or_pillow(tmp_path: Path
             task.cancel()
         with contextlib.suppress(BaseException):
             await task
-        leftovers = _host_processes()
+        leftovers = host_processes()
         for proc in leftovers:
             with contextlib.suppress(psutil.Error):
                 proc.kill()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import psutil
 
+from tests.runtime.harness import host_processes, tone_echo_sink
 from va_actors.runtime.config import load_pipeline
 from va_actors.runtime.supervisor import Supervisor
 
-HOST_MODULE = "va_actors.runtime.host"
 WARMUP_S = 1.5
 WINDOW_S = 5.0
 SAMPLE_S = 0.25
@@ -28,35 +28,8 @@ MAX_GROWTH_MB = 1.0
 """A 0.7 MB/s leak grows 3.5 MB in the window; a healthy host grows < 0.1 MB."""
 
 
-def _pipeline(tmp_path: Path) -> Path:
-    path = tmp_path / "pipeline.toml"
-    path.write_text(f"""
-[[actor]]
-name = "mic"
-plugin = "tests.actors.tone:ToneSource"
-params = {{ rate = 48000, channels = 2, realtime = true }}
-
-[[actor]]
-name = "echo"
-plugin = "tests.actors.echo:Echo"
-inputs = ["mic.audio"]
-
-[[actor]]
-name = "sink"
-plugin = "tests.actors.record:RecordingSink"
-inputs = ["echo.out"]
-params = {{ path = "{tmp_path / 'rec.jsonl'}" }}
-""")
-    return path
 
 
-def _host_processes() -> list[psutil.Process]:
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if HOST_MODULE in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child)
-    return found
 
 
 def _msgs_in(sup: Supervisor, instance: str) -> int:
@@ -64,7 +37,8 @@ def _msgs_in(sup: Supervisor, instance: str) -> int:
 
 
 async def test_receiving_hosts_do_not_grow_with_48k_stereo_audio(tmp_path: Path) -> None:
-    sup = Supervisor(load_pipeline(_pipeline(tmp_path)), run_dir=tmp_path / "run",
+    config = load_pipeline(tone_echo_sink(tmp_path, rate=48000, channels=2))
+    sup = Supervisor(config, run_dir=tmp_path / "run",
                      metrics_interval_s=0.2)
     task = asyncio.create_task(sup.run())
     try:
@@ -96,7 +70,7 @@ async def test_receiving_hosts_do_not_grow_with_48k_stereo_audio(tmp_path: Path)
             task.cancel()
         with contextlib.suppress(BaseException):
             await task
-        leftovers = _host_processes()
+        leftovers = host_processes()
         for proc in leftovers:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
