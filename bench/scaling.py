@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -288,8 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if not args.no_write:
         plot(points)
-        command = ".venv/bin/python -m bench.scaling" + " ".join(
-            [""] + (argv if argv is not None else __import__("sys").argv[1:]))
+        command = " ".join([".venv/bin/python -m bench.scaling",
+                            *(argv if argv is not None else sys.argv[1:])])
         write_results(args.results, section(points, command, window), begin=BEGIN, end=END)
     return 0
 

@@ -10,6 +10,7 @@ from va_actors.core.latency import (
     TurnLatencyEvent,
     TurnLatencyTracker,
     format_latency,
+    median_p90,
 )
 
 MS = 1_000_000
@@ -54,3 +55,10 @@ def test_without_a_turn_detector_the_transcript_ends_the_turn() -> None:
     event = tracker.playing(230 * MS, "r9")
     assert event is not None and event.total_ms == pytest.approx(130)
     assert event.segments_ms["turn_detected"] == 0
+
+
+def test_median_and_p90_of_turn_totals() -> None:
+    assert median_p90([900.0, 700.0, 800.0]) == (800.0, 900.0)
+    assert median_p90([float(ms) for ms in range(100, 1100, 100)]) == (550.0, 900.0)
+    with pytest.raises(ValueError):
+        median_p90([])

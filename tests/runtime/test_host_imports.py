@@ -15,18 +15,15 @@ actor host imports must import them lazily. Three guards:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.runtime.harness import host_processes, tone_echo_sink
+from tests.runtime.harness import supervising, tone_echo_sink
 from va_actors.runtime.config import load_pipeline
-from va_actors.runtime.supervisor import Supervisor
 
 HEAVY = ("av", "PIL")
 
@@ -105,32 +102,12 @@ def _mapped_heavy_libraries(pid: int) -> list[str]:
     return sorted(p for p in paths if any(m in p for m in markers))
 
 
-
-
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 async def test_running_actor_hosts_have_not_loaded_pyav_or_pillow(tmp_path: Path) -> None:
     config = load_pipeline(tone_echo_sink(tmp_path, rate=16000, channels=1))
-    sup = Supervisor(config, run_dir=tmp_path / "run",
-                     metrics_interval_s=0.2)
-    task = asyncio.create_task(sup.run())
-    try:
-        assert await sup.wait_started(timeout=20), sup.stop_reason
+    async with supervising(config, tmp_path) as (sup, _):
         await asyncio.sleep(0.5)  # audio flows through every host
         pids = {name: sup.pid_of(name) for name in ("mic", "echo", "sink")}
         assert all(pid is not None for pid in pids.values()), pids
         mapped = {name: _mapped_heavy_libraries(pid) for name, pid in pids.items() if pid}
         assert not any(mapped.values()), f"actor hosts loaded PyAV/Pillow: {mapped}"
-    finally:
-        if not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sup.stop("test finished"), 20)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        leftovers = host_processes()
-        for proc in leftovers:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(leftovers, timeout=5)
-        assert not leftovers, f"orphan actor processes: {[p.pid for p in leftovers]}"

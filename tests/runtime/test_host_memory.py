@@ -11,13 +11,12 @@ bound. Every actor process is reaped, also when the test fails.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
 import psutil
 
-from tests.runtime.harness import host_processes, tone_echo_sink
+from tests.runtime.harness import supervising, tone_echo_sink
 from va_actors.runtime.config import load_pipeline
 from va_actors.runtime.supervisor import Supervisor
 
@@ -38,11 +37,7 @@ def _msgs_in(sup: Supervisor, instance: str) -> int:
 
 async def test_receiving_hosts_do_not_grow_with_48k_stereo_audio(tmp_path: Path) -> None:
     config = load_pipeline(tone_echo_sink(tmp_path, rate=48000, channels=2))
-    sup = Supervisor(config, run_dir=tmp_path / "run",
-                     metrics_interval_s=0.2)
-    task = asyncio.create_task(sup.run())
-    try:
-        assert await sup.wait_started(timeout=20), sup.stop_reason
+    async with supervising(config, tmp_path) as (sup, _):
         pids = {name: sup.pid_of(name) for name in ("echo", "sink")}
         procs = {name: psutil.Process(pid) for name, pid in pids.items() if pid is not None}
         assert set(procs) == {"echo", "sink"}, pids
@@ -62,17 +57,3 @@ async def test_receiving_hosts_do_not_grow_with_48k_stereo_audio(tmp_path: Path)
         assert all(mb < MAX_GROWTH_MB for mb in growth.values()), (
             f"RSS grew over {WINDOW_S} s of 48 kHz stereo: "
             + ", ".join(f"{n} +{mb:.2f} MB" for n, mb in growth.items()))
-    finally:
-        if not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sup.stop("test finished"), 20)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        leftovers = host_processes()
-        for proc in leftovers:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(leftovers, timeout=5)
-        assert not leftovers, f"orphan actor processes: {[p.pid for p in leftovers]}"

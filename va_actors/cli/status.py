@@ -22,6 +22,7 @@ from typing import Any
 import click
 import zmq
 
+from va_actors.core.latency import TurnLatencyEvent, format_latency
 from va_actors.runtime import rundir
 from va_actors.runtime.services import check_health
 from va_actors.wire import Kind, WireError, decode
@@ -151,20 +152,14 @@ def format_table(data: Mapping[str, Any]) -> str:
     return text
 
 
-_SEGMENT_LABELS = {"turn_detected": "turn", "final_transcript": "transcript",
-                   "first_token": "first token", "first_audio": "first audio",
-                   "audio_out": "audio out"}
-
-
 def _latency_line(latency: Mapping[str, Any]) -> str:
     """Voice-to-voice latency: median / p90 over the turns, and the last turn's breakdown."""
     last = latency["last"]
-    segments = last.get("segments_ms") or {}
-    parts = " + ".join(f"{label} {segments[name]:.0f}" for name, label in
-                       _SEGMENT_LABELS.items() if isinstance(segments.get(name), int | float))
-    return (f"voice-to-voice: median {latency.get('median_ms', 0):.0f} ms, p90 "
-            f"{latency.get('p90_ms', 0):.0f} ms over {latency.get('turns')} turn(s); last "
-            f"{last.get('total_ms', 0):.0f} ms = {parts}")
+    event = TurnLatencyEvent(total_ms=float(last.get("total_ms") or 0.0),
+                             segments_ms=dict(last.get("segments_ms") or {}))
+    return (f"voice-to-voice median {latency.get('median_ms', 0):.0f} ms, p90 "
+            f"{latency.get('p90_ms', 0):.0f} ms over {latency.get('turns')} turn(s); "
+            f"last turn: {format_latency(event)}")
 
 
 _REPLICA_COLUMNS = ("REPLICA", "IN FLIGHT", "MAX", "SENT", "DONE", "LOST")

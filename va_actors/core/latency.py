@@ -14,6 +14,8 @@ starts playing.
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from va_actors.core.events.base import PluginBaseEvent
@@ -108,6 +110,15 @@ class TurnLatencyTracker:
                                                               strict=False)}
         return TurnLatencyEvent(user_text=turn.user_text, response_id=response_id,
                                 total_ms=(ts_ns - known[0]) / 1e6, segments_ms=segments)
+
+
+def median_p90(totals_ms: Sequence[float]) -> tuple[float, float]:
+    """Median and p90 (nearest rank) of per-turn totals; ValueError if there are none."""
+    if not totals_ms:
+        raise ValueError("no turns")
+    ordered = sorted(totals_ms)
+    return (statistics.median(ordered),
+            ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))])
 
 
 def format_latency(event: TurnLatencyEvent) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -258,13 +257,4 @@ class Dispatcher:
         replica.last_sent = now
         replica.sent += 1
         return True
-
-
-def replica_figures(work: Mapping[str, Any]) -> dict[str, dict[str, int]]:
-    """The per-replica figures of a dispatcher heartbeat's ``work`` map (for status)."""
-    replicas = work.get("replicas")
-    if not isinstance(replicas, Mapping):
-        return {}
-    return {str(name): {k: int(v) for k, v in figures.items() if isinstance(v, int)}
-            for name, figures in replicas.items() if isinstance(figures, Mapping)}
 

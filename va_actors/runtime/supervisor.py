@@ -25,7 +25,6 @@ import enum
 import logging
 import os
 import signal
-import statistics
 import sys
 import time
 from collections import deque
@@ -39,6 +38,7 @@ import zmq
 import zmq.asyncio
 
 from va_actors.core.edge.events import SourceFinishedEvent
+from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnStartedEvent
 from va_actors.runtime import rundir
 from va_actors.runtime.config import (
@@ -862,9 +862,8 @@ class Supervisor:
         """Voice-to-voice latency over the turns seen (for sys.metrics), or None."""
         if not self._latency:
             return None
-        totals = sorted(turn["total_ms"] for turn in self._latency)
-        p90 = totals[min(len(totals) - 1, round(0.9 * (len(totals) - 1)))]
-        return {"turns": len(totals), "median_ms": round(statistics.median(totals), 1),
+        median, p90 = median_p90([turn["total_ms"] for turn in self._latency])
+        return {"turns": len(self._latency), "median_ms": round(median, 1),
                 "p90_ms": round(p90, 1), "last": self._latency[-1]}
 
     # -- epochs -----------------------------------------------------------------------------

@@ -16,14 +16,18 @@ and p90 over all turns.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from typing import Any, TextIO
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.events.foreign import ForeignEvent
-from va_actors.core.latency import TurnLatencyEvent, TurnLatencyTracker, format_latency
+from va_actors.core.latency import (
+    TurnLatencyEvent,
+    TurnLatencyTracker,
+    format_latency,
+    median_p90,
+)
 from va_actors.core.node import Inbound, Node, NodeContext
 from va_actors.core.stt.events import STTTranscriptEvent
 from va_actors.core.turn_detection.events import TurnEndedEvent
@@ -89,10 +93,9 @@ class Console(Node):
         """Median and p90 voice-to-voice latency over the turns seen, if any."""
         if not self._totals:
             return None
-        ordered = sorted(self._totals)
-        p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-        return (f"voice-to-voice over {len(ordered)} turn(s): median "
-                f"{statistics.median(ordered):.0f} ms, p90 {p90:.0f} ms")
+        median, p90 = median_p90(self._totals)
+        return (f"voice-to-voice over {len(self._totals)} turn(s): median "
+                f"{median:.0f} ms, p90 {p90:.0f} ms")
 
     async def close(self) -> None:
         line = self.summary()
