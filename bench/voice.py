@@ -14,8 +14,8 @@ that ended too early, lost, or mis-transcribed): the latency only counts when
 that is 0.
 
 ``--baseline`` also runs the same questions with the settings of before
-(600 ms silence only, no speculative transcript, partials every 500 ms, no
-LLM warm-up, one llama thread for the prompt too), for a comparison on the
+(600 ms silence only, no speculative transcript, Whisper's full 30 s window,
+partials every 500 ms, no LLM warm-up, one llama thread for the prompt too), for a comparison on the
 same machine at the same time; the TTS's first-clause start is in the TTS
 driver and is on in both. ``--rounds R``
 alternates baseline and current R times and pools the turns, so that load
@@ -56,6 +56,7 @@ LINE = re.compile(r"voice-to-voice (\d+) ms = turn (-?\d+) \+ transcript (-?\d+)
 SEGMENTS = ("total", "turn", "transcript", "first token", "first audio", "audio out")
 BASELINE = (("smart_turn = true", "smart_turn = false"),
             ("speculate_ms = 100", "speculate_ms = 0"),
+            ("window_s = 15", "window_s = 30"),
             ("partial_interval_ms = 0", "partial_interval_ms = 500"),
             ("warm_up = true", "warm_up = false"),
             ('"--batch-threads", "2"', '"--batch-threads", "1"'))
@@ -182,7 +183,8 @@ def main() -> None:
             name = f"{'baseline' if variant else 'current'}-{r}.log"
             pooled.add(run(asked, args.gap, variant, args.log / name if args.log else None))
     if args.baseline:
-        _table("baseline (600 ms silence, no speculation, partials, no warm-up)", before)
+        _table("baseline (600 ms silence, no speculation, 30 s window, partials, no warm-up)",
+               before)
     _table("voice_agent.toml (Smart-Turn, speculative transcript, warm-up)", now)
     result = now.stats()
     ok = result["total"]["median"] < 800 and now.misheard == 0

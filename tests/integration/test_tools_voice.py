@@ -33,7 +33,9 @@ import pytest
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[2]
-QUESTION = "What is the weather like in Paris today?"
+QUESTION = "What is the weather like in London today?"
+"""Not Paris: tiny.en is unsure between "Paris" and "pairs" here (p 0.6 either
+way), and the 15 s window tips it to "pairs". The test is about the tool path."""
 TOOL_LOG_ENV = "VA_TEST_TOOL_LOG"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -263,16 +265,16 @@ def test_a_spoken_question_runs_the_tool_and_its_result_is_spoken(
 
     # Transcript in: the first request carries the user's words and offers the tool.
     first, second = server.requests[:2]
-    assert "weather like in paris" in first["messages"][-1]["content"].lower()
+    assert "weather like in london" in first["messages"][-1]["content"].lower()
     assert [t["function"]["name"] for t in first["tools"]] == ["get_weather"]
     # The tool ran in the LLM actor with the arguments assembled from the deltas.
     calls = [json.loads(line) for line in (tmp_path / "tool.jsonl").read_text().splitlines()]
-    assert [c["args"] for c in calls] == [{"city": "Paris"}]
+    assert [c["args"] for c in calls] == [{"city": "London"}]
     # Its result went back: assistant tool_calls message + role tool with the same id.
     assistant, tool = second["messages"][-2:]
     assert assistant["role"] == "assistant"
     assert assistant["tool_calls"][0]["id"] == "call_w1"
-    assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
+    assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"city": "London"}
     assert tool["role"] == "tool" and tool["tool_call_id"] == "call_w1"
     assert json.loads(tool["content"]) == calls[0]["result"]
     # Tool events were published by the actor.
@@ -281,5 +283,5 @@ def test_a_spoken_question_runs_the_tool_and_its_result_is_spoken(
     assert "plugin.llm.tool.start" in types and "plugin.llm.tool.end" in types, types
     # The final spoken text came out of the TTS: transcribe what the speaker played.
     heard = re.findall(r"[a-z0-9']+", _transcribe(tmp_path / "agent.wav").lower())
-    assert "sunny" in heard and "paris" in heard, (heard, log[-3000:])
+    assert "sunny" in heard and "london" in heard, (heard, log[-3000:])
     assert "23" in heard or ("twenty" in heard and "three" in heard), heard

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import math
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,14 @@ from va_actors.plugins.whisper import (
     load_model,
     resolve_model,
 )
+from va_actors.plugins.whisper.stt import SAMPLE_RATE
+from va_actors.plugins.whisper.window import ShortWindow, _compression_ratio, _repeats
 
 QUESTION = "What is the weather like today?"
 LIGHTS = "Please turn on the kitchen lights."
+STORY = ("My flight to Boston was canceled this morning, so I need to book another one "
+         "for Friday. I would like a window seat, and please check whether the hotel "
+         "near the airport still has a room for two nights. Thank you very much.")
 PIPER_RATE = 22_050
 
 Audio = npt.NDArray[np.float32]
@@ -60,7 +66,7 @@ def speech(voice: Any) -> Iterator[dict[str, Audio]]:
     # the transcripts) are the same on every run.
     steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     clips = {}
-    for text in (QUESTION, LIGHTS):
+    for text in (QUESTION, LIGHTS, STORY):
         chunks = list(voice.synthesize(text, steady))
         assert chunks[0].sample_rate == PIPER_RATE
         clips[text] = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
@@ -73,10 +79,11 @@ def whisper_model() -> Any:
     return load_model(resolve_model(None))
 
 
-class SpyModel:
-    """Wraps the real model: records threads and concurrency, can fail or slow down."""
+class SpyInference:
+    """Wraps the STT's inference call (either window): records threads and
+    concurrency, can fail or slow down."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Callable[[Audio, bool], Any]) -> None:
         self.inner = inner
         self.threads: list[int] = []
         self.fail_next = 0
@@ -85,7 +92,7 @@ class SpyModel:
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def transcribe(self, audio: Audio, **kwargs: Any) -> Any:
+    def __call__(self, audio: Audio, final: bool) -> Any:
         with self._lock:
             self.threads.append(threading.get_ident())
             self.active += 1
@@ -95,8 +102,7 @@ class SpyModel:
             if self.fail_next:
                 self.fail_next -= 1
                 raise RuntimeError("decoder exploded")
-            segments, info = self.inner.transcribe(audio, **kwargs)
-            return list(segments), info
+            return self.inner(audio, final)
         finally:
             with self._lock:
                 self.active -= 1
@@ -122,7 +128,7 @@ class Recorder:
 @dataclass
 class Harness:
     stt: WhisperSTT
-    spy: SpyModel
+    spy: SpyInference
     rec: Recorder
 
 
@@ -135,8 +141,8 @@ async def make_stt(whisper_model: Any) -> AsyncIterator[Any]:
         rec = Recorder()
         stt.events.subscribe(prefix="")(rec)
         await stt.start()
-        spy = SpyModel(stt._model)
-        stt._model = spy
+        spy = SpyInference(stt._transcribe)
+        stt._transcribe = spy  # type: ignore[method-assign]
         made.append(stt)
         return Harness(stt, spy, rec)
 
@@ -381,6 +387,81 @@ async def test_speech_after_the_pause_discards_the_speculative_transcript(
     assert words(final.text) == words(QUESTION) + words(LIGHTS), final.text
 
 
+# -- the short encoder window --------------------------------------------------------
+@pytest.mark.slow
+def test_the_short_window_hears_the_same_words_as_the_full_one(
+        whisper_model: Any, speech: dict[str, Audio]) -> None:
+    window = ShortWindow(whisper_model, 15, language="en", beam_size=1)
+    for phrase in (QUESTION, LIGHTS):
+        audio = resample(with_silence(speech[phrase], PIPER_RATE, tail_s=0.1), SAMPLE_RATE)
+        decoded = window.transcribe(audio)
+        assert decoded is not None and decoded.window_s == 15
+        segments, _ = whisper_model.transcribe(audio, language="en", beam_size=1,
+                                               without_timestamps=True)
+        full = " ".join(s.text for s in segments)
+        assert words(decoded.text) == words(full) == words(phrase)
+
+
+@pytest.mark.slow
+def test_an_utterance_longer_than_the_window_gets_its_length_and_a_margin(
+        whisper_model: Any, speech: dict[str, Audio]) -> None:
+    audio = resample(with_silence(speech[STORY], PIPER_RATE, tail_s=0.1), SAMPLE_RATE)
+    seconds = audio.size / SAMPLE_RATE
+    assert 11 < seconds < 16
+    decoded = ShortWindow(whisper_model, 10, language="en", beam_size=1).transcribe(audio)
+    assert decoded is not None
+    assert decoded.window_s == math.ceil(seconds + 2)  # the speech, then 2 s of silence
+    assert words(decoded.text) == words(STORY), decoded.text
+    # Past Whisper's own window (with the margin) the full path takes over.
+    assert ShortWindow(whisper_model, 10, language="en", beam_size=1).transcribe(
+        np.tile(audio, 2)) is None
+
+
+@pytest.mark.slow
+async def test_finals_name_their_window_and_a_doubtful_short_decode_goes_to_the_full_one(
+        make_stt: Any, speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0)
+    await feed(h.stt, with_silence(speech[LIGHTS], PIPER_RATE), PIPER_RATE, pace_s=0)
+    await h.stt.flush()
+    assert h.stt._window is not None
+    h.stt._window.transcribe = lambda audio: None  # type: ignore[method-assign]
+    await feed(h.stt, with_silence(speech[QUESTION], PIPER_RATE), PIPER_RATE, pace_s=0)
+    await h.stt.flush()
+    short, full = h.rec.finals()
+    assert_transcribed(short, LIGHTS)
+    assert short.response.other["window_s"] == 15
+    assert_transcribed(full, QUESTION)
+    assert full.response.other["window_s"] == 30
+
+
+@pytest.mark.slow
+async def test_window_s_30_is_whisper_own_path(make_stt: Any,
+                                               speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0, window_s=30)
+    await feed(h.stt, with_silence(speech[LIGHTS], PIPER_RATE), PIPER_RATE, pace_s=0)
+    await h.stt.flush()
+    [final] = h.rec.finals()
+    assert_transcribed(final, LIGHTS)
+    assert final.response.other["window_s"] == 30 and h.stt._window is None
+
+
+@pytest.mark.parametrize(("text", "loops"), [
+    ("Yes, yes.", True),
+    ("What is the weather like? What is the weather like?", True),
+    ("Turn off the lights. Turn off the lights. Turn off", True),
+    ("Please turn on the kitchen lights.", False),
+    ("That is what it is.", False),
+    ("", False),
+])
+def test_a_decode_that_repeats_itself_is_caught(text: str, loops: bool) -> None:
+    assert _repeats(text) is loops
+
+
+def test_a_long_loop_is_caught_by_its_compression_ratio() -> None:
+    assert _compression_ratio("How far is the moon from the earth? " * 6) > 2.4
+    assert _compression_ratio(LIGHTS + " " + QUESTION) < 2.4
+
+
 def test_bad_params_are_rejected() -> None:
     with pytest.raises(ValueError, match="speculate_ms"):
         WhisperSTT(speculate_ms=600, silence_ms=600)
@@ -388,6 +469,9 @@ def test_bad_params_are_rejected() -> None:
         WhisperSTT(beam_size=0)
     with pytest.raises(ValueError, match="partial_interval_ms"):
         WhisperSTT(partial_interval_ms=-1)
+    for window_s in (5, 31, "15"):
+        with pytest.raises(ValueError, match="window_s must be between 10 and 30 s"):
+            WhisperSTT(window_s=window_s)  # type: ignore[arg-type]
 
 
 def test_the_entry_point_loads_the_class() -> None:
