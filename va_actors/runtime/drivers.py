@@ -517,7 +517,8 @@ class TTSDriver(Driver):
 
     Deltas are collected per ``response_id`` and cut into sentences at
     ``.``, ``!`` or ``?`` followed by whitespace; a reply's first words go
-    sooner, at the first clause boundary after a few words
+    sooner, at the first clause boundary after a few words, or at a phrase
+    break once a long first sentence has 16 words
     (``sentences.first_clause_end``), so speech starts before the first
     sentence is complete. The rest is said at the
     final chunk (whose own text is used only when no delta came). Sentences are
