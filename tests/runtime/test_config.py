@@ -36,6 +36,7 @@ from typing import Any
 
 from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal
 from va_actors.core.node import Node
+from va_actors.core.processors import VideoProcessor
 from va_actors.core.stt import STT
 from va_actors.core.tts import TTS
 
@@ -84,6 +85,18 @@ class MyTTS(TTS):
         return b""
 
     async def stop_audio(self) -> None:
+        return None
+
+
+class Faces(VideoProcessor):
+    async def process_video(self, track: Any, participant_id: Any,
+                            shared_forwarder: Any = None) -> None:
+        return None
+
+    async def stop_processing(self) -> None:
+        return None
+
+    async def close(self) -> None:
         return None
 
 
@@ -456,6 +469,26 @@ def test_streams_of_nodes_are_not_validated(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + f'[[actor]]\nname = "stt"\nplugin = "{MODULE}:MySTT"\n'
                  'inputs = ["mic.anything"]\n')
     assert load_pipeline(path).actor("mic").outputs == ("anything", "events")
+
+
+def test_a_processor_reading_two_video_streams_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + f"""
+        [[actor]]
+        name = "cam2"
+        plugin = "{MODULE}:Mic"
+
+        [[actor]]
+        name = "faces"
+        plugin = "{MODULE}:Faces"
+        inputs = ["mic.video",
+                  {{ topic = "cam2.video", fps = 5 }}]
+    """)
+    issue = one_issue(path)
+    assert issue.line == 13  # at the second video input
+    assert issue.message == (
+        "actor 'faces': reads 2 video streams (mic.video, cam2.video), but a "
+        "video_processor plugin sees one video track: their frames would interleave in it")
+    assert issue.hint is not None and "add another actor" in issue.hint
 
 
 def test_actor_reading_its_own_output(tmp_path: Path) -> None:

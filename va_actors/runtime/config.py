@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from va_actors.runtime import env_refs
 from va_actors.runtime.plugins import Category, PluginError, category, outputs, resolve
 from va_actors.wire.topics import SYSTEM_ACTOR, TopicError, check_name
 
@@ -668,9 +669,24 @@ def _env(chk: _Checker, parent: Mapping[str, Any], path: PathKey, what: str) -> 
         elif not isinstance(value, str):
             chk.issue(where, f"{what}env.{key} must be a string, got {_toml_type(value)} "
                              f"{_short(value)}", f'quote it: {key} = "{value}"')
-        else:
+        elif _refs_resolve(chk, where, f"{what}env.{key}", value, os.environ):
             env[key] = value
     return env
+
+
+def _refs_resolve(chk: _Checker, where: PathKey, label: str, value: object,
+                  environ: Mapping[str, str]) -> bool:
+    """Report malformed or unset ``$NAME`` references in ``value``; True if none."""
+    try:
+        missing = env_refs.unset(value, environ)
+    except env_refs.MalformedReferenceError as exc:
+        chk.issue(where, f"{label}: {exc}")
+        return False
+    for name in missing:
+        chk.issue(where, f"{label} refers to ${name}, which is not set",
+                  f"export {name}=... before va-launch, or give a default: "
+                  f"${{{name}:-value}}; $$ is a literal $")
+    return not missing
 
 
 def _plain_data(value: object) -> str | None:
@@ -685,15 +701,18 @@ def _plain_data(value: object) -> str | None:
 
 
 def _params(chk: _Checker, parent: Mapping[str, Any], path: PathKey,
-            what: str) -> dict[str, Any]:
+            what: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The actor's params; references may name its ``env`` table's variables too."""
     table = chk.table(parent, "params", path, what)
     params = dict(table or {})
+    environ = {**os.environ, **env}
     for key, value in params.items():
         kind = _plain_data(value)
         if kind is not None:
             chk.issue((*path, "params", key), f"{what}params.{key} holds a TOML {kind}, which "
                                               "cannot be passed to an actor process",
                       "write it as a string")
+        _refs_resolve(chk, (*path, "params", key), f"{what}params.{key}", value, environ)
     return params
 
 
@@ -762,8 +781,9 @@ def _actor_draft(chk: _Checker, table: Mapping[str, Any], index: int,
     draft.plugin, draft.plugin_class, draft.category = _actor_plugin(chk, table, path, what,
                                                                      search)
     draft.inputs = _actor_inputs(chk, table, path, what, draft.input_options)
-    draft.params = _params(chk, table, path, what)
+    _one_video_input(chk, draft)
     draft.env = _env(chk, table, path, what)
+    draft.params = _params(chk, table, path, what, draft.env)
     for key in ("replicas", "max_inflight"):
         value = chk.number(table, key, path, what, _COUNT)
         if value is not None:
@@ -849,6 +869,24 @@ def _actor_inputs(chk: _Checker, table: Mapping[str, Any], path: PathKey, what: 
         if option is not None:
             options[topic] = option
     return found
+
+
+_ONE_TRACK = (Category.VIDEO_PROCESSOR, Category.VLM, Category.REALTIME)
+"""Categories whose plugin sees its video input as one track."""
+
+
+def _one_video_input(chk: _Checker, draft: _Draft) -> None:
+    """Refuse a second video input where the plugin has one track for them all."""
+    if draft.category not in _ONE_TRACK:
+        return
+    videos = [f"{actor}.{stream}" for actor, stream, _ in draft.inputs if stream == "video"]
+    if len(videos) > 1:
+        chk.issue((*draft.path, "inputs"),
+                  f"{draft.label}reads {len(videos)} video streams ({', '.join(videos)}), but "
+                  f"a {draft.category} plugin sees one video track: their frames would "
+                  "interleave in it",
+                  "give it one video input; for another camera, add another actor",
+                  element=videos[1])
 
 
 _INPUT_TABLE_KEYS = ("topic", "fps", "max_age_ms")

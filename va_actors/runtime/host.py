@@ -63,7 +63,7 @@ import zmq
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent, PluginErrorEvent
 from va_actors.core.video.frame import VideoFrame
-from va_actors.runtime import drivers, plugins
+from va_actors.runtime import drivers, env_refs, plugins
 from va_actors.runtime.dispatcher import Dispatcher
 from va_actors.runtime.spec import ActorSpec, InputSpec, SpecError
 from va_actors.runtime.work import WorkLink
@@ -469,7 +469,11 @@ class ActorHost:
             driver_class, plugin_class = self._load()
             self._send_hello(self._output_topics(driver_class))
             try:
-                plugin = plugin_class(**self.spec.params)
+                params = env_refs.expand(self.spec.params, os.environ)
+            except ValueError as exc:  # unset or malformed: the values are not logged
+                raise ConfigError(f"cannot create {self.spec.plugin}: params: {exc}") from exc
+            try:
+                plugin = plugin_class(**params)
             except Exception as exc:
                 raise ConfigError(f"cannot create {self.spec.plugin} with params "
                                   f"{sorted(self.spec.params)}: {type(exc).__name__}: "

@@ -26,6 +26,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
+from va_actors.runtime import env_refs
 from va_actors.runtime.config import ServiceConfig
 
 __all__ = ["STATES", "ServiceError", "Services"]
@@ -97,7 +98,7 @@ def service_command(command: Sequence[str], python: str = sys.executable) -> lis
 
 def service_env(config: ServiceConfig) -> dict[str, str]:
     """The supervisor's environment plus the service's ``env`` (``$VARS`` expanded)."""
-    extra = {key: os.path.expandvars(value) for key, value in config.env.items()}
+    extra = env_refs.expand(config.env, os.environ)
     return {**os.environ, **extra}
 
 

@@ -40,7 +40,7 @@ import zmq.asyncio
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnStartedEvent
-from va_actors.runtime import rundir
+from va_actors.runtime import env_refs, rundir
 from va_actors.runtime.config import (
     ActorConfig,
     InputOptions,
@@ -239,10 +239,6 @@ def _log_level() -> str:
     return "ERROR"
 
 
-def _expand_env(env: Mapping[str, str]) -> dict[str, str]:
-    # Values may name other variables ("$ACME_KEY") so a secret is passed on
-    # under another name without ever being written in the pipeline file.
-    return {key: os.path.expandvars(value) for key, value in env.items()}
 
 
 # -- one instance ---------------------------------------------------------------------------
@@ -597,7 +593,7 @@ class Supervisor:
 
     async def _spawn(self, inst: _Instance) -> None:
         self._spec(inst).write(inst.spec_path)
-        env = {**os.environ, **_expand_env(inst.actor.env)}
+        env = {**os.environ, **env_refs.expand(inst.actor.env, os.environ)}
         inst.kill_reason = ""
         inst.exit_code = None
         inst.proc = await asyncio.create_subprocess_exec(
