@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import math
 import threading
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 PIPER_RATE = 22050
 """Sample rate of the bundled joe voice (other voices report theirs in their config)."""
+
+WARM_UP_TEXT = "Hello there, how are you?"
+"""Said once, unheard, at start."""
 
 # Piper phonemises through one process-wide espeak-ng instance that is not
 # thread-safe, so steps of different syntheses (even of different voices) never
@@ -92,8 +96,10 @@ class PiperTTS(TTS):
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        """Load the voice now (in a worker thread), so the first sentence is not delayed."""
-        await asyncio.to_thread(self._ensure_voice)
+        """Load the voice and run it once now (in a worker thread), so the first
+        sentence is not delayed (the first run of a session, and espeak-ng's
+        first phonemisation, take longer)."""
+        await asyncio.to_thread(self._warm_up)
 
     async def stream_audio(self, text: str, *args: Any, **kwargs: Any) -> Iterator[PcmData]:
         """Return a generator of one PcmData per sentence of ``text``.
@@ -124,6 +130,12 @@ class PiperTTS(TTS):
         finally:
             self._tokens.release(token)
 
+    def _warm_up(self) -> None:
+        voice = self._ensure_voice()
+        with _PIPER_STEP_LOCK:
+            for _ in voice.synthesize(WARM_UP_TEXT, self._synthesis_config()):
+                pass
+
     def _synthesis_config(self) -> Any:
         config_class = _import_piper().SynthesisConfig
         return config_class(speaker_id=self.speaker_id, length_scale=self.length_scale)
@@ -139,7 +151,9 @@ class PiperTTS(TTS):
         piper = _import_piper()
         started = time.perf_counter()
         with _PIPER_STEP_LOCK:  # loading initialises piper's shared espeak-ng state too
-            voice: _PiperVoice = piper.PiperVoice.load(self.model_path, self.config_path)
+            voice: _PiperVoice = piper.PiperVoice(
+                config=piper.PiperConfig.from_dict(json.loads(self.config_path.read_text())),
+                session=_session(self.model_path))
         self.load_time_s = time.perf_counter() - started
         self.source_format = AudioSpec(sample_rate=voice.config.sample_rate)
         if self.speaker_id is not None and self.speaker_id >= max(1, voice.config.num_speakers):
@@ -148,6 +162,23 @@ class PiperTTS(TTS):
         logger.info("piper: loaded %s (%d Hz) in %.2f s", self.model_path.name,
                     voice.config.sample_rate, self.load_time_s)
         return voice
+
+
+def _session(model_path: Path) -> Any:
+    """An onnxruntime session whose threads sleep when idle.
+
+    Piper's own loader keeps onnxruntime's default: its intra-op threads spin
+    between runs. In a voice agent the LLM generates on the other core while
+    Piper speaks the first clause; the spinning then takes that core's time
+    and the clause took ~220 ms instead of ~150 (110 ms with both cores idle
+    either way; bench/RESULTS.md, Voice).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_path), sess_options=options,
+                                providers=["CPUExecutionProvider"])
 
 
 def _import_piper() -> ModuleType:
