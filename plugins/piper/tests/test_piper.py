@@ -287,6 +287,14 @@ async def test_piper_sentence_silence_and_length_scale(piper_tts: PiperTTS) -> N
 
 
 @pytest.mark.slow
+async def test_piper_threads_sleep_between_runs(piper_tts: PiperTTS) -> None:
+    # Spinning onnxruntime threads would take the core the LLM generates on.
+    assert piper_tts._voice is not None
+    options = piper_tts._voice.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.slow
 async def test_piper_rejects_a_speaker_the_voice_does_not_have() -> None:
     tts = PiperTTS(speaker_id=3)  # the joe voice has one speaker
     with pytest.raises(ValueError, match="speaker_id=3"):
