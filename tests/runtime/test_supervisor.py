@@ -30,7 +30,7 @@ from tests.runtime.harness import (
     host_processes,
     kill_all,
     load,
-    records,
+    read_jsonl,
     sink,
     supervising,
     until,
@@ -299,7 +299,7 @@ async def test_an_epoch_bump_reaches_actors_and_a_restarted_source_keeps_it(
     async with supervising(config, tmp_path) as (sup, log):
         await until(lambda: len(data(rec)) >= 5, 10, "audio at the sink")
         assert sup.bump_epoch("test") == 1
-        await until(lambda: any(r.get("on_epoch") == 1 for r in records(rec)), 5,
+        await until(lambda: any(r.get("on_epoch") == 1 for r in read_jsonl(rec)), 5,
                     "the sink's on_epoch(1)")
         await until(lambda: data(rec)[-1]["epoch"] == 1, 5, "audio stamped with epoch 1")
         # A source restarted now must stamp epoch 1, or every hop would drop it as stale.
@@ -382,7 +382,7 @@ params = {{ state_file = "{state}" }}
         # No sink has reported playback yet: every turn start is a barge-in.
         trigger.touch()
         await until(lambda: sup.epoch == 1, 5, "the first epoch bump")
-        await until(lambda: any(r.get("on_epoch") == 1 for r in records(rec)), 5,
+        await until(lambda: any(r.get("on_epoch") == 1 for r in read_jsonl(rec)), 5,
                     "the epoch to reach the sink")
         # The speaker reports it is idle: the user just talks, no bump.
         state.write_text("idle")

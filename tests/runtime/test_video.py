@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.actors.frames import make_frame
-from tests.runtime.harness import data, load, records, supervising, until
+from tests.runtime.harness import data, load, read_jsonl, supervising, until
 
 FRAMES = """
 [[actor]]
@@ -93,8 +93,8 @@ async def test_a_slow_stage_never_gets_a_frame_older_than_its_bound(
     config = load(tmp_path, camera(fps=30) + stage(
         log, '{ topic = "cam.video", max_age_ms = 60 }', delay_ms=150, blocking=blocking))
     async with supervising(config, tmp_path):
-        await until(lambda: len(records(log)) >= 12, 15, "12 frames handled")
-    handled = records(log)
+        await until(lambda: len(read_jsonl(log)) >= 12, 15, "12 frames handled")
+    handled = read_jsonl(log)
     # The newest frame, never a backlog: consecutive frames are ~150 ms apart.
     assert max(r["age_ms"] for r in handled) <= 60 * 1.05, handled
     spans = [b["pts"] - a["pts"] for a, b in itertools.pairwise(handled)]
@@ -114,7 +114,7 @@ async def test_replicas_share_the_work_and_results_name_their_input(tmp_path: Pa
         await until(lambda: len(data(rec)) >= 60, 20, "60 results")
         pids = _replica_pids(sup, 4)
         status = {i.instance: i for i in sup.status().instances}
-    handled = records(log)
+    handled = read_jsonl(log)
     per_replica = {name: sum(1 for r in handled if pids.get(r["pid"]) == name)
                    for name in pids.values()}
     assert all(count >= 8 for count in per_replica.values()), per_replica
@@ -143,7 +143,7 @@ backoff_initial_s = 0.05
         victim = sup.pid_of("stage-0")
         assert victim is not None
         # Kill it in the middle of an item: right after it logged taking one.
-        await until(lambda: records(log) and records(log)[-1]["pid"] == victim, 5,
+        await until(lambda: read_jsonl(log) and read_jsonl(log)[-1]["pid"] == victim, 5,
                     "stage-0 to take an item")
         os.kill(victim, signal.SIGKILL)
         killed_ns = time.time_ns()
@@ -156,7 +156,7 @@ backoff_initial_s = 0.05
         status = {i.instance: i for i in sup.status().instances}
     work = status["stage-dispatch"].work["replicas"]
     assert work["stage-0"]["lost"] == 1 and work["stage-1"]["lost"] == 0
-    taken = {r["pts"]: r["pid"] for r in records(log)}
+    taken = {r["pts"]: r["pid"] for r in read_jsonl(log)}
     answered = {int(r["text"]) for r in data(rec)}
     unanswered = {pts for pts, pid in taken.items() if pts not in answered}
     # Only the victim's in-flight frame (and frames still in flight at the end).
@@ -181,7 +181,7 @@ backoff_initial_s = 0.05
         killed_ns = time.time_ns()
         await state.wait("stage-dispatch", "running", restarts=1)
         # Both replicas (never restarted) get work from the new dispatcher.
-        await until(lambda: {r["pid"] for r in records(log) if r["got_ns"] > killed_ns}
+        await until(lambda: {r["pid"] for r in read_jsonl(log) if r["got_ns"] > killed_ns}
                     == {sup.pid_of("stage-0"), sup.pid_of("stage-1")}, 15,
                     "both replicas to work again")
         await until(lambda: sum(r["recv_ns"] > killed_ns for r in data(rec)) >= 10, 10,
