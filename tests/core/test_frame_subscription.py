@@ -48,3 +48,21 @@ async def test_a_rate_above_the_forwarders_is_capped_with_a_warning(
     finally:
         await frames.detach()
         await shared.stop()
+
+
+def test_a_bad_frame_error_names_the_frame_or_what_came_instead() -> None:
+    import av
+    import numpy as np
+
+    from va_actors.core.processors import ProcessorErrorEvent
+    from va_actors.core.video import PixelFormat, VideoFrame
+
+    ours = VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), PixelFormat.RGB24, 7)
+    theirs = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+    theirs.pts = 9
+    error = ValueError("no faces in a fish tank")
+    for frame, named in ((ours, "64x48 rgb24 pts=7"), (theirs, "64x48 rgb24 pts=9"),
+                         (b"jpeg?", "of type bytes")):
+        event = ProcessorErrorEvent.bad_frame("opencv", "faces", frame, error)
+        assert event.error_code == "bad_frame" and event.plugin_name == "opencv"
+        assert event.context == f"faces: input frame {named}"

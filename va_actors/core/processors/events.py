@@ -43,3 +43,24 @@ class ProcessorErrorEvent(PluginErrorEvent):
     """A processor failed on an input."""
 
     type: str = field(default="plugin.processor_error", init=False)
+
+    @classmethod
+    def bad_frame(cls, plugin_name: str, processor: str, frame: object,
+                  error: BaseException) -> ProcessorErrorEvent:
+        """The event for an input frame ``processor`` could not use.
+
+        ``context`` names the frame (size, format and pts), or the type of
+        what came instead of one; ``error_code`` is ``"bad_frame"``.
+        """
+        return cls(plugin_name=plugin_name, error=error, error_code="bad_frame",
+                   context=f"{processor}: input frame {_describe_frame(frame)}")
+
+
+def _describe_frame(frame: object) -> str:
+    # Duck-typed: our VideoFrame and av.VideoFrame both have these (and av is
+    # not imported here; actor hosts load it only when they need it).
+    if all(hasattr(frame, name) for name in ("width", "height", "format", "pts")):
+        f: Any = frame
+        fmt = f.format if isinstance(f.format, str) else getattr(f.format, "name", f.format)
+        return f"{f.width}x{f.height} {fmt} pts={f.pts}"
+    return f"of type {type(frame).__name__}"

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import av
 import cv2
@@ -188,9 +188,7 @@ class FaceDetector(VideoProcessorPublisher):
         try:
             result = await asyncio.to_thread(self.detect, frame)
         except (TypeError, ValueError, cv2.error) as exc:
-            self.events.send(ProcessorErrorEvent(
-                plugin_name=PLUGIN_NAME, error=exc, error_code="bad_frame",
-                context=f"{self.name}: input frame {_describe(frame)}"))
+            self.events.send(ProcessorErrorEvent.bad_frame(PLUGIN_NAME, self.name, frame, exc))
             return None
         self.frames_processed += 1
         if result.annotated is not None:
@@ -241,9 +239,3 @@ def _as_frame(frame: object) -> VideoFrame:
         return VideoFrame.from_av(frame)
     raise TypeError(f"FaceDetector needs a VideoFrame or av.VideoFrame, got "
                     f"{type(frame).__name__}")
-
-
-def _describe(frame: Any) -> str:
-    if isinstance(frame, VideoFrame | av.VideoFrame):
-        return f"{frame.width}x{frame.height} {frame.format} pts={frame.pts}"
-    return f"of type {type(frame).__name__}"

@@ -82,12 +82,6 @@ def _reading_order(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for row in rows for line in sorted(row, key=lambda ln: min(ln["box"])[0])]
 
 
-def _describe(frame: Any) -> str:
-    if isinstance(frame, VideoFrame | av.VideoFrame):
-        return f"{frame.width}x{frame.height} {frame.format} pts={frame.pts}"
-    return f"of type {type(frame).__name__}"
-
-
 class TextReader(VideoProcessor):
     """Reads the text in video frames with RapidOCR (PP-OCR ONNX models from the wheel).
 
@@ -172,9 +166,7 @@ class TextReader(VideoProcessor):
         try:
             event = self.read(frame)
         except (TypeError, ValueError, cv2.error) as exc:
-            self.events.send(ProcessorErrorEvent(
-                plugin_name=PLUGIN_NAME, error=exc, error_code="bad_frame",
-                context=f"{self.name}: input frame {_describe(frame)}"))
+            self.events.send(ProcessorErrorEvent.bad_frame(PLUGIN_NAME, self.name, frame, exc))
             return None
         self.frames_read += 1
         self.events.send(event)
