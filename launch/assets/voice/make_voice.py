@@ -1,4 +1,4 @@
-"""Regenerate the voice agent's scripted user utterances with Piper.
+"""Regenerate the scripted user utterances of the voice and vision agents with Piper.
 
     .venv/bin/python launch/assets/voice/make_voice.py
 
@@ -22,6 +22,7 @@ from piper import PiperVoice, SynthesisConfig
 UTTERANCES = {
     "weather.wav": "What is the weather usually like in the summer?",
     "joke.wav": "Can you tell me a short joke?",
+    "what_do_you_see.wav": "What do you see in the video?",  # the vision agent's question
 }
 
 
