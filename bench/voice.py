@@ -35,6 +35,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from va_actors.testing import pipeline_copy_text
+
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "voice_agent.toml"
 
@@ -45,10 +47,10 @@ class Question:
     said: str
 
 
-WEATHER = Question("launch/assets/voice/weather.wav",
+WEATHER = Question(str(REPO / "launch/assets/voice/weather.wav"),
                    "What is the weather usually like in the summer?")
-JOKE = Question("launch/assets/voice/joke.wav", "Can you tell me a short joke?")
-PAUSED = Question("launch/assets/voice/weather_pause.wav", WEATHER.said)
+JOKE = Question(str(REPO / "launch/assets/voice/joke.wav"), "Can you tell me a short joke?")
+PAUSED = Question(str(REPO / "launch/assets/voice/weather_pause.wav"), WEATHER.said)
 """See launch/assets/voice/make_voice.py for how each was made."""
 
 LINE = re.compile(r"voice-to-voice (\d+) ms = turn (-?\d+) \+ transcript (-?\d+) \+ "
@@ -76,8 +78,8 @@ def pipeline(asked: list[Question], gap_s: float, out_dir: Path, baseline: bool)
         f'{{ path = "{q.path}", ' + ("at_s = 1.0" if i == 0 else f"gap_s = {gap_s}") + " }"
         for i, q in enumerate(asked))
     text = re.sub(r"utterances = \[.*?\]\ntail_s = [0-9.]+",
-                  f"utterances = [{items}]\ntail_s = 10.0", LAUNCH.read_text(), flags=re.S)
-    text = text.replace('path = "out/voice_agent.wav"', f'path = "{out_dir / "agent.wav"}"')
+                  f"utterances = [{items}]\ntail_s = 10.0", pipeline_copy_text(LAUNCH), flags=re.S)
+    text = text.replace(str(REPO / "out" / "voice_agent.wav"), str(out_dir / "agent.wav"))
     # A fixed sampling seed: the same question and history get the same reply in
     # every run, so "first audio" (which grows with the reply's first clause)
     # compares like with like.

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -31,10 +33,32 @@ from va_actors.runtime.supervisor import Supervisor
 from va_actors.wire import decode
 
 __all__ = ["HOST_MODULE", "SysLog", "children_running", "host_processes", "kill_all",
-           "read_jsonl", "supervised", "until"]
+           "pipeline_copy_text", "read_jsonl", "supervised", "until"]
 
 HOST_MODULE = "va_actors.runtime.host"
 """What every actor process's command line contains."""
+
+
+_PATH_VALUE = re.compile(r'(\bpath\s*=\s*")([^"]*)(")')
+
+
+def pipeline_copy_text(path: Path) -> str:
+    """The text of the pipeline file ``path``, ready to be written somewhere else.
+
+    Relative paths in a pipeline file are taken from its own directory, so a
+    variant a test writes into ``tmp_path`` would look for ``assets/...``
+    there. Every relative ``path = "..."`` value is made absolute (normalised,
+    so ``../out/x.wav`` next to ``launch/`` reads ``<repo>/out/x.wav``).
+    """
+    base = path.resolve().parent
+
+    def absolute(match: re.Match[str]) -> str:
+        value = match.group(2)
+        if not value or value.startswith(("/", "~", "$")):
+            return match.group(0)
+        return f"{match.group(1)}{os.path.normpath(base / value)}{match.group(3)}"
+
+    return _PATH_VALUE.sub(absolute, path.read_text())
 
 
 async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -34,6 +34,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.integration.harness import REPO, transcribe, words
+from va_actors.testing import pipeline_copy_text
 
 LAUNCH = REPO / "launch" / "vision_agent.toml"
 MODEL = "stand-in-vlm"
@@ -181,13 +182,13 @@ def vision_server() -> Iterator[VisionServer]:
 
 
 def _variant(tmp_path: Path, server: VisionServer, *, raw_camera: bool) -> Path:
-    text = LAUNCH.read_text()
+    text = pipeline_copy_text(LAUNCH)
     text, n = re.subn(r'^base_url = "[^"]*"', f'base_url = "{server.base_url}"', text,
                       flags=re.M)
     assert n == 1
     text, n = re.subn(r'^model = "[^"]*"', f'model = "{MODEL}"', text, flags=re.M)
     assert n == 1
-    text = text.replace('path = "out/vision_agent.wav"', f'path = "{tmp_path / "agent.wav"}"')
+    text = text.replace(str(REPO / "out" / "vision_agent.wav"), str(tmp_path / "agent.wav"))
     if raw_camera:
         text = text.replace('inputs = ["stt.transcript", "faces.video", "speaker.playback"]',
                             'inputs = ["stt.transcript", "camera.video", "speaker.playback"]')

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import REPO, run_launch, transcribe, words
+from va_actors.testing import pipeline_copy_text
 
 LAUNCH = REPO / "launch" / "voice_agent.toml"
 
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
 def _variant(tmp_path: Path, wav: Path, *, one_question: bool) -> Path:
-    text = LAUNCH.read_text().replace('path = "out/voice_agent.wav"', f'path = "{wav}"')
+    text = pipeline_copy_text(LAUNCH).replace(str(REPO / "out" / "voice_agent.wav"), str(wav))
     text += f"""
 [[actor]]
 name = "playback_log"
@@ -30,9 +31,10 @@ inputs = ["speaker.playback"]
 params = {{ path = "{tmp_path / 'playback.jsonl'}" }}
 """
     if one_question:
+        weather = REPO / "launch" / "assets" / "voice" / "weather.wav"
         text = re.sub(r"utterances = \[.*?\]\ntail_s = [0-9.]+",
-                      'utterances = [{ path = "launch/assets/voice/weather.wav", at_s = 1.0 }]'
-                      "\ntail_s = 12.0", text, flags=re.S)
+                      f'utterances = [{{ path = "{weather}", at_s = 1.0 }}]\ntail_s = 12.0',
+                      text, flags=re.S)
     path = tmp_path / "voice.toml"
     path.write_text(text)
     return path

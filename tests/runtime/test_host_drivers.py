@@ -472,7 +472,8 @@ class GatedDriver(drivers.Driver):
 
 
 async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -> None:
-    from va_actors.runtime.host import ActorHost, _Input
+    from va_actors.runtime.host import ActorHost
+    from va_actors.runtime.host.queues import InputRoute as _Input
 
     spec = ActorSpec(actor="sink", instance="sink", plugin="x:Y", data_endpoint="ipc:///x",
                      sys_pub="ipc:///p", sys_pull="ipc:///q", audio_queue_ms=200)
@@ -507,7 +508,8 @@ async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -
 async def test_agent_audio_sentences_are_not_dropped_by_the_live_audio_bound() -> None:
     # A TTS sends a sentence per message (seconds of audio, faster than real
     # time): a sink busy for a moment must not lose any of it.
-    from va_actors.runtime.host import ActorHost, _Input
+    from va_actors.runtime.host import ActorHost
+    from va_actors.runtime.host.queues import InputRoute as _Input
 
     spec = ActorSpec(actor="speaker", instance="speaker", plugin="x:Y",
                      data_endpoint="ipc:///x", sys_pub="ipc:///p", sys_pull="ipc:///q",

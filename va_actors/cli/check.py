@@ -19,11 +19,11 @@ from va_actors.runtime.config import (
     ServiceConfig,
     load_pipeline,
 )
+from va_actors.runtime.exits import EXIT_INVALID
 from va_actors.runtime.plugins import Category
 
 __all__ = ["check", "format_graph", "load_or_exit", "print_issues"]
 
-EXIT_INVALID = 2
 
 
 def print_issues(error: ConfigError) -> None:

@@ -5,12 +5,23 @@ actor host; anything else subclasses :class:`Node`. In the spirit of dora-rs's
 node API, a node sees its inputs as messages and publishes values on its own
 streams through a :class:`NodeContext`. It never touches sockets, so it runs
 the same in-process (tests) and in an actor.
+
+Two ways to take input: override :meth:`Node.on_message` (a callback per
+message), or read them in :meth:`Node.run` as a loop, as dora's nodes do::
+
+    class Meter(Node):
+        outputs = ("level",)
+
+        async def run(self, ctx: NodeContext) -> None:
+            async for msg in ctx.inputs():
+                ctx.publish("level", LevelEvent(rms=rms(msg.value)))
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent
@@ -72,14 +83,28 @@ class NodeContext(Protocol):
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count ``n`` items this node dropped (shown in ``va-launch status``)."""
 
+    def inputs(self) -> AsyncIterator[Inbound]:
+        """Every input message in arrival order, for a node that does not override
+        :meth:`Node.on_message` (``async for msg in ctx.inputs()`` in :meth:`Node.run`)."""
+
 
 class Node:
     """A custom actor.
 
     Override :meth:`run` for a source (it is started as a task after
     :meth:`start` and may loop until cancelled), :meth:`on_message` for a
-    consumer, and :meth:`on_epoch` to react to barge-in.
+    consumer (or iterate ``ctx.inputs()`` in :meth:`run`), and
+    :meth:`on_epoch` to react to barge-in.
+
+    Attributes:
+        outputs: the streams this node publishes (``events`` is implied),
+            or None to leave them undeclared. Declared, ``va-launch check``
+            refuses a consumer of a stream the node does not publish, and
+            the supervisor follows a declared ``turn`` stream for barge-in
+            as it does a turn detector's.
     """
+
+    outputs: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, **params: Any) -> None:
         self.params = params

@@ -19,7 +19,7 @@ import contextlib
 import inspect
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -29,7 +29,7 @@ from va_actors.core.events.manager import EventManager
 
 # Imported for its registrations too: every actor can decode every core event type.
 from va_actors.core.llm import events as llm_events
-from va_actors.core.node import Inbound, Publishable
+from va_actors.core.node import Inbound, Node, Publishable
 from va_actors.core.processors import (
     AudioProcessor,
     ProcessorErrorEvent,
@@ -51,7 +51,7 @@ from va_actors.wire.codec import Message
 from va_actors.wire.messages import InputRef, Kind, TextChunk
 
 if TYPE_CHECKING:
-    from va_actors.runtime.plugins import Category
+    from va_actors.runtime.categories import Category
 
 __all__ = [
     "CURRENT_INPUT",
@@ -183,9 +183,20 @@ class Driver:
 
 # -- custom nodes -------------------------------------------------------------------
 class NodeDriver(Driver):
-    """Drives a :class:`~va_actors.core.node.Node`; is the node's ``NodeContext``."""
+    """Drives a :class:`~va_actors.core.node.Node`; is the node's ``NodeContext``.
+
+    A node that overrides ``on_message`` gets each input there; any other
+    node reads them from :meth:`inputs`. That queue holds one message: while
+    the node is busy, the host's bounded per-input queues hold the rest (and
+    count what they drop).
+    """
 
     outputs = ()
+
+    def __init__(self, host: HostPort, plugin: Any) -> None:
+        super().__init__(host, plugin)
+        callbacks = type(plugin).on_message is not Node.on_message
+        self._inbox: asyncio.Queue[Inbound] | None = None if callbacks else asyncio.Queue(1)
 
     @property
     def name(self) -> str:
@@ -216,8 +227,19 @@ class NodeDriver(Driver):
     async def run(self) -> None:
         await self.plugin.run(self)
 
+    async def inputs(self) -> AsyncIterator[Inbound]:
+        """The node's input messages in arrival order (dora's node loop)."""
+        if self._inbox is None:
+            raise RuntimeError(f"{type(self.plugin).__qualname__} takes its input in "
+                               "on_message; ctx.inputs() has nothing for it")
+        while True:
+            yield await self._inbox.get()
+
     async def on_input(self, msg: Message) -> None:
-        await self.plugin.on_message(inbound(msg))
+        if self._inbox is not None:
+            await self._inbox.put(inbound(msg))
+        else:
+            await self.plugin.on_message(inbound(msg))
 
     async def on_epoch(self, epoch: int) -> None:
         await self.plugin.on_epoch(epoch)
@@ -456,16 +478,16 @@ class RealtimeDriver(Driver):
     Agent audio goes on ``audio`` stamped with its response's epoch (the
     plugin's epoch is kept equal to the session epoch through
     ``interrupt(epoch)``); user and agent transcriptions on ``transcript``;
-    video, if any, to ``watch_video_track``.
+    turn events of the provider's own voice detection on ``turn``; video, if
+    any, to ``watch_video_track``.
     """
 
-    outputs = ("audio", "transcript", "events")
+    outputs = ("audio", "transcript", "turn", "events")
+    error_event = llm_events.RealtimeErrorEvent
 
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
         self._feed = VideoFeed(host.instance)
-
-    error_event = llm_events.RealtimeErrorEvent
 
     async def start(self) -> None:
         transcripts = (llm_events.RealtimeUserSpeechTranscriptionEvent,
@@ -476,6 +498,8 @@ class RealtimeDriver(Driver):
                 if event.data is not None:
                     self.host.publish("audio", event.data, epoch=event.epoch)
                 return None
+            if isinstance(event, TurnStartedEvent | TurnEndedEvent):
+                return "turn"  # the provider's own VAD: the supervisor bumps the epoch
             return "transcript" if isinstance(event, transcripts) else "events"
 
         self.forward_events(route)
@@ -603,27 +627,10 @@ class TTSDriver(Driver):
 
 # -- selection -------------------------------------------------------------------------------
 def driver_for(category: Category | str, cls: type) -> type[Driver]:
-    """The driver class for a plugin class of ``category``.
+    """The driver class for a plugin class of ``category`` (the category table's row).
 
     Raises ValueError if ``cls`` is not a subclass of that category's base.
     """
-    from va_actors.runtime.plugins import Category, base_classes
+    from va_actors.runtime.categories import driver_for as table_driver
 
-    cat = Category(category)
-    bases = dict(base_classes())
-    base = bases.get(cat)
-    if base is None or not issubclass(cls, base):
-        raise ValueError(f"{cls.__module__}.{cls.__qualname__} is not a {cat.value} plugin "
-                         f"(it does not derive from the {cat.value} base class)")
-    drivers: dict[Category, type[Driver]] = {
-        Category.NODE: NodeDriver,
-        Category.STT: STTDriver,
-        Category.TURN: TurnDriver,
-        Category.LLM: LLMDriver,
-        Category.VLM: VideoLLMDriver,
-        Category.REALTIME: RealtimeDriver,
-        Category.TTS: TTSDriver,
-        Category.VIDEO_PROCESSOR: VideoProcessorDriver,
-        Category.AUDIO_PROCESSOR: AudioProcessorDriver,
-    }
-    return drivers[cat]
+    return table_driver(category, cls)

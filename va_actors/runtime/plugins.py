@@ -1,17 +1,17 @@
-"""Finding plugin classes and telling what kind of plugin they are.
+"""Finding plugin classes: a reference in a pipeline file -> the class.
 
 A pipeline names each actor's plugin either as ``package.module:Class`` or as
 the name of an entry point in the ``va_actors.plugins`` group (what
 ``va-launch new-plugin`` scaffolds). :func:`resolve` turns that reference into
-the class, :func:`category` says which Vision Agents category the class
-belongs to, and :func:`outputs` lists the streams the actor host publishes for
-that category.
+the class and :func:`category` says which Vision Agents category it belongs
+to; both report failures as a :class:`PluginError` with a hint. What each
+category is (base class, driver, streams) is the table in
+:mod:`va_actors.runtime.categories`.
 """
 
 from __future__ import annotations
 
 import difflib
-import enum
 import importlib
 import importlib.metadata
 import os
@@ -20,6 +20,8 @@ import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from va_actors.runtime.categories import Category, category_of, outputs, table
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -70,81 +72,9 @@ class NotAPlugin(PluginError):
     """The reference names something that is not a plugin class."""
 
 
-class Category(enum.StrEnum):
-    """What an actor's plugin is, which decides how the actor host drives it."""
-
-    NODE = "node"
-    STT = "stt"
-    TURN = "turn"
-    LLM = "llm"
-    VLM = "vlm"
-    REALTIME = "realtime"
-    TTS = "tts"
-    VIDEO_PROCESSOR = "video_processor"
-    AUDIO_PROCESSOR = "audio_processor"
-
-
-# Streams the actor host publishes per category (docs/runtime.md). Every
-# category also publishes ``events`` (errors, connected, custom events).
-_OUTPUTS: dict[Category, frozenset[str]] = {
-    Category.NODE: frozenset(),
-    Category.STT: frozenset({"transcript", "turn", "events"}),
-    Category.TURN: frozenset({"turn", "events"}),
-    Category.LLM: frozenset({"text", "events"}),
-    Category.VLM: frozenset({"text", "events"}),
-    Category.REALTIME: frozenset({"audio", "transcript", "events"}),
-    Category.TTS: frozenset({"audio", "events"}),
-    Category.VIDEO_PROCESSOR: frozenset({"video", "state", "events"}),
-    Category.AUDIO_PROCESSOR: frozenset({"state", "events"}),
-}
-
-
-def outputs(cat: Category) -> set[str]:
-    """The stream names the actor host publishes for a plugin of category ``cat``.
-
-    A :attr:`Category.NODE` declares none: a custom node publishes whatever it
-    publishes through its context, so the empty set means "not declared" and
-    callers must not validate a node's streams.
-    """
-    return set(_OUTPUTS[cat])
-
-
 def base_classes() -> list[tuple[Category, type]]:
-    """``(category, base class)`` pairs, most specific first.
-
-    The LLM family is imported lazily and skipped while ``va_actors.core.llm``
-    does not provide it.
-    """
-    from va_actors.core.node import Node
-    from va_actors.core.processors import AudioProcessor, VideoProcessor
-    from va_actors.core.stt import STT
-    from va_actors.core.tts import TTS
-    from va_actors.core.turn_detection import TurnDetector
-
-    pairs: list[tuple[Category, type]] = [(Category.NODE, Node)]
-    # Realtime derives from VideoLLM / LLM, and VideoLLM from LLM: check it first.
-    for cat, attr in ((Category.REALTIME, "Realtime"), (Category.VLM, "VideoLLM"),
-                      (Category.LLM, "LLM")):
-        cls = _llm_class(attr)
-        if cls is not None:
-            pairs.append((cat, cls))
-    pairs += [
-        (Category.STT, STT),
-        (Category.TURN, TurnDetector),
-        (Category.TTS, TTS),
-        (Category.VIDEO_PROCESSOR, VideoProcessor),
-        (Category.AUDIO_PROCESSOR, AudioProcessor),
-    ]
-    return pairs
-
-
-def _llm_class(attr: str) -> type | None:
-    try:
-        module = importlib.import_module("va_actors.core.llm")
-    except ImportError:
-        return None
-    cls = getattr(module, attr, None)
-    return cls if isinstance(cls, type) else None
+    """``(category, base class)`` pairs, most specific first (from the category table)."""
+    return [(row.category, row.base) for row in table()]
 
 
 def category(cls: type) -> Category:
@@ -153,9 +83,9 @@ def category(cls: type) -> Category:
     Raises:
         NotAPlugin: ``cls`` derives from none of the va_actors.core bases.
     """
-    for cat, base in base_classes():
-        if issubclass(cls, base):
-            return cat
+    found = category_of(cls)
+    if found is not None:
+        return found
     names = ", ".join(sorted({base.__qualname__ for _, base in base_classes()}))
     raise NotAPlugin(
         _qualified(cls),

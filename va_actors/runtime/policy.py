@@ -25,18 +25,13 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from va_actors.core.backoff import Backoff
-from va_actors.runtime.config import SupervisorDefaults
+from va_actors.runtime.config import RestartMode, SupervisorDefaults
+from va_actors.runtime.exits import EXIT_CONFIG
 
-EX_CONFIG = 78
-"""What the actor host exits with when its spec, plugin or parameters are wrong."""
+__all__ = ["Action", "Decision", "RestartMode", "RestartPolicy", "RestartTracker", "is_failure"]
 
-
-class RestartMode(enum.StrEnum):
-    """When an exited instance is started again."""
-
-    NEVER = "never"
-    ON_FAILURE = "on-failure"
-    ALWAYS = "always"
+STABLE_AFTER_S = 10.0
+"""A run this long (capped at the restart window) resets an instance's backoff."""
 
 
 class Action(enum.StrEnum):
@@ -73,7 +68,7 @@ class RestartPolicy:
     backoff_cap_s: float = _DEFAULTS.backoff_cap_s
     jitter: float = 0.5
     stable_after_s: float = 10.0
-    fatal_codes: frozenset[int] = frozenset({EX_CONFIG})
+    fatal_codes: frozenset[int] = frozenset({EXIT_CONFIG})
 
     def __post_init__(self) -> None:
         if self.max_restarts < 0:
@@ -83,6 +78,17 @@ class RestartPolicy:
         if self.stable_after_s < 0:
             raise ValueError(f"stable_after_s must be >= 0, got {self.stable_after_s}")
         self.backoff()  # Backoff validates initial / factor / cap / jitter itself.
+
+    @classmethod
+    def from_settings(cls, settings: SupervisorDefaults) -> RestartPolicy:
+        """The policy an actor's supervision settings describe."""
+        return cls(
+            mode=RestartMode(settings.restart), max_restarts=settings.max_restarts,
+            restart_window_s=settings.restart_window_s,
+            backoff_initial_s=settings.backoff_initial_s,
+            backoff_factor=settings.backoff_factor, backoff_cap_s=settings.backoff_cap_s,
+            stable_after_s=min(STABLE_AFTER_S, settings.restart_window_s),
+        )
 
     def backoff(self) -> Backoff:
         """The Backoff these settings describe (unbounded attempts: the window limits)."""

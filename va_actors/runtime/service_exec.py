@@ -9,27 +9,15 @@ every service.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import sys
 from typing import NoReturn
 
-_PR_SET_PDEATHSIG = 1
+from va_actors.runtime.lifeline import die_with_parent
+
 EXIT_USAGE = 2
 EXIT_ORPHANED = 1
 EXIT_CANNOT_EXEC = 127
-
-
-def die_with_parent() -> bool:
-    """Linux: have the kernel SIGKILL this process when its parent dies; True if set."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -119,16 +119,20 @@ class Services:
         on_state: told every state change (for ``sys.actor``).
         on_lost: told when a healthy service exits while the pipeline runs.
         python: interpreter for the wrapper and for a leading ``python``.
+        cwd: working directory of the services (the pipeline file's directory;
+            None: the supervisor's own).
     """
 
     def __init__(self, configs: Sequence[ServiceConfig], *,
                  on_state: StateCallback | None = None,
                  on_lost: Callable[[str], None] | None = None,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, cwd: str | os.PathLike[str] | None = None
+                 ) -> None:
         self._services = [_Service(config) for config in configs]
         self._on_state = on_state
         self._on_lost = on_lost
         self._python = python
+        self._cwd = cwd
         self._stopping = False
         self._watchers: list[asyncio.Task[None]] = []
 
@@ -179,6 +183,7 @@ class Services:
         try:
             svc.proc = await asyncio.create_subprocess_exec(
                 *argv, env=service_env(svc.config), stdin=asyncio.subprocess.DEVNULL,
+                cwd=self._cwd,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 process_group=0)
         except OSError as exc:

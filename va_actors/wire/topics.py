@@ -9,10 +9,19 @@ from __future__ import annotations
 import re
 
 SYSTEM_ACTOR = "sys"
+"""The supervisor's topics start with ``sys.``; no actor may take the name."""
 EPOCH = "sys.epoch"
+"""Supervisor -> actors: the session epoch (barge-in)."""
 ACTOR_STATE = "sys.actor"
+"""Supervisor -> taps: instance state changes."""
 METRICS = "sys.metrics"
+"""Supervisor -> taps: periodic figures of every instance."""
 CONTROL = "sys.ctl"
+"""Supervisor -> actors: start, shutdown."""
+REPORT = "sys.report"
+"""Actors -> supervisor (PUSH/PULL): hello, ready, heartbeat, bye."""
+CONTROL_TOPICS = (EPOCH, CONTROL)
+"""What an actor's control thread subscribes to (not the metrics traffic on ``sys.``)."""
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 

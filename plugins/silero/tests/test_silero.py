@@ -8,6 +8,7 @@ functions of the audio, not of the machine.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from va_actors.plugins.silero._smart_turn import SmartTurnNotFoundError
 from va_actors.plugins.silero._tracker import TurnEnd, TurnPause, TurnStart, TurnTracker
 from va_actors.plugins.silero._vad import FRAME_MS
 
+REPO = Path(__file__).resolve().parents[3]
 RATE = 48_000
 CHUNK_MS = 20
 RESAMPLER_HOLD_MS = 40
@@ -229,6 +231,8 @@ def test_rejects_bad_params(name: str, value: float) -> None:
 def test_the_readme_launch_snippet_resolves_to_the_plugin(tmp_path: Path) -> None:
     from va_actors.runtime.config import load_pipeline
 
+    # The snippet's question.wav, next to the pipeline file (where it is looked for).
+    shutil.copy(REPO / "launch" / "assets" / "question.wav", tmp_path / "question.wav")
     path = tmp_path / "pipeline.toml"
     path.write_text("""
 [[actor]]

@@ -44,6 +44,21 @@ def _open(path: str | os.PathLike[str]) -> Any:
         raise MediaReadError(path, _reason(exc)) from exc
 
 
+def unreadable(path: str | os.PathLike[str], kind: str) -> str | None:
+    """Why ``path`` cannot be played as ``kind`` ("audio" or "video"), or None if it can.
+
+    Opens the container and looks for the stream, without decoding: cheap
+    enough for ``va-launch check``.
+    """
+    try:
+        container = _open(path)
+    except MediaReadError as exc:
+        return exc.reason
+    with container:
+        streams = container.streams.audio if kind == "audio" else container.streams.video
+        return None if streams else f"no {kind} stream in the file"
+
+
 def frame_rate_ok(rate: int) -> bool:
     """True when ``rate`` has a whole number of samples in one 20 ms chunk."""
     return rate * FRAME_MS % 1000 == 0

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from va_actors.core.audio import AudioFormat, PcmData
+from va_actors.core.checks import ParamProblem, resolve_path
 from va_actors.core.edge import Participant
 from va_actors.core.node import Node, NodeContext
 
@@ -27,7 +28,7 @@ from ._common import (
     publish_finished,
     report_error,
 )
-from ._decode import MediaReadError, decode_audio, frame_rate_ok
+from ._decode import MediaReadError, decode_audio, frame_rate_ok, unreadable
 
 AUDIO = "audio"
 
@@ -163,6 +164,18 @@ class AudioFileSource(Node):
         self.loop = bool(loop)
         self.participant = participant_for(participant)
 
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], base_dir: Path) -> list[ParamProblem]:
+        """``va-launch check``: the file must exist and hold audio."""
+        path = params.get("path")
+        if not isinstance(path, str) or "$" in path:
+            return []  # the constructor reports a bad type; $VARS resolve in the actor
+        reason = unreadable(resolve_path(path, base_dir), "audio")
+        if reason is None:
+            return []
+        return [ParamProblem("path", f"cannot read {path!r}: {reason}",
+                             f"relative paths are taken from {base_dir}")]
+
     async def run(self, ctx: NodeContext) -> None:
         """Wait for the consumers, then send the file (again and again when looping)."""
         await ctx.wait_started()
@@ -285,6 +298,31 @@ class ScriptedAudioSource(Node):
         self.channels = positive_int(channels, "channels")
         self.realtime = bool(realtime)
         self.participant = participant_for(participant)
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any], base_dir: Path) -> list[ParamProblem]:
+        """``va-launch check``: a script of which no utterance can be read says nothing.
+
+        One unreadable utterance among others is skipped at run time (and
+        reported then); when none can be read the user would hear silence,
+        so that is a configuration error.
+        """
+        try:
+            script = parse_utterances(params.get("utterances"))
+        except ValueError:
+            return []  # the constructor reports it with the actor's name
+        reasons = []
+        for i, utt in enumerate(script):
+            if "$" in str(utt.path):
+                return []  # resolved in the actor's environment: cannot tell here
+            reason = unreadable(resolve_path(utt.path, base_dir), "audio")
+            if reason is None:
+                return []
+            reasons.append(f"utterances[{i}] {str(utt.path)!r}: {reason}")
+        if not reasons:
+            return []
+        return [ParamProblem("utterances", "no utterance can be read: " + "; ".join(reasons),
+                             f"relative paths are taken from {base_dir}")]
 
     async def run(self, ctx: NodeContext) -> None:
         """Wait for the consumers, then play the script."""

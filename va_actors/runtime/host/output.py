@@ -1,0 +1,145 @@
+"""The host's output: one XPUB socket, a sequence counter per stream, subscriber counts.
+
+The XPUB reports every (un)subscription (``XPUB_VERBOSE`` + ``VERBOSER``), so
+the host knows when every consumer it expects has joined (the start-up
+handshake: sources publish only into live subscriptions) and ``status`` can
+show who listens to what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from va_actors.core.audio.pcm import PcmData
+from va_actors.core.events.base import BaseEvent
+from va_actors.core.video.frame import VideoFrame
+from va_actors.wire import limits, topics
+from va_actors.wire.codec import Frame, encode_audio, encode_event, encode_text, encode_video
+from va_actors.wire.messages import InputRef, TextChunk
+
+__all__ = ["BindError", "Output", "OutputStream", "Publishable"]
+
+Publishable = PcmData | VideoFrame | BaseEvent | TextChunk | str
+
+
+@dataclass
+class OutputStream:
+    """One published stream: its topic and the sequence number last sent."""
+
+    topic: str
+    seq: int = -1
+
+
+class BindError(Exception):
+    """The data endpoint cannot be bound; ``transient`` when a restart may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class Output:
+    """Publishes an instance's streams ``<actor>.<stream>``.
+
+    Args:
+        actor: the actor name (topics use it, replicas share it).
+        instance: the instance name (the ``source`` of every message).
+        expected: subscribers each topic must have before the host is ready.
+    """
+
+    def __init__(self, actor: str, instance: str, expected: Mapping[str, int]) -> None:
+        self.actor = actor
+        self.instance = instance
+        self.expected = dict(expected)
+        self.subscribers: dict[str, int] = {}
+        self.sent = 0
+        self.socket: zmq.Socket[bytes] | None = None
+        self._streams: dict[str, OutputStream] = {}
+
+    @property
+    def complete(self) -> bool:
+        """Every expected subscriber has joined."""
+        return all(self.subscribers.get(t, 0) >= n for t, n in self.expected.items())
+
+    def bind(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> None:
+        """Create and bind the XPUB (``hwm`` messages queued per subscriber).
+
+        Raises:
+            BindError: the endpoint is in use (transient) or invalid.
+        """
+        xpub = ctx.socket(zmq.XPUB)
+        xpub.setsockopt(zmq.LINGER, 0)
+        xpub.setsockopt(zmq.SNDHWM, hwm)
+        xpub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        # VERBOSER also passes every unsubscribe, so counts stay exact when a
+        # consumer or tap goes away.
+        xpub.setsockopt(zmq.XPUB_VERBOSER, 1)
+        xpub.copy_threshold = limits.ZERO_COPY_BYTES
+        try:
+            xpub.bind(endpoint)
+        except zmq.ZMQError as exc:
+            xpub.close()
+            # An address in use may free up (restart helps); a bad endpoint will not.
+            raise BindError(f"cannot bind {endpoint}: {exc}",
+                            transient=exc.errno == zmq.EADDRINUSE) from exc
+        self.socket = xpub
+
+    def read_subscriptions(self) -> None:
+        """Drain the XPUB's (un)subscription messages into :attr:`subscribers`."""
+        sock = self.socket
+        if sock is None:
+            return
+        while True:
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame and frame[0] in (0, 1):
+                topic = frame[1:].decode("utf-8", "replace")
+                count = self.subscribers.get(topic, 0) + (1 if frame[0] else -1)
+                self.subscribers[topic] = max(0, count)
+
+    def send(self, stream: str, value: Publishable, *, epoch: int, ref: InputRef | None,
+             final: bool, fields: dict[str, Any]) -> None:
+        """Encode ``value`` as the next message of ``stream`` and send it.
+
+        Raises:
+            TypeError: the wire cannot carry ``value``.
+        """
+        out = self._streams.get(stream)
+        if out is None:
+            out = self._streams[stream] = OutputStream(topics.topic(self.actor, stream))
+        seq, topic, source = out.seq + 1, out.topic, self.instance
+        frames: list[Frame]
+        if isinstance(value, PcmData):
+            frames = encode_audio(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                                  extra=fields)
+        elif isinstance(value, VideoFrame):
+            frames = encode_video(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                                  extra=fields)
+        elif isinstance(value, BaseEvent):
+            frames = encode_event(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                                  extra=fields)
+        elif isinstance(value, TextChunk | str):
+            chunk = value if isinstance(value, TextChunk) else TextChunk(
+                value, final, fields.pop("response_id", None), int(fields.pop("index", 0)))
+            frames = encode_text(topic, chunk, seq=seq, epoch=epoch, source=source, ref=ref,
+                                 extra=fields)
+        else:
+            raise TypeError(f"cannot publish a {type(value).__name__} on {topic}: publish "
+                            "PcmData, VideoFrame, an event, a TextChunk or str")
+        assert self.socket is not None, "publish() before the output socket is bound"
+        out.seq = seq
+        # copy=False with copy_threshold: only payloads >= ZERO_COPY_BYTES skip the copy.
+        self.socket.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        self.sent += 1
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self.socket is not None:
+            self.socket.close(linger=0)
+            self.socket = None

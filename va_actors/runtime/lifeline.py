@@ -1,0 +1,30 @@
+"""Dying with the parent: no actor or service outlives its supervisor.
+
+Kept free of heavy imports: ``service_exec`` runs it before every service.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import sys
+
+__all__ = ["die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> bool:
+    """Linux: have the kernel SIGKILL this process when its parent dies.
+
+    The setting survives ``exec``. Returns True when it is in effect, False
+    where it is not available (not Linux, no prctl); callers that must not
+    outlive the parent then also poll ``os.getppid()``.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False

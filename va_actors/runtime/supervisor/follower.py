@@ -1,0 +1,178 @@
+"""The session follower: what the user and the agent are doing, seen from the supervisor.
+
+It subscribes to the turn, playback, source-event and metrics topics of the
+pipeline (:func:`~.topology.follower_topics`) and acts on them through two
+callables the arbiter gives it: ``bump_epoch`` (barge-in) and
+``request_stop`` (every source finished and the sinks have played out). It
+also keeps the turn-latency figures that ``sys.metrics`` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from va_actors.core.edge.events import SourceFinishedEvent
+from va_actors.core.latency import median_p90
+from va_actors.core.turn_detection.events import TurnStartedEvent
+from va_actors.wire import WireError, decode
+
+__all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "SessionFollower"]
+
+logger = logging.getLogger("va_actors.runtime.supervisor")
+
+LATENCY_TURNS_KEPT = 100
+"""Turn-latency events kept for the voice-to-voice figures in sys.metrics."""
+DRAIN_QUIET_S = 2.5
+"""With stop_when_sources_finish: how long every sink must be silent before the stop.
+
+Long enough to cover a TTS synthesising the next sentence of a reply on a busy
+machine (the speaker idles between sentences); shorter cut replies short.
+"""
+DRAIN_MAX_S = 60.0
+"""With stop_when_sources_finish: the longest wait for sinks to finish playing."""
+
+_TURN_STARTED = TurnStartedEvent.__dataclass_fields__["type"].default
+_SOURCE_FINISHED = SourceFinishedEvent.__dataclass_fields__["type"].default
+_LATENCY = "metrics.turn_latency"
+
+
+class SessionFollower:
+    """Follows turns and playback; bumps the epoch on barge-in; stops when sources are done.
+
+    Args:
+        bump_epoch: start a new epoch, given the reason.
+        request_stop: stop the pipeline, given the reason.
+        sources: instance names of the source actors (no inputs).
+    """
+
+    def __init__(self, bump_epoch: Callable[[str], int], request_stop: Callable[[str], None],
+                 sources: Iterable[str]) -> None:
+        self._bump_epoch = bump_epoch
+        self._request_stop = request_stop
+        self._sources = set(sources)
+        self._playing: dict[str, bool] = {}
+        self._finished: set[str] = set()
+        self._latency: deque[dict[str, Any]] = deque(maxlen=LATENCY_TURNS_KEPT)
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def playback(self) -> dict[str, bool]:
+        """Last playback state per sink instance; empty until a sink reports one."""
+        return dict(self._playing)
+
+    def forget(self, instance: str) -> None:
+        """``instance`` exited: its last playback report no longer holds."""
+        self._playing.pop(instance, None)
+
+    async def run(self, ctx: zmq.asyncio.Context, endpoints: Iterable[str],
+                  topics: Iterable[str]) -> None:
+        """Subscribe to ``topics`` at ``endpoints`` and follow them until cancelled."""
+        wanted = sorted(set(topics))
+        if not wanted:
+            return
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RECONNECT_IVL, 20)
+        for endpoint in endpoints:
+            sub.connect(endpoint)
+        for topic in wanted:
+            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        try:
+            while True:
+                frames = await sub.recv_multipart()
+                try:
+                    message = decode(frames)
+                except WireError:
+                    continue
+                self._on_message(message.stream, message.source, message.topic, message.fields)
+        finally:
+            sub.close(0)
+
+    async def close(self) -> None:
+        """Cancel a pending drain."""
+        if self._drain is not None:
+            self._drain.cancel()
+            await asyncio.gather(self._drain, return_exceptions=True)
+
+    def latency_summary(self) -> dict[str, Any] | None:
+        """Voice-to-voice latency over the turns seen (for sys.metrics), or None."""
+        if not self._latency:
+            return None
+        median, p90 = median_p90([turn["total_ms"] for turn in self._latency])
+        return {"turns": len(self._latency), "median_ms": round(median, 1),
+                "p90_ms": round(p90, 1), "last": self._latency[-1]}
+
+    # -- messages -----------------------------------------------------------------------
+    def _on_message(self, stream: str, source: str, topic: str,
+                    fields: Mapping[str, Any]) -> None:
+        if stream == "playback":
+            self._on_playback(source, fields)
+        elif stream == "turn":
+            self._on_turn(topic, fields)
+        elif stream == "events":
+            self._on_source_event(source, fields)
+        elif stream == "metrics":
+            self._on_metrics(fields)
+
+    def _on_playback(self, source: str, fields: Mapping[str, Any]) -> None:
+        playing = fields.get("playing")
+        event = fields.get("event")
+        if playing is None and isinstance(event, Mapping):
+            playing = event.get("playing")
+        if isinstance(playing, bool):
+            self._playing[source] = playing
+
+    def _on_turn(self, topic: str, fields: Mapping[str, Any]) -> None:
+        """Bump the epoch when the user starts a turn while the agent is audible.
+
+        Until some sink reports playback, every TurnStartedEvent bumps (a
+        pipeline that cannot tell whether the agent speaks must still let the
+        user interrupt it); afterwards only while a sink last said playing.
+        """
+        event = fields.get("event")
+        if not isinstance(event, Mapping) or event.get("type") != _TURN_STARTED:
+            return
+        if self._playing and not any(self._playing.values()):
+            logger.debug("turn started on %s while nothing plays: no barge-in", topic)
+            return
+        self._bump_epoch(f"turn started on {topic}")
+
+    def _on_source_event(self, source: str, fields: Mapping[str, Any]) -> None:
+        event = fields.get("event")
+        if not isinstance(event, Mapping) or event.get("type") != _SOURCE_FINISHED:
+            return
+        self._finished.add(source)
+        if self._sources <= self._finished and self._drain is None:
+            logger.info("every source finished; stopping once the sinks have played out")
+            self._drain = asyncio.create_task(self._stop_when_drained(), name="drain")
+
+    def _on_metrics(self, fields: Mapping[str, Any]) -> None:
+        data = fields.get("event")
+        if not isinstance(data, Mapping) or data.get("type") != _LATENCY:
+            return
+        total, segments = data.get("total_ms"), data.get("segments_ms")
+        if isinstance(total, int | float) and isinstance(segments, Mapping):
+            self._latency.append({
+                "total_ms": float(total), "user_text": str(data.get("user_text") or ""),
+                "segments_ms": {str(k): float(v) for k, v in segments.items()
+                                if isinstance(v, int | float)}})
+
+    async def _stop_when_drained(self) -> None:
+        """Stop once no sink has played for DRAIN_QUIET_S (at most DRAIN_MAX_S)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_MAX_S
+        quiet_since = loop.time()
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if any(self._playing.values()):
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since >= DRAIN_QUIET_S:
+                break
+        self._request_stop("every source finished")
