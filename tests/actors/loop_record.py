@@ -14,7 +14,7 @@ class LoopRecorder(Node):
     outputs = ()
 
     async def run(self, ctx: NodeContext) -> None:
-        with Path(self.params["path"]).open("a", encoding="utf-8") as out:
+        with Path(self.params["path"]).open("a", encoding="utf-8") as out:  # noqa: ASYNC230
             async for msg in ctx.inputs():
                 out.write(json.dumps({"topic": msg.topic, "seq": msg.seq}) + "\n")
                 out.flush()
