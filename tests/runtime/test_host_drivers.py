@@ -26,7 +26,7 @@ from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import QueuedVideoTrack, VideoFrame
 from va_actors.runtime import drivers, plugins
-from va_actors.runtime.spec import ActorSpec
+from va_actors.runtime.spec import ActorSpec, InputSpec
 from va_actors.wire import Message, TextChunk, decode, encode_audio, encode_event, encode_text
 from va_actors.wire.codec import encode_video
 
@@ -473,24 +473,26 @@ class GatedDriver(drivers.Driver):
 
 async def test_host_queues_bound_audio_by_duration_and_keep_the_newest_frame() -> None:
     from va_actors.runtime.host import ActorHost
-    from va_actors.runtime.host.queues import InputRoute as _Input
+    from va_actors.runtime.host.inputs import Inputs
 
     spec = ActorSpec(actor="sink", instance="sink", plugin="x:Y", data_endpoint="ipc:///x",
-                     sys_pub="ipc:///p", sys_pull="ipc:///q", audio_queue_ms=200)
+                     sys_pub="ipc:///p", sys_pull="ipc:///q", audio_queue_ms=200,
+                     inputs=[InputSpec("mic.audio", ["ipc:///m"], epoch_bound=False),
+                             InputSpec("cam.video", ["ipc:///c"], epoch_bound=False)])
     host = ActorHost(spec)
     host._loop = asyncio.get_running_loop()
     driver = GatedDriver()
     host._driver = driver
-    host._inputs = {"mic.audio": _Input("mic.audio", epoch_bound=False),
-                    "cam.video": _Input("cam.video", epoch_bound=False)}
+    host._inputs = Inputs(host, spec, host._loop, driver.on_input)
     frame = VideoFrame.from_ndarray(np.zeros((4, 4, 3), dtype=np.uint8))
     try:
         for i in range(30):  # 600 ms of audio against a 200 ms bound
-            host._accept(encode_audio("mic.audio", tone_chunk(i), seq=i, epoch=0, source="mic"))
+            host._inputs.accept(encode_audio("mic.audio", tone_chunk(i), seq=i, epoch=0,
+                                             source="mic"))
             await asyncio.sleep(0)
         for i in range(5):
-            host._accept(encode_video("cam.video", frame.with_timing(i), seq=i, epoch=0,
-                                      source="cam"))
+            host._inputs.accept(encode_video("cam.video", frame.with_timing(i), seq=i, epoch=0,
+                                             source="cam"))
             await asyncio.sleep(0)
         assert len(host._tasks) == 2  # one dispatcher per input queue, however many messages
         assert host.drops == {"overflow": 19, "replaced": 3}
@@ -509,20 +511,22 @@ async def test_agent_audio_sentences_are_not_dropped_by_the_live_audio_bound() -
     # A TTS sends a sentence per message (seconds of audio, faster than real
     # time): a sink busy for a moment must not lose any of it.
     from va_actors.runtime.host import ActorHost
-    from va_actors.runtime.host.queues import InputRoute as _Input
+    from va_actors.runtime.host.inputs import Inputs
 
     spec = ActorSpec(actor="speaker", instance="speaker", plugin="x:Y",
                      data_endpoint="ipc:///x", sys_pub="ipc:///p", sys_pull="ipc:///q",
-                     audio_queue_ms=2000)
+                     audio_queue_ms=2000,
+                     inputs=[InputSpec("tts.audio", ["ipc:///t"], epoch_bound=True)])
     host = ActorHost(spec)
     host._loop = asyncio.get_running_loop()
     driver = GatedDriver()
     host._driver = driver
-    host._inputs = {"tts.audio": _Input("tts.audio", epoch_bound=True)}
+    host._inputs = Inputs(host, spec, host._loop, driver.on_input)
     sentence = PcmData(16000, "s16", np.zeros(16000 * 4, dtype=np.int16))  # 4 s each
     try:
         for i in range(6):
-            host._accept(encode_audio("tts.audio", sentence, seq=i, epoch=0, source="tts"))
+            host._inputs.accept(encode_audio("tts.audio", sentence, seq=i, epoch=0,
+                                             source="tts"))
             await asyncio.sleep(0)
         driver.gate.set()
         await settle_until(lambda: len(driver.got) == 6)

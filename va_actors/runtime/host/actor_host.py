@@ -49,7 +49,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, cast
 
 import zmq
@@ -60,26 +60,17 @@ from va_actors.runtime.categories import Category
 from va_actors.runtime.dispatcher import Dispatcher
 from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.host.control import SHUTDOWN_DEADLINE_S, ControlThread, LagProbe
+from va_actors.runtime.host.inputs import Inputs
 from va_actors.runtime.host.output import BindError, Output, Publishable
-from va_actors.runtime.host.queues import AudioFifo, InputRoute, ItemFifo, Mailbox, Queue
-from va_actors.runtime.spec import ActorSpec, InputSpec
+from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.work import WorkLink
-from va_actors.wire.codec import Frame, Message, WireError, decode
-from va_actors.wire.messages import InputRef, Kind
+from va_actors.wire.messages import InputRef
 
 __all__ = ["ActorHost", "ConfigError"]
 
 logger = logging.getLogger("va_actors.runtime.host")
 
-MAX_BATCH = 64
-"""Messages read per wake-up before yielding, so dispatchers run between batches
-(a burst is then consumed as it arrives instead of overflowing a queue)."""
-AGENT_AUDIO_QUEUE_MS = 120_000
-"""Bound of an epoch-bound (agent) audio input queue, in ms of audio."""
-ITEM_QUEUE_LEN = 1024
-"""Bound of each event / text / control input queue."""
 _HOUSEKEEPING_S = 0.1
-_ERROR_EVENT_INTERVAL_S = 1.0
 
 
 class ConfigError(Exception):
@@ -99,16 +90,13 @@ class ActorHost:
         self.instance = spec.instance
         self.category = spec.category
         self.state = "starting"
-        self.n_in = 0
         self.drops: dict[str, int] = {}
         self._epoch = spec.epoch
-        self._seqs: dict[tuple[str, str], int] = {}
-        self._inputs: dict[str, InputRoute] = {}
+        self._inputs: Inputs | None = None
         self._output = Output(spec.actor, spec.instance, spec.expected_subscribers)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._driver: drivers.Driver | Dispatcher | None = None
         self._work: WorkLink | None = None
-        self._work_items: dict[int, int] = {}  # id(message) -> work item (replicas)
         self._last_ready = 0.0
         self._driver_started = False
         self._hello_sent = False
@@ -123,7 +111,6 @@ class ActorHost:
         self._stop_reason = "shutdown"
         self._stop_deadline = SHUTDOWN_DEADLINE_S
         self._fatal: asyncio.Future[None] | None = None
-        self._last_error_event: dict[str, float] = {}
         self._lag = LagProbe(self.post)
         self._control = ControlThread(self, os.getppid() if parent_pid is None else parent_pid)
 
@@ -132,6 +119,11 @@ class ActorHost:
     def n_out(self) -> int:
         """Messages published so far."""
         return self._output.sent
+
+    @property
+    def n_in(self) -> int:
+        """Messages received so far."""
+        return 0 if self._inputs is None else self._inputs.received
 
     @property
     def subscribers(self) -> dict[str, int]:
@@ -345,16 +337,16 @@ class ActorHost:
         self._read_xpub()
 
     def _connect_inputs(self) -> None:
-        assert self._ctx is not None and self._loop is not None
+        assert self._ctx is not None and self._loop is not None and self._driver is not None
+        inputs = self._inputs = Inputs(self, self.spec, self._loop, self._driver.on_input)
         if self.spec.is_replica:
-            self._connect_work()
+            self._connect_work(inputs)
             return
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self._hwm())
         endpoints: dict[str, None] = {}
         for spec_input in self.spec.inputs:
-            self._add_input(spec_input)
             sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())
             endpoints.update(dict.fromkeys(spec_input.endpoints))
         for endpoint in endpoints:
@@ -367,25 +359,24 @@ class ActorHost:
         self._add_reader(sub, self._read_sub)
         self._read_sub()
 
-    def _add_input(self, spec_input: InputSpec) -> None:
-        fps, max_age = spec_input.fps, spec_input.max_age_ms
-        self._inputs[spec_input.topic] = InputRoute(
-            spec_input.topic, spec_input.epoch_bound,
-            interval_s=None if fps is None else 1.0 / fps,
-            max_age_ns=None if max_age is None else int(max_age * 1e6))
+    def _read_sub(self) -> None:
+        if self._sub is not None and self._inputs is not None and \
+                self._inputs.read_sub(self._sub):
+            assert self._loop is not None  # more may be waiting: let dispatchers run first
+            self._loop.call_soon(self._read_sub)
 
-    def _connect_work(self) -> None:
+    def _connect_work(self, inputs: Inputs) -> None:
         """A replica: inputs arrive as work items from the dispatcher (runtime/work.py)."""
         assert self._ctx is not None and self.spec.work_endpoint is not None
-        for spec_input in self.spec.inputs:
-            self._add_input(spec_input)
         try:
-            self._work = WorkLink(self._ctx, self.spec.work_endpoint, self.instance,
-                                  self.spec.max_inflight, self._accept_work)
+            link = WorkLink(self._ctx, self.spec.work_endpoint, self.instance,
+                            self.spec.max_inflight, lambda item, frames: inputs.accept(
+                                frames, item))
         except zmq.ZMQError as exc:
             raise ConfigError(f"cannot connect to dispatcher {self.spec.work_endpoint}: "
                               f"{exc}") from exc
-        self._add_reader(self._work.socket, self._read_work)
+        inputs.work = self._work = link
+        self._add_reader(link.socket, self._read_work)
         self._announce()
         self._read_work()
 
@@ -393,25 +384,10 @@ class ActorHost:
         if self._work is not None:
             self._work.read()
 
-    def _accept_work(self, item: int, frames: Sequence[Any]) -> None:
-        self._accept(frames, item)
-
     def _announce(self) -> None:
         if self._work is not None:
             self._last_ready = time.monotonic()
             self._work.announce()
-
-    def _finish(self, msg: Message) -> None:
-        """A work item was handled or dropped: tell the dispatcher (replicas only)."""
-        item = self._work_items.pop(id(msg), None)
-        if item is not None and self._work is not None:
-            self._work.finish(item)
-
-    def _discard(self, reason: str, msgs: list[Message]) -> None:
-        self.count_drop(reason, len(msgs))
-        if self._work_items:
-            for msg in msgs:
-                self._finish(msg)
 
     # -- used by the dispatcher (runtime/dispatcher.py) ------------------------------
     def add_socket_reader(self, sock: zmq.Socket[bytes], callback: Callable[[], None]) -> None:
@@ -425,8 +401,7 @@ class ActorHost:
 
     def input_max_age_ns(self, topic: str) -> int | None:
         """The staleness bound of input ``topic`` in ns, if it has one."""
-        route = self._inputs.get(topic)
-        return None if route is None else route.max_age_ns
+        return None if self._inputs is None else self._inputs.max_age_ns(topic)
 
     def _add_reader(self, sock: zmq.Socket[bytes], callback: Callable[[], None]) -> None:
         assert self._loop is not None
@@ -470,143 +445,22 @@ class ActorHost:
         if not self._ready.is_set() and self._output.complete:
             self._ready.set()
 
-    def _read_sub(self) -> None:
-        sock = self._sub
-        if sock is None:
-            return
-        accept = self._accept
-        for _ in range(MAX_BATCH):
-            # The FD is edge-triggered: read while ZMQ_EVENTS says so (asking is
-            # cheaper than the zmq.Again exception that an empty recv raises).
-            if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                return
-            try:
-                first = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                continue
-            # Topic and header are small: copied (cheaper than zmq.Frame objects).
-            # Payloads stay zero-copy: a video frame is viewed, never copied.
-            frames: list[bytes | zmq.Frame] = [first]
-            while sock.getsockopt(zmq.RCVMORE):
-                frames.append(sock.recv(copy=len(frames) < 2))
-            accept(frames)
-        assert self._loop is not None
-        self._loop.call_soon(self._read_sub)  # more may be waiting: let dispatchers run first
+    # -- the input path's side (InputOwner) ----------------------------------------
+    def report_error(self, error: BaseException, context: str) -> None:
+        """Publish an error event about a bad input (no log: the input path logs)."""
+        self._publish_error(error, context)
 
-    def _accept(self, frames: Sequence[Frame | zmq.Frame], item: int | None = None) -> None:
-        self.n_in += 1
-        try:
-            msg = decode(frames)
-        except WireError as err:
-            self._wire_drop(err)
-            if item is not None and self._work is not None:
-                self._work.finish(item)
-            return
-        if item is not None:
-            self._work_items[id(msg)] = item
-        if item is None:  # a replica sees a share of the sequence; its dispatcher counts
-            # Sequence first: a stale message still counts as received in order.
-            key = (msg.source, msg.topic)
-            last = self._seqs.get(key)
-            seq = msg.seq
-            if last is not None and seq > last + 1:
-                self.count_drop("lost", seq - last - 1)
-            # seq <= last: the producer restarted; tracking restarts from here.
-            self._seqs[key] = seq
-        route = self._inputs.get(msg.topic)
-        if route is None:
-            self._discard("unsubscribed", [msg])
-            return
-        if route.epoch_bound and msg.epoch < self._epoch:
-            self._discard("stale", [msg])
-            return
-        kind = msg.kind
-        inbox: Queue | None = (route.audio if kind is Kind.AUDIO
-                                else route.video if kind is Kind.VIDEO else route.items)
-        if inbox is None:  # not "or": an empty queue is falsy
-            inbox = self._open_queue(route, kind)
-        inbox.put(msg)
+    def input_failed(self, error: BaseException, context: str) -> None:
+        """The driver raised while handling an input."""
+        assert self._driver is not None
+        self._driver.fail(error, context)
 
-    def _open_queue(self, route: InputRoute, kind: Kind) -> Queue:
+    def critical(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` as a task whose failure ends the host."""
         assert self._loop is not None
-        loop = self._loop
-        inbox: Queue
-        if kind is Kind.AUDIO:
-            # Agent audio (TTS) comes faster than real time, a sentence per
-            # message, and a barge-in flushes it: its bound only stops runaway
-            # growth. Live audio (a microphone) is bounded to stay current.
-            limit = AGENT_AUDIO_QUEUE_MS if route.epoch_bound else self.spec.audio_queue_ms
-            inbox = route.audio = AudioFifo(loop, max(limit, self.spec.audio_queue_ms),
-                                             self._discard)
-        elif kind is Kind.VIDEO:
-            inbox = route.video = Mailbox(loop, self._discard)
-        else:
-            inbox = route.items = ItemFifo(loop, ITEM_QUEUE_LEN, self._discard)
-        task = loop.create_task(self._dispatch(inbox, route),
-                                name=f"{self.instance}:{route.topic}")
+        task = self._loop.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._critical_done)
-        return inbox
-
-    async def _dispatch(self, inbox: Queue, route: InputRoute) -> None:
-        driver = self._driver
-        assert driver is not None, "inputs are connected only after the driver exists"
-        throttle = route.interval_s if isinstance(inbox, Mailbox) else None
-        next_due = float("-inf")
-        while True:
-            if throttle is not None:
-                assert isinstance(inbox, Mailbox)
-                await self._wait_slot(inbox, next_due)
-            msg = await inbox.get()
-            if throttle is not None:
-                # A fixed grid keeps the average rate exact despite jitter; never
-                # two frames closer than half an interval after a long gap.
-                assert self._loop is not None
-                next_due = max(next_due + throttle, self._loop.time() + throttle / 2)
-            if route.epoch_bound and msg.epoch < self._epoch:  # the epoch moved while it waited
-                self._discard("stale", [msg])
-                continue
-            if route.max_age_ns is not None and time.time_ns() - msg.ts_ns > route.max_age_ns:
-                self._discard("expired", [msg])
-                continue
-            # Results of a frame or of a replica's work item name their input.
-            token = None
-            if msg.kind is Kind.VIDEO or self._work is not None:
-                token = drivers.CURRENT_INPUT.set(
-                    InputRef(msg.source, msg.seq, msg.fields.get("pts"), msg.ts_ns))
-            try:
-                await driver.on_input(msg)
-            except WireError as err:
-                self._wire_drop(err)
-            except Exception as exc:
-                driver.fail(exc, f"input {msg.topic}")
-            finally:
-                if token is not None:
-                    drivers.CURRENT_INPUT.reset(token)
-                if self._work_items:
-                    self._finish(msg)
-
-    async def _wait_slot(self, inbox: Mailbox, next_due: float) -> None:
-        """Sleep until the next fps slot; frames arriving meanwhile replace each other."""
-        assert self._loop is not None
-        delay = next_due - self._loop.time()
-        if delay > 0:
-            inbox.throttling = True
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                inbox.throttling = False
-
-    def _wire_drop(self, err: WireError) -> None:
-        reason = err.reason.value
-        self.count_drop(reason)
-        # Reported as an error event too, at most once a second per reason.
-        now = time.monotonic()
-        if now - self._last_error_event.get(reason, -1e9) >= _ERROR_EVENT_INTERVAL_S:
-            self._last_error_event[reason] = now
-            logger.warning("%s: dropped a bad input message (%s); more are only counted "
-                           "for a second", self.instance, err)
-            self._publish_error(err, f"input dropped ({reason})")
 
     # -- task bookkeeping ----------------------------------------------------------
     def _task_done(self, task: asyncio.Task[Any], context: str) -> None:
@@ -657,13 +511,13 @@ class ActorHost:
         """Control thread: the heartbeat's args (counters are read without the loop)."""
         drops = self.drops.copy()
         drops.update(control_drops)
-        inputs = self._inputs.copy()
+        inputs = self._inputs
         return {
             "instance": self.instance,
             "pid": os.getpid(),
             "counters": {"in": self.n_in, "out": self._output.sent, "drops": drops},
             "loop_lag_ms": round(self._lag.read_ms(), 3),
-            "queue": {topic: route.depth() for topic, route in inputs.items()},
+            "queue": {} if inputs is None else inputs.depths(),
             "state": self.state,
             "epoch": self._epoch,
             "category": self.category,
