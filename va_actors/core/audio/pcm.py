@@ -17,83 +17,54 @@ unchanged with :class:`PcmData` from this module. Conventions:
 
 from __future__ import annotations
 
-import base64
-import functools
 import io
 import logging
-import operator
 import wave
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from enum import Enum, StrEnum
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Literal, Protocol, SupportsIndex, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, overload
 
 import numpy as np
-import numpy.typing as npt
 import soxr
+
+from va_actors.core.audio.g711 import (
+    G711_DECODE,
+    G711_ENCODE,
+    G711Encoding,
+    G711Mapping,
+    g711_mapping,
+    g711_payload,
+)
+from va_actors.core.audio.samples import (
+    DTYPES,
+    RESAMPLE_QUALITY,
+    WIDTHS,
+    AudioFormat,
+    AudioFormatType,
+    SampleArray,
+    channel_major,
+    check_mix,
+    coerce_array,
+    convert_samples,
+    empty_samples,
+    float_to_int16,
+    frame_count,
+    int16_to_float32,
+    mix_channels,
+    positive_int,
+    soxr_input,
+    soxr_output,
+)
 
 if TYPE_CHECKING:
     # PyAV is imported only by to_av_frame: an idle actor process should not
     # pay ~16 MB RSS for it (issue #6). from_av_frame gets a frame, so no import.
     import av
 
+__all__ = ["AudioFormat", "AudioFormatType", "G711Encoding", "G711Mapping", "PcmData",
+           "SampleArray"]
+
 logger = logging.getLogger(__name__)
-
-SampleArray: TypeAlias = npt.NDArray[Any]
-
-
-class AudioFormat(StrEnum):
-    """Sample format of a :class:`PcmData`; compares equal to its string value."""
-
-    S16 = "s16"
-    F32 = "f32"
-
-    @staticmethod
-    def validate(fmt: object) -> AudioFormat:
-        """Return the :class:`AudioFormat` for ``fmt`` or raise ``ValueError``.
-
-        Accepts the enum members, ``"s16"``/``"f32"`` and the numpy-style
-        aliases ``"int16"``/``"float32"`` (case-insensitive).
-        """
-        if isinstance(fmt, AudioFormat):
-            return fmt
-        if isinstance(fmt, str):
-            found = _FORMAT_NAMES.get(fmt.lower())
-            if found is not None:
-                return found
-        raise ValueError(f"format must be 's16' or 'f32', got {fmt!r}")
-
-
-AudioFormatType: TypeAlias = AudioFormat | Literal["s16", "f32"]
-
-_FORMAT_NAMES: dict[str, AudioFormat] = {
-    "s16": AudioFormat.S16,
-    "int16": AudioFormat.S16,
-    "f32": AudioFormat.F32,
-    "float32": AudioFormat.F32,
-}
-_DTYPES: dict[AudioFormat, np.dtype[Any]] = {
-    AudioFormat.S16: np.dtype(np.int16),
-    AudioFormat.F32: np.dtype(np.float32),
-}
-_WIDTHS: dict[AudioFormat, int] = {AudioFormat.S16: 2, AudioFormat.F32: 4}
-_S16_SCALE = 32768.0
-_INV_S16_SCALE = np.float32(1.0 / _S16_SCALE)
-_RESAMPLE_QUALITY = "HQ"
-
-
-class G711Mapping(StrEnum):
-    """G.711 companding law."""
-
-    MULAW = "mulaw"
-    ALAW = "alaw"
-
-
-class G711Encoding(StrEnum):
-    """How G.711 bytes are wrapped: raw bytes or base64 text."""
-
-    RAW = "raw"
-    BASE64 = "base64"
 
 
 class _HasBytesData(Protocol):
@@ -103,236 +74,6 @@ class _HasBytesData(Protocol):
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 ResponseChunk: TypeAlias = "BytesLike | PcmData | _HasBytesData"
-
-
-# --------------------------------------------------------------------------
-# validation helpers
-
-
-def _positive_int(value: object, name: str) -> int:
-    """Return ``value`` as a positive int or raise ValueError naming ``name``."""
-    if type(value) is int and value > 0:
-        return value
-    as_int: int | None = None
-    if isinstance(value, SupportsIndex):
-        as_int = operator.index(value)
-    elif isinstance(value, float) and value.is_integer():
-        as_int = int(value)
-    if isinstance(value, bool) or as_int is None or as_int <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(as_int)
-
-
-def _channel_major(samples: object, fmt: AudioFormat, channels: int) -> SampleArray:
-    """Validate dtype and return samples as (n,) for mono or (channels, n)."""
-    if not isinstance(samples, np.ndarray):
-        raise TypeError(
-            f"samples must be a numpy.ndarray, got {type(samples).__name__}; "
-            "use PcmData.from_bytes() for bytes or PcmData.from_numpy() for other arrays"
-        )
-    expected = _DTYPES[fmt]
-    if samples.dtype != expected:
-        raise TypeError(
-            f"samples dtype {samples.dtype} does not match format={fmt.value!r} "
-            f"(which needs {expected}); convert the array or use PcmData.from_numpy()"
-        )
-    if samples.ndim == 1:
-        if channels == 1:
-            return samples
-        if samples.size % channels:
-            raise ValueError(
-                f"channels={channels} does not divide the {samples.size} interleaved samples"
-            )
-        return samples.reshape(-1, channels).T
-    if samples.ndim == 2:
-        if samples.shape[0] == channels:
-            return samples[0] if channels == 1 else samples
-        if samples.shape[1] == channels:
-            return samples[:, 0] if channels == 1 else samples.T
-        raise ValueError(
-            f"samples shape {samples.shape} does not match channels={channels}; "
-            "expected (channels, n)"
-        )
-    raise ValueError(f"samples must be 1-D or 2-D, got shape {samples.shape}")
-
-
-def _frame_count(samples: SampleArray) -> int:
-    return int(samples.shape[-1]) if samples.ndim else 0
-
-
-def _empty(fmt: AudioFormat, channels: int) -> SampleArray:
-    shape: tuple[int, ...] = (0,) if channels == 1 else (channels, 0)
-    return np.zeros(shape, dtype=_DTYPES[fmt])
-
-
-# --------------------------------------------------------------------------
-# sample conversions (shared with the streaming Resampler)
-
-
-def _int16_to_float32(samples: SampleArray) -> SampleArray:
-    return np.multiply(samples, _INV_S16_SCALE, dtype=np.float32)
-
-
-def _float_to_int16(samples: SampleArray) -> SampleArray:
-    return _round_to_int16(np.multiply(samples, _S16_SCALE, dtype=np.float32))
-
-
-def _round_to_int16(scaled: SampleArray) -> SampleArray:
-    """Round float32 values on the int16 scale to int16, in place where possible."""
-    # minimum/maximum: np.clip costs about 1 us more per call on small arrays.
-    np.minimum(scaled, 32767.0, out=scaled)
-    np.maximum(scaled, -32768.0, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.int16)
-
-
-def _convert_samples(samples: SampleArray, fmt: AudioFormat) -> SampleArray:
-    """Convert an int16/float32 array to the dtype of ``fmt`` with scaling."""
-    if samples.dtype == _DTYPES[fmt]:
-        return samples
-    if fmt is AudioFormat.F32:
-        return _int16_to_float32(samples)
-    return _float_to_int16(samples)
-
-
-def _coerce_array(array: SampleArray, fmt: AudioFormat) -> SampleArray:
-    """Convert an arbitrary numeric array to ``fmt`` for ``from_numpy``.
-
-    Integer arrays are taken as 16-bit-scale sample values and float arrays as
-    [-1, 1] values, so converting between the two scales by 32768.
-    """
-    kind = array.dtype.kind
-    if kind == "f":
-        floats = array if array.dtype == np.float32 else array.astype(np.float32)
-        return floats if fmt is AudioFormat.F32 else _float_to_int16(floats)
-    if kind in "iu":
-        if array.dtype != np.int16:
-            array = np.clip(array, -32768, 32767).astype(np.int16)
-        return array if fmt is AudioFormat.S16 else _int16_to_float32(array)
-    raise TypeError(f"array dtype must be integer or float, got {array.dtype}")
-
-
-def _check_mix(src: int, dst: int) -> None:
-    if src != dst and src != 1 and dst != 1:
-        raise ValueError(
-            f"cannot convert {src} channels to {dst}; only mono <-> N channels is supported"
-        )
-
-
-def _mix_channels(samples: SampleArray, src: int, dst: int) -> SampleArray:
-    """Down-mix (average) to mono or up-mix mono (copy) to ``dst`` channels."""
-    if src == dst:
-        return samples
-    _check_mix(src, dst)
-    if dst > 1:
-        return np.repeat(samples.reshape(1, -1), dst, axis=0)
-    mixed: SampleArray = _mix_weights(src, 1.0) @ samples.astype(np.float32, copy=False)
-    return _round_to_int16(mixed) if samples.dtype == np.int16 else mixed
-
-
-@functools.lru_cache(maxsize=32)
-def _mix_weights(channels: int, gain: float) -> SampleArray:
-    """Row vector that averages ``channels`` rows and scales by ``gain``.
-
-    One BLAS product mixes and scales: ~2x faster than adding strided rows.
-    """
-    return np.full(channels, gain / channels, dtype=np.float32)
-
-
-def _soxr_input(samples: SampleArray, src: int, dst: int, fmt: AudioFormat) -> SampleArray:
-    """Prepare channel-major samples for soxr.
-
-    Returns float32 on the scale of ``fmt`` (+-32768 for s16, +-1 for f32),
-    down-mixed when ``dst < src``, shaped (n,) or (n, channels). Working on
-    the output's scale saves a multiply on the way out.
-    """
-    gain = 1.0
-    if samples.dtype == np.int16 and fmt is AudioFormat.F32:
-        gain = 1.0 / _S16_SCALE
-    elif samples.dtype == np.float32 and fmt is AudioFormat.S16:
-        gain = _S16_SCALE
-    if dst < src:
-        _check_mix(src, dst)
-        mixed: SampleArray = _mix_weights(src, gain) @ samples.astype(np.float32, copy=False)
-        return mixed
-    if gain != 1.0 or samples.dtype != np.float32:
-        samples = np.multiply(samples, np.float32(gain), dtype=np.float32)
-    return samples if samples.ndim == 1 else np.ascontiguousarray(samples.T)
-
-
-def _soxr_output(frames: SampleArray, fmt: AudioFormat, src: int, dst: int) -> SampleArray:
-    """soxr output (see :func:`_soxr_input`) to channel-major ``fmt``, up-mixed if needed."""
-    if frames.size == 0:  # soxr emits in blocks: a third of 20 ms chunks give nothing
-        return _empty(fmt, dst)
-    samples = frames if frames.ndim == 1 else frames.T
-    if fmt is AudioFormat.S16:
-        samples = _round_to_int16(samples)
-    return _mix_channels(samples, src, dst) if dst > src else samples
-
-
-# --------------------------------------------------------------------------
-# G.711 tables, computed once
-
-
-def _mulaw_decode_table() -> SampleArray:
-    code = np.arange(256, dtype=np.int32) ^ 0xFF
-    exponent = (code >> 4) & 0x07
-    magnitude = ((((code & 0x0F) << 3) + 0x84) << exponent) - 0x84
-    return np.where(code & 0x80, -magnitude, magnitude).astype(np.int16)
-
-
-def _alaw_decode_table() -> SampleArray:
-    code = np.arange(256, dtype=np.int32) ^ 0x55
-    exponent = (code >> 4) & 0x07
-    mantissa = code & 0x0F
-    magnitude = np.where(
-        exponent == 0,
-        (mantissa << 4) + 8,
-        ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0),
-    )
-    return np.where(code & 0x80, magnitude, -magnitude).astype(np.int16)
-
-
-def _nearest_code_table(decode: SampleArray) -> SampleArray:
-    """Encoder table: for every int16 value (by its uint16 bit pattern), the
-    code whose decoded level is nearest (ties go to the level nearer zero)."""
-    order = np.argsort(decode, kind="stable")
-    levels = decode[order].astype(np.int32)
-    value = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.int16).astype(np.int32)
-    upper = np.clip(np.searchsorted(levels, value), 1, levels.size - 1)
-    lower = upper - 1
-    below = value - levels[lower]
-    above = levels[upper] - value
-    take_lower = (below < above) | ((below == above) & (value > 0))
-    codes: SampleArray = order[np.where(take_lower, lower, upper)]
-    return codes.astype(np.uint8)
-
-
-_G711_DECODE: dict[G711Mapping, SampleArray] = {
-    G711Mapping.MULAW: _mulaw_decode_table(),
-    G711Mapping.ALAW: _alaw_decode_table(),
-}
-_G711_ENCODE: dict[G711Mapping, SampleArray] = {
-    law: _nearest_code_table(table) for law, table in _G711_DECODE.items()
-}
-
-
-def _g711_mapping(mapping: object) -> G711Mapping:
-    try:
-        return G711Mapping(str(mapping.value if isinstance(mapping, Enum) else mapping).lower())
-    except ValueError:
-        raise ValueError(f"mapping must be 'mulaw' or 'alaw', got {mapping!r}") from None
-
-
-def _g711_payload(data: object, encoding: object) -> bytes:
-    enc = str(encoding.value if isinstance(encoding, Enum) else encoding).lower()
-    if enc not in ("raw", "base64"):
-        raise ValueError(f"encoding must be 'raw' or 'base64', got {encoding!r}")
-    if isinstance(data, str):
-        return base64.b64decode(data)
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"g711_data must be bytes or a base64 str, got {type(data).__name__}")
-    return base64.b64decode(data) if enc == "base64" else bytes(data)
 
 
 # --------------------------------------------------------------------------
@@ -399,13 +140,13 @@ class PcmData:
         participant: Any = None,
     ) -> None:
         fmt = AudioFormat.validate(format)
-        self.sample_rate: int = _positive_int(sample_rate, "sample_rate")
-        self.channels: int = _positive_int(channels, "channels")
+        self.sample_rate: int = positive_int(sample_rate, "sample_rate")
+        self.channels: int = positive_int(channels, "channels")
         self.format: AudioFormat = fmt
         self.samples: SampleArray = (
-            _empty(fmt, self.channels)
+            empty_samples(fmt, self.channels)
             if samples is None
-            else _channel_major(samples, fmt, self.channels)
+            else channel_major(samples, fmt, self.channels)
         )
         self.pts = pts
         self.dts = dts
@@ -424,17 +165,17 @@ class PcmData:
     @property
     def num_samples(self) -> int:
         """Samples per channel (the length of the clip in sample periods)."""
-        return _frame_count(self.samples)
+        return frame_count(self.samples)
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return _frame_count(self.samples) / self.sample_rate
+        return frame_count(self.samples) / self.sample_rate
 
     @property
     def duration_ms(self) -> float:
         """Length in milliseconds."""
-        return _frame_count(self.samples) * 1000.0 / self.sample_rate
+        return frame_count(self.samples) * 1000.0 / self.sample_rate
 
     @property
     def stereo(self) -> bool:
@@ -503,17 +244,17 @@ class PcmData:
         every channel) are dropped.
         """
         fmt = AudioFormat.validate(format)
-        channels = _positive_int(channels, "channels")
+        channels = positive_int(channels, "channels")
         if not isinstance(audio_bytes, bytes):
             if not isinstance(audio_bytes, bytearray | memoryview):
                 raise TypeError(f"audio_bytes must be bytes-like, got {type(audio_bytes).__name__}")
             # Copy so later writes to a mutable buffer cannot change the samples.
             audio_bytes = bytes(audio_bytes)
-        frame_width = _WIDTHS[fmt] * channels
+        frame_width = WIDTHS[fmt] * channels
         usable = len(audio_bytes) - len(audio_bytes) % frame_width
         if usable != len(audio_bytes):
             logger.debug("from_bytes: dropping %d misaligned bytes", len(audio_bytes) - usable)
-        flat = np.frombuffer(audio_bytes, dtype=_DTYPES[fmt], count=usable // _WIDTHS[fmt])
+        flat = np.frombuffer(audio_bytes, dtype=DTYPES[fmt], count=usable // WIDTHS[fmt])
         return cls(sample_rate, fmt, flat, channels=channels)
 
     @classmethod
@@ -537,7 +278,7 @@ class PcmData:
                 f"array must be a numpy.ndarray, got {type(array).__name__}; "
                 "use from_bytes() for bytes or from_response() for provider responses"
             )
-        return cls(sample_rate, fmt, _coerce_array(array, fmt), channels=channels)
+        return cls(sample_rate, fmt, coerce_array(array, fmt), channels=channels)
 
     @classmethod
     def from_av_frame(cls, frame: av.AudioFrame) -> PcmData:
@@ -557,7 +298,7 @@ class PcmData:
         fmt, planar = _AV_FORMATS.get(name, (AudioFormat.F32, frame.format.is_planar))
         channels = frame.layout.nb_channels
         if frame.samples == 0:
-            samples = _empty(fmt, channels)
+            samples = empty_samples(fmt, channels)
         else:
             raw = frame.to_ndarray()
             if base in _AV_WIDE_FORMATS:
@@ -590,9 +331,9 @@ class PcmData:
         Multichannel input is interleaved; trailing bytes that do not fill a
         frame are dropped.
         """
-        table = _G711_DECODE[_g711_mapping(mapping)]
-        channels = _positive_int(channels, "channels")
-        payload = _g711_payload(g711_data, encoding)
+        table = G711_DECODE[g711_mapping(mapping)]
+        channels = positive_int(channels, "channels")
+        payload = g711_payload(g711_data, encoding)
         codes = np.frombuffer(payload, dtype=np.uint8)
         codes = codes[: codes.size - codes.size % channels]
         return cls(sample_rate, AudioFormat.S16, table[codes], channels=channels)
@@ -652,8 +393,8 @@ class PcmData:
         of the stream is dropped.
         """
         fmt = AudioFormat.validate(format)
-        sample_rate = _positive_int(sample_rate, "sample_rate")
-        channels = _positive_int(channels, "channels")
+        sample_rate = positive_int(sample_rate, "sample_rate")
+        channels = positive_int(channels, "channels")
         if isinstance(response, PcmData):
             return response
         if isinstance(response, bytes | bytearray | memoryview):
@@ -681,33 +422,33 @@ class PcmData:
         with this method leaves edge artifacts: use ``Resampler`` for streams.
         Down-mixing averages the channels; up-mixing copies mono.
         """
-        rate = _positive_int(target_sample_rate, "target_sample_rate")
+        rate = positive_int(target_sample_rate, "target_sample_rate")
         channels = self.channels if target_channels is None else target_channels
-        channels = _positive_int(channels, "target_channels")
+        channels = positive_int(channels, "target_channels")
         if rate == self.sample_rate and channels == self.channels:
             return self
-        _check_mix(self.channels, channels)
+        check_mix(self.channels, channels)
         if rate == self.sample_rate:
-            samples = _mix_channels(self.samples, self.channels, channels)
+            samples = mix_channels(self.samples, self.channels, channels)
         elif self.samples.shape[-1] == 0:
-            samples = _empty(self.format, channels)
+            samples = empty_samples(self.format, channels)
         else:
-            floats = _soxr_input(self.samples, self.channels, channels, self.format)
-            out = soxr.resample(floats, self.sample_rate, rate, _RESAMPLE_QUALITY)
-            samples = _soxr_output(out, self.format, min(self.channels, channels), channels)
+            floats = soxr_input(self.samples, self.channels, channels, self.format)
+            out = soxr.resample(floats, self.sample_rate, rate, RESAMPLE_QUALITY)
+            samples = soxr_output(out, self.format, min(self.channels, channels), channels)
         return self._like(samples, sample_rate=rate, channels=channels)
 
     def to_float32(self) -> PcmData:
         """Return an ``f32`` copy scaled to [-1, 1) (``self`` if already ``f32``)."""
         if self.format is AudioFormat.F32:
             return self
-        return self._like(_int16_to_float32(self.samples), format=AudioFormat.F32)
+        return self._like(int16_to_float32(self.samples), format=AudioFormat.F32)
 
     def to_int16(self) -> PcmData:
         """Return an ``s16`` copy, rounded and clipped (``self`` if already ``s16``)."""
         if self.format is AudioFormat.S16:
             return self
-        return self._like(_float_to_int16(self.samples), format=AudioFormat.S16)
+        return self._like(float_to_int16(self.samples), format=AudioFormat.S16)
 
     def to_bytes(self) -> bytes:
         """Interleaved little-endian PCM bytes in this clip's format."""
@@ -747,7 +488,7 @@ class PcmData:
         mapping: G711Mapping | Literal["mulaw", "alaw"] = G711Mapping.MULAW,
     ) -> bytes:
         """Encode to G.711 bytes, resampling/mixing to ``sample_rate``/``channels``."""
-        table = _G711_ENCODE[_g711_mapping(mapping)]
+        table = G711_ENCODE[g711_mapping(mapping)]
         pcm = self.resample(sample_rate, channels).to_int16()
         return bytes(table[pcm.data.view(np.uint16)].tobytes())
 
@@ -762,7 +503,7 @@ class PcmData:
         if not isinstance(other, PcmData):
             raise TypeError(f"append expects PcmData, got {type(other).__name__}")
         adjusted = other.resample(self.sample_rate, self.channels)
-        addition = _convert_samples(adjusted.samples, self.format)
+        addition = convert_samples(adjusted.samples, self.format)
         if addition.shape[-1] == 0:
             return self
         if self.samples.shape[-1] == 0:
@@ -777,7 +518,7 @@ class PcmData:
 
     def clear(self) -> None:
         """Remove all samples in place, keeping rate, format and metadata."""
-        self.samples = _empty(self.format, self.channels)
+        self.samples = empty_samples(self.format, self.channels)
 
     def head(self, duration_s: float, pad: bool = False, pad_at: str = "end") -> PcmData:
         """The first ``duration_s`` seconds; zero-padded to length if ``pad``."""
@@ -817,7 +558,7 @@ class PcmData:
         after the previous one. The last piece is shorter unless ``pad_last``
         zero-pads it. ``pts`` advances with each piece when ``time_base`` is set.
         """
-        size = _positive_int(chunk_size, "chunk_size")
+        size = positive_int(chunk_size, "chunk_size")
         if not 0 <= overlap < size:
             raise ValueError(f"overlap must be in [0, chunk_size={size}), got {overlap!r}")
         return self._windows(size, size - overlap, pad_last)
@@ -858,7 +599,7 @@ class _ByteAligner:
         self._rate = sample_rate
         self._format = fmt
         self._channels = channels
-        self._frame_width = _WIDTHS[fmt] * channels
+        self._frame_width = WIDTHS[fmt] * channels
         self._pending = bytearray()
 
     def _feed(self, chunk: object) -> PcmData | None:

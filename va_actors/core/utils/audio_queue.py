@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from va_actors.core.audio.pcm import PcmData, SampleArray, _convert_samples, _mix_channels
+from va_actors.core.audio.pcm import PcmData
+from va_actors.core.audio.samples import SampleArray, convert_samples, mix_channels
 
 logger = logging.getLogger(__name__)
 
@@ -270,5 +271,5 @@ def _resolve_limit(buffer_limit_ms: float | None, max_duration_ms: float | None)
 
 def _conform(item: PcmData, like: PcmData) -> SampleArray:
     """``item``'s samples in ``like``'s format and channel count."""
-    samples = _convert_samples(item.samples, like.format)
-    return _mix_channels(samples, item.channels, like.channels)
+    samples = convert_samples(item.samples, like.format)
+    return mix_channels(samples, item.channels, like.channels)
