@@ -46,6 +46,7 @@ _SUPERVISOR_NUMBERS: dict[str, Number] = {
     "memory_limit_mb": Number(int, 0),
     "shutdown_deadline_s": Number(float, 0),
     "start_timeout_s": Number(float, 0, inclusive=False),
+    "warm_spares": Number(int, 0),
 }
 
 SUPERVISOR_KEYS: tuple[str, ...] = ("restart", *_SUPERVISOR_NUMBERS)
