@@ -675,7 +675,7 @@ def test_resolve_loads_entry_points(tmp_path: Path) -> None:
     (Category.LLM, {"text", "events"}),
     (Category.VLM, {"text", "events"}),
     (Category.TTS, {"audio", "events"}),
-    (Category.REALTIME, {"audio", "transcript", "events"}),
+    (Category.REALTIME, {"audio", "transcript", "turn", "events"}),
     (Category.VIDEO_PROCESSOR, {"video", "state", "events"}),
     (Category.AUDIO_PROCESSOR, {"state", "events"}),
     (Category.NODE, set()),

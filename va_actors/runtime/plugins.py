@@ -92,7 +92,7 @@ _OUTPUTS: dict[Category, frozenset[str]] = {
     Category.TURN: frozenset({"turn", "events"}),
     Category.LLM: frozenset({"text", "events"}),
     Category.VLM: frozenset({"text", "events"}),
-    Category.REALTIME: frozenset({"audio", "transcript", "events"}),
+    Category.REALTIME: frozenset({"audio", "transcript", "turn", "events"}),
     Category.TTS: frozenset({"audio", "events"}),
     Category.VIDEO_PROCESSOR: frozenset({"video", "state", "events"}),
     Category.AUDIO_PROCESSOR: frozenset({"state", "events"}),
