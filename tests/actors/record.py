@@ -49,7 +49,7 @@ class RecordingSink(Node):
             foreign = getattr(msg.value, "event_type", None)  # a ForeignEvent: the sender's type
             if isinstance(foreign, str) and foreign:
                 record["event_type"] = foreign
-            for name in ("text", "playing", "interrupted", "response_id"):
+            for name in ("text", "playing", "interrupted", "response_id", "is_recoverable"):
                 value = getattr(msg.value, name, None)
                 if isinstance(value, str | bool):
                     record[name] = value

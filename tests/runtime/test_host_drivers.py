@@ -502,9 +502,11 @@ async def test_realtime_refused_key_is_reported_once_and_the_actor_stays_up(
     rt = ServerVADRealtime(fail_connect=PermissionError("invalid_api_key"))
     driver = drivers.RealtimeDriver(host, rt)
     await driver.start()  # does not raise: a restart could not fix a refused key
+    assert host.on("events") == []  # held: before "start" nobody may be subscribed
+    await driver.run()
     errors = [v for v in host.on("events") if isinstance(v, llm_events.RealtimeErrorEvent)]
-    assert len(errors) == 1 and not errors[0].is_recoverable
-    assert host.failures == []  # the plugin's own event, not a second one
+    assert len(errors) == 1 and not errors[0].is_recoverable  # the plugin's own, once
+    assert host.failures == []
 
 
 async def test_realtime_temporary_connect_failure_fails_the_actor(host: FakeHost) -> None:

@@ -482,9 +482,10 @@ class RealtimeDriver(Driver):
       ``flush(participant)`` when the plugin has one (turns the pipeline
       detects); video -> ``watch_video_track``. On barge-in: ``interrupt(epoch)``.
     - A ``connect()`` that fails for good (the error's ``transient`` is false,
-      or ``is_recoverable_error`` says so: a refused key) is reported once and
-      the actor stays up without a session (no restart loop); a temporary
-      failure fails the actor, which the supervisor restarts with its backoff.
+      or ``is_recoverable_error`` says so: a refused key) is reported once, on
+      ``events`` once the pipeline runs, and the actor stays up without a
+      session (no restart loop); a temporary failure fails the actor, which
+      the supervisor restarts with its backoff.
     """
 
     outputs = ("audio", "transcript", "turn", "events")
@@ -494,23 +495,31 @@ class RealtimeDriver(Driver):
         super().__init__(host, plugin)
         self._feed = VideoFeed(host.instance)
         self._speech: dict[str, _AgentSpeech] = {}
-        self._errors = 0
+        # Errors while starting are held until run(): before "start" nobody may
+        # be subscribed yet, and a refused key must reach <actor>.events.
+        self._held: list[PluginErrorEvent] | None = []
 
     async def start(self) -> None:
         self.forward_events(self._route)
         await self._start_plugin()
         if self.host.epoch > self.plugin.epoch:  # a restarted actor joins the session's epoch
             await self.plugin.interrupt(self.host.epoch)
-        errors_before = self._errors
         try:
             await self.plugin.connect()
         except Exception as exc:
             if _temporary(exc):
                 raise
-            if self._errors == errors_before:  # the plugin did not report it itself
-                self.fail(exc, "connect")
+            if not self._held:  # the plugin did not report it itself
+                self._held = [self.error_event(error=exc, context="connect",
+                                               plugin_name=self.host.actor,
+                                               is_recoverable=False)]
             logger.error("%s: the realtime session cannot be opened (%s: %s); the actor "
                          "stays up without one", self.host.instance, type(exc).__name__, exc)
+
+    async def run(self) -> None:
+        held, self._held = self._held or [], None
+        for event in held:
+            self.host.publish("events", event)
 
     def _route(self, event: BaseEvent) -> str | None:
         if isinstance(event, llm_events.RealtimeAudioOutputEvent):
@@ -524,8 +533,9 @@ class RealtimeDriver(Driver):
             return None
         if isinstance(event, TurnStartedEvent | TurnEndedEvent):
             return "turn"
-        if isinstance(event, PluginErrorEvent):
-            self._errors += 1
+        if isinstance(event, PluginErrorEvent) and self._held is not None:
+            self._held.append(event)
+            return None
         return "events"
 
     def _said(self, response_id: str) -> _AgentSpeech:

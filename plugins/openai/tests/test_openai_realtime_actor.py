@@ -149,3 +149,47 @@ async def test_a_realtime_actor_speaks_transcribes_and_is_interrupted(
     assert "user:  What is the weather usually like in the summer?" in out
     assert "agent: " in out and "[barge-in: the user heard '" in out
     assert "voice-to-voice" in out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+async def test_a_refused_key_is_one_error_and_no_restart_loop(
+        tmp_path: Path, server: RealtimeServer, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REALTIME_TEST_KEY", "sk-revoked-key-0000")
+    path = tmp_path / "refused.toml"
+    path.write_text(f"""
+[pipeline]
+name = "realtime-refused"
+
+[[actor]]
+name = "user"
+plugin = "local.script"
+[actor.params]
+utterances = [{{ path = "{ROOT / 'launch' / 'assets' / 'voice' / 'weather.wav'}", at_s = 0.2 }}]
+
+[[actor]]
+name = "agent"
+plugin = "openai.realtime"
+inputs = ["user.audio"]
+[actor.params]
+base_url = "{server.url}"
+api_key = "$REALTIME_TEST_KEY"
+
+[[actor]]
+name = "rec"
+plugin = "tests.actors.record:RecordingSink"
+inputs = ["agent.events", "agent.audio"]
+params = {{ path = "{tmp_path / 'rec.jsonl'}" }}
+""")
+    async with supervised(load_pipeline(path), tmp_path / "run") as (_sup, log):
+        await asyncio.sleep(3.0)  # the user speaks; a retry loop would show by now
+        states = [s["state"] for s in log.of("agent")]
+    assert server.handshakes == 1
+    assert "restarting" not in states and "running" in states
+    errors = [r for r in read_jsonl(tmp_path / "rec.jsonl")
+              if r.get("type") == "plugin.realtime_error"]
+    assert len(errors) == 1 and errors[0]["is_recoverable"] is False
+    logs = capfd.readouterr()
+    assert "the realtime session cannot be opened" in logs.err  # the actor says why...
+    assert "sk-revoked" not in logs.err + logs.out  # ... without the key
