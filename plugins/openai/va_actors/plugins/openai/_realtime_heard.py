@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 __all__ = ["Cut", "HeardTracker"]
 
 _MAX_RESPONSES = 64
-_EPSILON_MS = 1.0
+_HEARD_ALL_MS = 30.0
+"""Heard to within this much of the end counts as heard in full (resampling rounds)."""
 
 
 @dataclass
@@ -44,6 +45,13 @@ class _Report:
     playing: bool
     interrupted: bool
     at: float
+    received_ms: float
+    """Audio of the response received when the report came."""
+
+    @property
+    def finished(self) -> bool:
+        """The speaker ran out of this response's audio by itself: it played all of it."""
+        return not self.playing and not self.interrupted
 
 
 @dataclass
@@ -127,7 +135,7 @@ class HeardTracker:
         if response is None:
             return
         response.report = _Report(float(played_ms), bool(playing), bool(interrupted),
-                                  self._clock())
+                                  self._clock(), response.received_ms)
         if playing:
             response.settled.clear()
         else:
@@ -145,9 +153,12 @@ class HeardTracker:
         if response is None:
             return 0.0
         report = response.report
+        if report is not None and report.finished \
+                and response.received_ms <= report.received_ms + _HEARD_ALL_MS:
+            return response.received_ms  # played out, and nothing came after
         if report is not None:
             heard = report.played_ms
-            if report.playing and not report.interrupted:
+            if report.playing:
                 heard += (self._clock() - report.at) * 1000
         elif self.reports_seen:
             heard = 0.0  # the speaker reports, and has not started this one yet
@@ -155,26 +166,31 @@ class HeardTracker:
             heard = (self._clock() - response.first_audio_at) * 1000
         return max(0.0, min(heard, response.received_ms))
 
-    def audible(self, response_id: str | None) -> bool:
-        """Whether the user may still be hearing (or about to hear) ``response_id``."""
+    def unheard(self, response_id: str | None) -> bool:
+        """Whether some audio of ``response_id`` the server sent has not been heard (yet)."""
         response = self._responses.get(response_id) if response_id else None
-        if response is None or response.received_ms <= 0:
+        if response is None:
             return False
-        report = response.report
-        if report is not None and report.interrupted:
-            return False
-        if report is not None and report.playing:
-            return True
-        if not response.done:
-            return True
-        return self.heard_ms(response_id or "") < response.received_ms - _EPSILON_MS
+        heard = self.heard_ms(response_id or "")
+        return any(not item.cut and self._end(item, heard) is not None
+                   for item in response.items)
 
-    def latest_audible(self) -> str | None:
-        """The newest response whose audio may still be playing, if any."""
+    def latest_unheard(self) -> str | None:
+        """The newest response with audio the user has not heard (a barge-in's target)."""
         for response_id in reversed(self._responses):
-            if self.audible(response_id):
+            if self.unheard(response_id):
                 return response_id
         return None
+
+    @staticmethod
+    def _end(item: _AudioItem, heard: float) -> float | None:
+        """Where to cut ``item`` given ``heard`` ms of its response; None: heard in full."""
+        if item.received_ms <= 0:
+            return None
+        end = max(0.0, min(heard - item.start_ms, item.received_ms))
+        if item.done and end >= item.received_ms - _HEARD_ALL_MS:
+            return None
+        return end
 
     async def wait_settled(self, response_id: str, timeout_s: float) -> bool:
         """Wait (at most ``timeout_s``) for a report that ``response_id`` stopped playing."""
@@ -200,12 +216,9 @@ class HeardTracker:
         heard = self.heard_ms(response_id)
         cuts: list[Cut] = []
         for item in response.items:
-            if item.cut:
+            end = None if item.cut else self._end(item, heard)
+            if end is None:
                 continue
-            end = max(0.0, min(heard - item.start_ms, item.received_ms))
-            if item.done and end >= item.received_ms - _EPSILON_MS:
-                continue  # heard in full
             item.cut = True
-            fraction = end / item.received_ms if item.received_ms > 0 else 0.0
-            cuts.append(Cut(item.item_id, int(end), fraction))
+            cuts.append(Cut(item.item_id, int(end), end / item.received_ms))
         return cuts

@@ -58,9 +58,10 @@ class Redactor:
         self.display_url = _display_url(url)
 
     def __call__(self, text: str) -> str:
+        text = text.replace(self.url, self.display_url)  # first: the URL may hold the key
         if self._key:
             text = text.replace(self._key, _REDACTED)
-        return text.replace(self.url, self.display_url)
+        return text
 
 
 def _display_url(url: str) -> str:

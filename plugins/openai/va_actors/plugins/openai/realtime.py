@@ -614,7 +614,7 @@ class Realtime(llm.Realtime):
                 and (not older_only or active.epoch < self.epoch):
             active.cancelled = True
             await self._send({"type": "response.cancel", "response_id": active.id})
-        target = self._heard.latest_audible()
+        target = self._heard.latest_unheard()
         if target is None or target in self._truncating:
             return
         response = self._responses.get(target)
