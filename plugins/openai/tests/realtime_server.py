@@ -212,6 +212,8 @@ class RealtimeServer:
         self.drop_after_deltas: int | None = None
         self.refuse_handshakes = 0
         self.refuse_status = 503
+        self.greet = True
+        """Send ``session.created`` on connect (False: a server that never answers)."""
         self.on_connect: Callable[[Connection], Awaitable[None]] | None = None
         self.vad_threshold = 300.0
         self.handshakes = 0
@@ -289,7 +291,9 @@ class RealtimeServer:
             await ws.close(code=4000, message=b"beta_api_shape_disabled")
             return ws
         self.connections.append(conn)
-        await conn.send({"type": "session.created", "session": copy.deepcopy(conn.session)})
+        if self.greet:
+            await conn.send({"type": "session.created",
+                             "session": copy.deepcopy(conn.session)})
         if self.on_connect is not None:
             await self.on_connect(conn)
         try:

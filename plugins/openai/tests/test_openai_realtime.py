@@ -16,6 +16,7 @@ import wave
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 from realtime_server import RATE, VOICE, Connection, RealtimeServer, Spoken, ToolCall, load_voice
@@ -332,7 +333,8 @@ async def test_barge_in_cancels_and_truncates_at_what_the_speaker_played(
                         "content_index": 0, "audio_end_ms": 380}
     await until(lambda: any(a.interrupted for a in agent))
     assert assistant.audio_ms == 380  # the server's copy now ends where the user stopped hearing
-    (heard,) = [a for a in agent if a.interrupted]
+    (heard,) = [a for a in agent if a.mode == "final"]  # not the generated text: the heard
+    assert heard.interrupted
     assert heard.text.startswith("Summer") and len(heard.text) < len(LONG_ANSWER)
     assert rt.conversation.messages[1].content == heard.text  # the memory holds what was heard
     assert rt.conversation.messages[1].interrupted
@@ -523,6 +525,42 @@ async def test_unreachable_server_gives_up_after_the_backoff() -> None:
         assert rt.connects == 4 and len(errors) == 1 and not errors[0].is_recoverable
     finally:
         await rt.close()
+
+
+async def test_a_server_that_never_sets_up_the_session_times_out(
+        server: RealtimeServer) -> None:
+    server.greet = False
+    rt = Realtime(base_url=server.url, api_key=server.api_key, connect_timeout_s=0.3,
+                  reconnect=None)
+    try:
+        with pytest.raises(ConnectionError, match=r"session set-up .* within 0\.3 s"):
+            await asyncio.wait_for(rt.connect(), 5)
+    finally:
+        await rt.close()
+    assert server.handshakes == 1
+
+
+async def test_close_ends_the_session_in_order_and_leaves_a_shared_http_session(
+        server: RealtimeServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        rt = Realtime(base_url=server.url, api_key=server.api_key, http_session=http)
+        disconnected = collect(rt, RealtimeDisconnectedEvent)
+        await rt.connect()
+        conn = await server.wait_connections(1)
+        await rt.close()
+        await asyncio.wait_for(conn.closed.wait(), 2)
+        assert not rt.connected and disconnected[-1].clean
+        assert not http.closed  # not ours to close
+        await rt.close()  # idempotent
+        with pytest.raises(RuntimeError, match="closed"):
+            await rt.connect()
+
+
+def test_the_guides_form_constructs_without_a_key_for_a_custom_endpoint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    realtime = Realtime(model="gpt-realtime", base_url="wss://custom-endpoint.com/v1/realtime")
+    assert "custom-endpoint.com" in repr(realtime) and not realtime.connected
 
 
 def test_an_openai_url_without_a_key_is_refused_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
