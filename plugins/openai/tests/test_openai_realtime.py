@@ -459,6 +459,36 @@ async def test_a_dropped_socket_reconnects_and_restores_the_conversation(
     await until(lambda: any(e.get("type") == "response.create" for e in second.received))
 
 
+async def test_a_tool_still_running_at_a_drop_answers_the_new_session(
+        server: RealtimeServer, make: Callable[..., Realtime]) -> None:
+    server.replies = [ToolCall("slow_lookup", {"q": "tides"}),
+                      Spoken("High tide is at noon.", ANSWER[: 48 * 300])]
+    rt = make(turn_detection=None)
+    started = asyncio.Event()
+
+    @rt.register_function(description="A lookup that takes a while")
+    async def slow_lookup(q: str) -> str:
+        started.set()
+        await asyncio.sleep(0.4)
+        return f"{q}: high at 12:00"
+
+    agent = collect(rt, RealtimeAgentSpeechTranscriptionEvent)
+    await rt.connect()
+    first = await server.wait_connections(1)
+    await rt.simple_response("When is high tide?")
+    await asyncio.wait_for(started.wait(), 5)
+    first.drop()  # the network fails while the tool runs
+    second = await server.wait_connections(2)
+    await until(lambda: any(a.mode == "final" for a in agent))
+    created = [e["item"] for e in second.of_type("conversation.item.create")]
+    assert [i["type"] for i in created] == ["message", "function_call", "function_call_output"]
+    assert created[1]["call_id"] == created[2]["call_id"]
+    assert created[2]["output"] == "tides: high at 12:00"
+    assert second.types()[-1] == "response.create" and second.errors() == []
+    assert [a.text for a in agent if a.mode == "final"] == ["High tide is at noon."]
+    assert first.of_type("conversation.item.create")[-1]["item"]["type"] == "message"
+
+
 async def test_audio_spoken_while_reconnecting_is_sent_afterwards(
         server: RealtimeServer, make: Callable[..., Realtime]) -> None:
     rt = make(turn_detection=None,

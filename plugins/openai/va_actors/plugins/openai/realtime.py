@@ -218,6 +218,8 @@ class Realtime(llm.Realtime):
             self.register_function(_import_tool(tool) if isinstance(tool, str) else tool)
 
         self._socket: RealtimeSocket | None = None
+        self._ready = asyncio.Event()
+        """Set while a session is up (the socket is open and restored)."""
         self._reader: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -335,6 +337,7 @@ class Realtime(llm.Realtime):
             await socket.close()
             raise
         self._socket, self._reader = socket, reader
+        self._ready.set()
         self._emit_connected_event(
             session_config={**self.config.summary(), "model": self.model,
                             "session_id": self.provider_session_id, "restored": restore},
@@ -415,7 +418,9 @@ class Realtime(llm.Realtime):
         if self._closed or self._socket is not socket:
             return
         self._socket = None
+        self._ready.clear()
         self._active = None
+        self._user_speaking = False
         reason = f"socket closed (code {ended.code}{': ' + ended.reason if ended.reason else ''})"
         logger.warning("%s: %s; reconnecting", self.provider_name, reason)
         self._emit_disconnected_event(reason, clean=False)
@@ -468,6 +473,7 @@ class Realtime(llm.Realtime):
                 await task
         was_connected = self.connected
         socket, self._socket = self._socket, None
+        self._ready.clear()
         try:
             if socket is not None:
                 await socket.close()
@@ -493,6 +499,18 @@ class Realtime(llm.Realtime):
             logger.debug("%s: %s", self.provider_name, exc)
             return False
         return True
+
+    async def _wait_ready(self) -> bool:
+        """Wait for the session while it is being reopened (at most ``connect_timeout_s``)."""
+        if self._ready.is_set():
+            return True
+        if self._closed or self._failure is not None or self._reconnecting is None \
+                or self._reconnecting.done():
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.connect_timeout_s):
+                await self._ready.wait()
+        return self._ready.is_set()
 
     async def simple_audio_response(self, pcm: PcmData,
                                     participant: Participant | None = None) -> None:
@@ -540,6 +558,7 @@ class Realtime(llm.Realtime):
                               participant: Participant | None = None) -> None:
         """Say ``text`` to the model as the user and ask for a (spoken) response."""
         del processors
+        await self._wait_ready()  # asked while reconnecting: it goes to the new session
         item_id = _new_id("item")
         self._items.add(Item(id=item_id, type="message", role="user", text=text))
         self._conversation.add_message(
@@ -721,6 +740,7 @@ class Realtime(llm.Realtime):
         if not error.transient:
             self._report_failure(error, context="server error event", final=True)
             socket, self._socket = self._socket, None
+            self._ready.clear()
             if socket is not None:
                 await socket.close()
             self._emit_disconnected_event(str(error), clean=False)
@@ -980,6 +1000,8 @@ class Realtime(llm.Realtime):
         self._running_calls |= ids
         try:
             outcomes = await self._execute_tools(response.calls, timeout_s=self.tool_timeout_s)
+            # Reconnecting: the restored session has the calls; the outputs go to it.
+            await self._wait_ready()
         finally:
             self._running_calls -= ids
         for call, result, _error in outcomes:
