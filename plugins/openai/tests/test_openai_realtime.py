@@ -378,6 +378,45 @@ async def test_an_epoch_bump_mid_response_drops_its_audio_and_truncates_by_estim
     assert {a.epoch for a in audio[count:]} == {1}
 
 
+async def test_text_responses_interim_user_transcripts_and_deleted_items(
+        server: RealtimeServer, make: Callable[..., Realtime]) -> None:
+    rt = make(output_modalities=["text"], turn_detection=None)
+    agent = collect(rt, RealtimeAgentSpeechTranscriptionEvent)
+    user = collect(rt, RealtimeUserSpeechTranscriptionEvent)
+    errors = collect(rt, RealtimeErrorEvent)
+    finals = collect(rt, LLMResponseFinalEvent)
+    await rt.connect()
+    conn = await server.wait_connections(1)
+    assert conn.of_type("session.update")[0]["session"]["output_modalities"] == ["text"]
+    ids = {"response_id": "resp_t", "item_id": "item_t", "output_index": 0, "content_index": 0}
+    for event in (
+            {"type": "conversation.item.added", "item": {
+                "id": "item_u", "type": "message", "role": "user",
+                "content": [{"type": "input_audio", "transcript": None}]}},
+            {"type": "conversation.item.input_audio_transcription.delta", "item_id": "item_u",
+             "content_index": 0, "delta": "Hel"},
+            {"type": "conversation.item.input_audio_transcription.failed", "item_id": "item_u",
+             "content_index": 0, "error": {"type": "transcription_error",
+                                           "code": "audio_unintelligible",
+                                           "message": "Audio unintelligible"}},
+            {"type": "response.created", "response": {"id": "resp_t", "status": "in_progress"}},
+            {"type": "response.output_item.added", "response_id": "resp_t", "output_index": 0,
+             "item": {"id": "item_t", "type": "message", "role": "assistant", "content": []}},
+            {"type": "response.output_text.delta", **ids, "delta": "Plain"},
+            {"type": "response.output_text.delta", **ids, "delta": " text."},
+            {"type": "response.output_text.done", **ids, "text": "Plain text."},
+            {"type": "response.done", "response": {"id": "resp_t", "status": "completed"}},
+            {"type": "conversation.item.deleted", "item_id": "item_t"}):
+        await conn.send(event)
+    await until(lambda: finals and rt.conversation.get("item_t") is None)
+    assert [(a.mode, a.text) for a in agent] == [("delta", "Plain"), ("delta", " text."),
+                                                 ("final", "Plain text.")]
+    assert [(u.mode, u.text) for u in user] == [("delta", "Hel")]
+    assert len(errors) == 1 and "audio_unintelligible" in str(errors[0].error)
+    assert finals[0].text == "Plain text." and not finals[0].interrupted
+    assert rt.conversation_items.get("item_t") is None  # deleted on the server: gone here
+
+
 async def test_malformed_json_unknown_events_and_error_events_keep_the_session(
         server: RealtimeServer, make: Callable[..., Realtime],
         caplog: pytest.LogCaptureFixture) -> None:
