@@ -46,10 +46,16 @@ class RecordingSink(Node):
             record["text"] = msg.value
         if isinstance(msg.value, BaseEvent):
             record["type"] = msg.value.type
-            for name in ("text", "playing", "interrupted", "response_id"):
+            foreign = getattr(msg.value, "event_type", None)  # a ForeignEvent: the sender's type
+            if isinstance(foreign, str) and foreign:
+                record["event_type"] = foreign
+            for name in ("text", "playing", "interrupted", "response_id", "is_recoverable"):
                 value = getattr(msg.value, name, None)
                 if isinstance(value, str | bool):
                     record[name] = value
+            played = getattr(msg.value, "played_ms", None)
+            if isinstance(played, int | float):
+                record["played_ms"] = played
             if isinstance(getattr(msg.value, "epoch", None), int):
                 record["event_epoch"] = msg.value.epoch
         self._write(record)

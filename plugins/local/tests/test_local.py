@@ -541,6 +541,17 @@ def test_synthesis_id_separates_sentences_with_the_same_text() -> None:
     assert playout.current.heard_text() == "yes yes"
 
 
+def test_a_streamed_transcript_extends_its_synthesis() -> None:
+    # A realtime model's reply: one synthesis, its transcript growing chunk by chunk.
+    playout = Playout(16000, 1, 16000 * 10)
+    piece = chunk(np.ones(320, np.int16), 16000)
+    for text in ("", "one two", "one two three", "one two three four"):
+        playout.add(piece, 0, "r", text, "r")
+    playout.take(640)  # half of the reply's audio
+    assert playout.current is not None and len(playout.current.sentences) == 1
+    assert playout.current.heard_text() == "one two"
+
+
 def test_playout_overflow_drops_the_oldest() -> None:
     playout = Playout(16000, 1, 640)
     for value in (1, 2, 3):

@@ -169,11 +169,18 @@ class RealtimeUserSpeechTranscriptionEvent(PluginBaseEvent):
 
 @dataclass(kw_only=True)
 class RealtimeAgentSpeechTranscriptionEvent(PluginBaseEvent):
-    """What the agent said, as transcribed by the realtime provider."""
+    """What the agent said, as transcribed by the realtime provider.
+
+    ``response_id`` names the response (the id its audio carries, so a
+    speaker's playback reports and the transcript can be matched);
+    ``interrupted`` marks a final cut down to what the user heard.
+    """
 
     type: str = field(default="plugin.realtime_agent_speech_transcription", init=False)
     text: str = ""
     mode: Literal["delta", "replacement", "final"] = "final"
+    response_id: str | None = None
+    interrupted: bool = False
 
 
 @dataclass(kw_only=True)

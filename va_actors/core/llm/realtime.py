@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from va_actors.core.audio.pcm import PcmData
+from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
@@ -96,6 +97,16 @@ class Realtime(OmniLLM):
 
     async def stop_watching_video_track(self) -> None:
         """Stop video input (no-op by default)."""
+
+    def on_playback(self, event: AudioPlaybackEvent) -> None:
+        """The speaker reports how much of a response the user heard (no-op by default).
+
+        ``event.response_id`` is the id the plugin gave the audio
+        (:meth:`_emit_audio_output_event`), ``event.played_ms`` how much of it
+        has been played. Providers that can be told what was heard (OpenAI's
+        ``conversation.item.truncate``) override this.
+        """
+        del event
 
     # -- responses and epochs ------------------------------------------------
     def _advance_epoch(self, epoch: int | None) -> bool:

@@ -275,7 +275,10 @@ class Supervisor:
             options = actor.input_options.get(topic) or InputOptions()
             inputs.append(InputSpec(
                 topic, [] if replica else self._endpoints_of(producer),
-                epoch_bound=info(self.config.actor(producer).category).agent,
+                # Turns are the user's side even from a Realtime actor: the turn
+                # that causes a bump must not be dropped for the epoch it ended.
+                epoch_bound=info(self.config.actor(producer).category).agent
+                and not topic.endswith(".turn"),
                 # The dispatcher paces frames for all replicas; each replica
                 # still checks the staleness bound when it takes an item.
                 fps=None if replica else options.fps, max_age_ms=options.max_age_ms))

@@ -76,7 +76,9 @@ class Playout:
     Chunks are added with their epoch and the header fields a TTS sets:
     ``response_id`` (which reply) and ``text`` (the sentence it speaks; on
     every chunk of the sentence or only on its first one) or ``synthesis_id``
-    (tells sentences apart even when their text repeats). Beyond
+    (tells sentences apart even when their text repeats; a later chunk of the
+    same synthesis with a longer ``text`` extends it, as a streamed transcript
+    does). Beyond
     ``max_samples`` the oldest chunks are dropped.
     """
 
@@ -176,7 +178,9 @@ class Playout:
             # No text: the chunk continues the sentence it follows.
             key = last.key if last is not None else ("untitled",)
         if last is not None and last.key == key:
-            if text and not last.text:
+            if text and len(text) > len(last.text):
+                # A synthesis whose text streams in (a realtime model's transcript
+                # grows with its audio): the latest, longest text counts.
                 last.text = text
             return last
         sentence = Sentence(key, text or "")
