@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +92,14 @@ class Supervisor:
         env: session variables every actor gets (``VA_SESSION_ID``, ...).
         services: start the ``[[service]]``s (False: someone else runs them,
             shared by every session).
+        on_latency: told each turn's voice-to-voice record as it arrives.
     """
 
     def __init__(self, config: PipelineConfig, *, run_dir: str | os.PathLike[str] | None = None,
                  metrics_interval_s: float = 1.0, python: str = sys.executable,
                  session: str | None = None, pool: WarmPool | None = None,
-                 env: Mapping[str, str] | None = None, services: bool = True) -> None:
+                 env: Mapping[str, str] | None = None, services: bool = True,
+                 on_latency: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self.config = config
         self.session = session
         chosen = run_dir if run_dir is not None else config.run_dir
@@ -134,7 +136,7 @@ class Supervisor:
         self._follower = SessionFollower(
             self.bump_epoch, self.request_stop,
             sources=[name for actor in config.actors if not actor.inputs
-                     for name in actor.instances])
+                     for name in actor.instances], on_latency=on_latency)
 
     # -- public API -------------------------------------------------------------------------
     @property
