@@ -185,14 +185,14 @@ class WarmPool:
             self._python, "-m", "va_actors.runtime.host", "--warm", str(path), env=env,
             cwd=self._cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             process_group=0)
+        # Tracked while it starts: a close() now (which cancels this) still ends it.
         spare = self._starting = Spare(_key(actor), proc)
         try:
             assert proc.stdout is not None
             line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT_S)
         except TimeoutError:
             line = b""
-        finally:
-            self._starting = None
+        self._starting = None
         if line.strip() == b"ready":
             return spare
         with contextlib.suppress(ProcessLookupError):
