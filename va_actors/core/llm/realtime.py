@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.types import Participant
+from va_actors.core.json_values import to_json_value
+from va_actors.core.llm.errors import is_recoverable_error
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
     RealtimeAudioInputEvent,
@@ -27,7 +29,6 @@ from va_actors.core.llm.events import (
     RealtimeErrorEvent,
     RealtimeUserSpeechTranscriptionEvent,
 )
-from va_actors.core.llm.llm import is_recoverable_error, to_json_value
 from va_actors.core.llm.vlm import OmniLLM
 
 logger = logging.getLogger(__name__)
