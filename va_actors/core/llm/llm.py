@@ -26,12 +26,13 @@ import functools
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from va_actors.core.edge.types import Participant
+from va_actors.core.epochs import in_interrupt, install_interrupt
 from va_actors.core.events import BaseEvent, EventManager
 from va_actors.core.json_values import to_json_value
 from va_actors.core.llm.conversation import Conversation
@@ -171,46 +172,6 @@ class _Reply:
 
 _CURRENT_REPLY: contextvars.ContextVar[_Reply | None] = contextvars.ContextVar(
     "va_actors_llm_reply", default=None)
-# The LLM whose interrupt() is running in this task (its epoch is already advanced).
-_IN_INTERRUPT: contextvars.ContextVar[object | None] = contextvars.ContextVar(
-    "va_actors_llm_in_interrupt", default=None)
-
-
-def _wrap_interrupt(hook: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
-    """Make a plugin's ``interrupt`` override advance the epoch exactly once.
-
-    The outermost call advances the epoch and cancels the reply in flight,
-    then runs the plugin's hook; ``super().interrupt()`` inside it is then a
-    no-op. Overrides without an ``epoch`` parameter keep working.
-    """
-    params = inspect.signature(hook).parameters
-    takes_epoch = "epoch" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-    @functools.wraps(hook)
-    async def interrupt(self: LLM, epoch: int | None = None) -> None:
-        if _IN_INTERRUPT.get() is self:
-            await _call_hook(hook, self, epoch, takes_epoch)
-            return
-        if not self._advance_epoch(epoch):
-            return
-        token = _IN_INTERRUPT.set(self)
-        try:
-            await _call_hook(hook, self, epoch, takes_epoch)
-        except Exception as exc:
-            logger.exception("%s.interrupt() failed", type(self).__name__)
-            self._send_error(exc, context="interrupt")
-        finally:
-            _IN_INTERRUPT.reset(token)
-
-    interrupt.__va_epoch_wrapper__ = True  # type: ignore[attr-defined]
-    return interrupt
-
-
-async def _call_hook(hook: Callable[..., Any], llm: LLM, epoch: int | None,
-                     takes_epoch: bool) -> None:
-    result = hook(llm, epoch=epoch) if takes_epoch else hook(llm)
-    if inspect.isawaitable(result):
-        await result
 
 
 # ---------------------------------------------------------------------------
@@ -249,9 +210,7 @@ class LLM(ToolCalling, abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hook = cls.__dict__.get("interrupt")
-        if hook is not None and not getattr(hook, "__va_epoch_wrapper__", False):
-            setattr(cls, "interrupt", _wrap_interrupt(hook))  # noqa: B010 - mypy: method
+        install_interrupt(cls)
 
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
@@ -349,8 +308,13 @@ class LLM(ToolCalling, abc.ABC):
         repeated broadcast is harmless). Plugins may override this to stop
         provider work; the base behaviour runs first either way.
         """
-        if _IN_INTERRUPT.get() is not self:
+        if not in_interrupt(self):
             self._advance_epoch(epoch)
+
+    def _interrupt_failed(self, error: Exception) -> None:
+        logger.error("%s.interrupt() failed: %s: %s", type(self).__name__,
+                     type(error).__name__, error, exc_info=error)
+        self._send_error(error, context="interrupt")
 
     def _advance_epoch(self, epoch: int | None) -> bool:
         new = self._epoch + 1 if epoch is None else epoch

@@ -16,6 +16,7 @@ from typing import Any
 from va_actors.core.audio.pcm import AudioFormat, PcmData
 from va_actors.core.audio.resampler import Resampler
 from va_actors.core.edge.types import Participant
+from va_actors.core.epochs import in_interrupt, install_interrupt
 from va_actors.core.events.manager import EventManager
 from va_actors.core.tts.events import (
     TTSAudioEvent,
@@ -133,6 +134,10 @@ class TTS(abc.ABC):
     streaming: bool = False
     model: str = ""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        install_interrupt(cls)
+
     def __init__(self, provider_name: str | None = None) -> None:
         self.provider_name = provider_name or type(self).__name__
         self.events = EventManager()
@@ -153,16 +158,37 @@ class TTS(abc.ABC):
 
     @property
     def epoch(self) -> int:
-        """Increases on every :meth:`interrupt`; chunks carry the epoch they began in."""
+        """The barge-in epoch; chunks carry the epoch their synthesis began in.
+
+        :meth:`interrupt` moves it on by one, ``interrupt(epoch)`` to the
+        session's epoch (the runtime keeps it equal to the session's).
+        """
         return self._epoch
 
-    async def interrupt(self) -> None:
-        """Barge-in: stop emitting the current speech at once, then abort synthesis."""
-        self._epoch += 1
+    async def interrupt(self, epoch: int | None = None) -> None:
+        """Barge-in: stop emitting the current speech at once, then abort synthesis.
+
+        Without ``epoch`` the epoch goes up by one; with it, the epoch becomes
+        ``epoch`` if that is newer (an older or equal one changes nothing, so
+        a repeated broadcast is harmless). Plugins may override this (with or
+        without ``epoch``); the epoch still moves first, exactly once.
+        """
+        if not in_interrupt(self) and not self._advance_epoch(epoch):
+            return
         try:
             await self.stop_audio()
         except Exception as exc:
             self._emit_error(exc, context="stop_audio")
+
+    def _advance_epoch(self, epoch: int | None) -> bool:
+        new = self._epoch + 1 if epoch is None else epoch
+        if new <= self._epoch:
+            return False
+        self._epoch = new
+        return True
+
+    def _interrupt_failed(self, error: Exception) -> None:
+        self._emit_error(error, context="interrupt")
 
     # -- plugin interface ----------------------------------------------------
     @abc.abstractmethod
