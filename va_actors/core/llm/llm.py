@@ -44,6 +44,7 @@ from va_actors.core.llm.events import (
 )
 from va_actors.core.llm.function_registry import FunctionRegistry
 from va_actors.core.llm.instructions import expand_instructions
+from va_actors.core.llm.response_text import response_text
 from va_actors.core.llm.tool_calls import (
     NormalizedToolCallItem,
     ToolCache,
@@ -203,6 +204,7 @@ class LLM(ToolCalling, abc.ABC):
         self._conversation = conversation if conversation is not None else Conversation()
         self._epoch = 0
         self._reply: _Reply | None = None
+        self._no_text_warned: set[str] = set()
         if max_tool_rounds is not None:
             self.max_tool_rounds = max_tool_rounds
         if instructions:
@@ -290,9 +292,29 @@ class LLM(ToolCalling, abc.ABC):
         (The loose signature here lets both forms type-check in plugins.)
         """
 
-    def _create_response_event(self, original: T, text: str) -> LLMResponseEvent[T]:
-        """Wrap a provider response and its text as an :class:`LLMResponseEvent`."""
+    def _create_response_event(self, original: T, text: str | None = None,
+                               ) -> LLMResponseEvent[T]:
+        """Wrap a provider response and its text as an :class:`LLMResponseEvent`.
+
+        Without ``text`` (the guide's ``self._create_response_event(response)``)
+        the text is read from the response in the shapes provider SDKs use
+        (:mod:`va_actors.core.llm.response_text`); the response stays the
+        event's ``original``.
+        """
+        if text is None:
+            found = response_text(original)
+            if found is None:
+                self._warn_no_text(original)
+            text = found or ""
         return LLMResponseEvent(original, text)
+
+    def _warn_no_text(self, original: object) -> None:
+        kind = type(original).__name__
+        if kind not in self._no_text_warned:
+            self._no_text_warned.add(kind)
+            logger.warning("%s: found no reply text in a %s (looked for choices[0].message."
+                           "content, output_text, text, content); pass it as "
+                           "_create_response_event(response, text)", self.provider_name, kind)
 
     # -- epochs and barge-in --------------------------------------------------
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,6 +23,16 @@ class TranscriptResponse:
     other: dict[str, Any] = field(default_factory=dict)
 
 
+def _response_field(response: object, name: str) -> Any:
+    """A field of whatever response object a plugin passed (None if it has none)."""
+    if isinstance(response, Mapping):
+        return response.get(name)
+    try:
+        return getattr(response, name, None)
+    except Exception:  # a provider object whose attribute access itself fails
+        return None
+
+
 @dataclass(kw_only=True)
 class _TranscriptEventBase(PluginBaseEvent):
     """Fields shared by final and partial transcripts (not an event type itself).
@@ -32,17 +43,22 @@ class _TranscriptEventBase(PluginBaseEvent):
 
     text: str = ""
     response: TranscriptResponse = field(default_factory=TranscriptResponse)
+    """A TranscriptResponse, or the provider's own response object as the plugin
+    passed it (the guide's ``response=result``); across the wire such an
+    object arrives as a :class:`~va_actors.core.events.RemoteObject`."""
     mode: TranscriptMode = "final"
 
     @property
     def confidence(self) -> float | None:
         """Provider confidence, if it gave one."""
-        return self.response.confidence
+        value = _response_field(self.response, "confidence")
+        return float(value) if isinstance(value, int | float) else None
 
     @property
     def language(self) -> str | None:
         """Detected language, if the provider gave one."""
-        return self.response.language
+        value = _response_field(self.response, "language")
+        return value if isinstance(value, str) else None
 
     @property
     def is_final(self) -> bool:

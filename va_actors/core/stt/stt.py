@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import logging
 import uuid
+from typing import Any
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.types import Participant
@@ -69,20 +70,26 @@ class STT(abc.ABC):
 
     # -- emit helpers (synchronous, as in the guide) ----------------------
     def _emit_transcript_event(self, text: str, participant: Participant | None = None,
-                               response: TranscriptResponse | None = None, *,
+                               response: TranscriptResponse | Any = None, *,
                                mode: TranscriptMode = "final") -> None:
         """Report a transcript: ``mode="final"`` for a finished utterance,
-        ``"delta"`` / ``"replacement"`` for partials."""
+        ``"delta"`` / ``"replacement"`` for partials.
+
+        ``response`` is a :class:`TranscriptResponse` or the provider's own
+        response object (as the guide passes it): kept as is on the event, and
+        carried as data when the event crosses to another process.
+        """
         if not text or not text.strip():
             logger.debug("%s: empty transcript ignored", self.provider_name)
             return
         cls = STTTranscriptEvent if mode == "final" else STTPartialTranscriptEvent
-        self.events.send(cls(text=text, participant=participant, mode=mode,
-                             response=response or TranscriptResponse(model_name=self.model),
+        if response is None:
+            response = TranscriptResponse(model_name=self.model)
+        self.events.send(cls(text=text, participant=participant, mode=mode, response=response,
                              plugin_name=self.provider_name, session_id=self.session_id))
 
     def _emit_partial_transcript_event(self, text: str, participant: Participant | None = None,
-                                       response: TranscriptResponse | None = None, *,
+                                       response: TranscriptResponse | Any = None, *,
                                        mode: TranscriptMode = "replacement") -> None:
         """Report an interim transcript (the guide's name for a partial)."""
         self._emit_transcript_event(text, participant, response,

@@ -123,7 +123,8 @@ class TTS(abc.ABC):
     """Text-to-speech plugin base.
 
     Subclasses implement :meth:`stream_audio` (return PcmData, bytes, or a sync
-    or async iterator of them, in any rate: bytes are read in
+    or async iterator of them, or be an async generator yielding them, in any
+    rate: bytes are read in
     :attr:`source_format`) and :meth:`stop_audio`. The base converts
     everything to :attr:`output_format` (default 16 kHz mono s16) with a
     stateful resampler per synthesis, sends synthesis and audio events, and
@@ -155,6 +156,19 @@ class TTS(abc.ABC):
     def output_format(self) -> AudioSpec:
         """The format of emitted audio."""
         return self._output
+
+    # Vision Agents' names for the output format (the guide's comments use them).
+    @property
+    def _desired_sample_rate(self) -> int:
+        return self._output.sample_rate
+
+    @property
+    def _desired_channels(self) -> int:
+        return self._output.channels
+
+    @property
+    def _desired_format(self) -> AudioFormat:
+        return self._output.format
 
     @property
     def epoch(self) -> int:
@@ -192,8 +206,12 @@ class TTS(abc.ABC):
 
     # -- plugin interface ----------------------------------------------------
     @abc.abstractmethod
-    async def stream_audio(self, text: str, *args: Any, **kwargs: Any) -> Any:
-        """Synthesise ``text``; see the class docstring for what to return."""
+    def stream_audio(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        """Synthesise ``text``; see the class docstring for what to return.
+
+        Either ``async def`` returning PcmData, bytes or an iterator of them,
+        or an async generator (``async def ...: yield chunk``, as in the guide).
+        """
 
     @abc.abstractmethod
     async def stop_audio(self) -> None:
@@ -294,7 +312,9 @@ class _Synthesis:
     async def chunks(self, *args: Any, **kwargs: Any) -> AsyncIterator[TTSOutputChunk]:
         source = self.tts.source_format or self.tts.output_format
         converter = _ChunkConverter(self.tts.output_format, source)
-        result = await self.tts.stream_audio(self.text, *args, **kwargs)
+        result = self.tts.stream_audio(self.text, *args, **kwargs)
+        if inspect.isawaitable(result):  # async def returning audio (an async generator is not)
+            result = await result
         if not self._live():
             return
         single = isinstance(result, PcmData | bytes | bytearray | memoryview)
