@@ -12,7 +12,7 @@ import abc
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 from va_actors.core.audio.pcm import PcmData
@@ -29,6 +29,7 @@ from va_actors.core.llm.events import (
     RealtimeErrorEvent,
     RealtimeUserSpeechTranscriptionEvent,
 )
+from va_actors.core.llm.llm import LLMResponseDelta, LLMResponseFinal
 from va_actors.core.llm.vlm import OmniLLM
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,20 @@ class Realtime(OmniLLM):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close the provider session."""
+
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None,
+                              ) -> AsyncIterator[LLMResponseDelta | LLMResponseFinal]:
+        """Text input; by default a speech-only provider takes none.
+
+        As Vision Agents' speech-only Realtime plugins do, the text is not
+        answered: a warning is logged and the reply ends empty. Providers that
+        take text (a ``conversation.item.create``) override this.
+        """
+        del processors, participant
+        logger.warning("%s cannot reply to text (%r): this Realtime plugin takes speech only",
+                       self.provider_name, text[:80])
+        yield LLMResponseFinal()
 
     async def watch_video_track(self, track: Any, shared_forwarder: Any = None) -> None:
         """Video input: providers that take video override this; ignored by default."""
