@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, NotRequired, TypedDict, overload
+from typing import Any, Literal, NamedTuple, NotRequired, TypedDict, overload
 
 from va_actors.core.events import EventManager
 from va_actors.core.json_values import json_default, to_json_value
@@ -35,6 +35,7 @@ __all__ = [
     "ToolCalling",
     "ToolResultError",
     "ToolTimeoutError",
+    "tool_output_text",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,8 +51,36 @@ class NormalizedToolCallItem(TypedDict):
     thought_signature: NotRequired[str]
 
 
-ToolCallResult = tuple[Mapping[str, Any], Any, Exception | None]
-"""``(tool_call, result, error)``: ``result`` is JSON data, ``{"error": ...}`` on failure."""
+def tool_output_text(value: Any, max_chars: int = 60_000) -> str:
+    """A tool result as text for the model, cut to ``max_chars`` with a marker."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, BaseException):
+        text = f"Error: {type(value).__name__}: {value}"
+    else:
+        try:
+            text = json.dumps(value, default=json_default, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = str(value)
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}… [truncated: {len(text) - max_chars} more characters]"
+
+
+class ToolCallResult(NamedTuple):
+    """``(tool_call, result, error)``: ``result`` is JSON data, ``{"error": ...}`` on failure.
+
+    ``str()`` gives the result as the model reads it, so code written as in
+    the plugin guide (``str(result)`` for each of ``_execute_tools``'s
+    results) sends the tool's output, not the tuple.
+    """
+
+    tool_call: Mapping[str, Any]
+    result: Any
+    error: Exception | None
+
+    def __str__(self) -> str:
+        return tool_output_text(self.result)
 
 
 class ToolTimeoutError(TimeoutError):
@@ -209,18 +238,7 @@ class ToolCalling:
 
     def _sanitize_tool_output(self, value: Any, max_chars: int = 60_000) -> str:
         """A tool result as text for the model, cut to ``max_chars`` with a marker."""
-        if isinstance(value, str):
-            text = value
-        elif isinstance(value, BaseException):
-            text = f"Error: {type(value).__name__}: {value}"
-        else:
-            try:
-                text = json.dumps(value, default=json_default, ensure_ascii=False)
-            except (TypeError, ValueError):
-                text = str(value)
-        if len(text) <= max_chars:
-            return text
-        return f"{text[:max_chars]}… [truncated: {len(text) - max_chars} more characters]"
+        return tool_output_text(value, max_chars)
 
     @staticmethod
     def _tool_arguments(tc: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,7 +298,7 @@ class ToolCalling:
         self.events.send(ToolEndEvent(
             plugin_name=self.provider_name, tool_name=name, success=True, result=result,
             tool_call_id=call_id, execution_time_ms=(time.perf_counter() - started) * 1000))
-        return tc, result, None
+        return ToolCallResult(tc, result, None)
 
     async def _invoke_tool(self, name: str, args: dict[str, Any], timeout_s: float | None) -> Any:
         scope = asyncio.timeout(timeout_s)
@@ -318,7 +336,7 @@ class ToolCalling:
         self.events.send(ToolEndEvent(
             plugin_name=self.provider_name, tool_name=name, success=False, error=message,
             tool_call_id=call_id, execution_time_ms=(time.perf_counter() - started) * 1000))
-        return tc, {"error": message}, exc
+        return ToolCallResult(tc, {"error": message}, exc)
 
     async def _execute_tools(self, calls: Sequence[Mapping[str, Any]], *,
                              max_concurrency: int = 8,
@@ -364,11 +382,11 @@ class ToolCalling:
             logger.debug("tool %s: same call already ran in this reply; reusing its result",
                          key[0])
             result, error = cache[key]
-            return tc, result, error
+            return ToolCallResult(tc, result, error)
         _, result, error = task.result()
         if key is not None:
             cache[key] = (result, error)
-        return tc, result, error
+        return ToolCallResult(tc, result, error)
 
     async def _dedup_and_execute(
         self, calls: Sequence[Mapping[str, Any]], *, max_concurrency: int = 8,
