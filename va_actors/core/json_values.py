@@ -1,7 +1,7 @@
 """Python values as plain JSON data (dicts, lists, str, numbers, bool, None).
 
 One conversion for tool results, tool arguments and event fields: dataclasses,
-enums, datetimes (ISO 8601 text), sets, paths and pydantic models have a JSON
+enums, datetimes (ISO 8601 text), durations (seconds), sets, paths and pydantic models have a JSON
 form; anything else raises ``TypeError``.
 """
 
@@ -25,6 +25,8 @@ def json_default(value: Any) -> Any:
         return dataclasses.asdict(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
     if isinstance(value, set | frozenset):
         return list(value)
     if isinstance(value, Path):

@@ -36,19 +36,61 @@ class STT(abc.ABC):
             pipeline needs no separate turn detector).
         eager_turn_detection: True when it reports eager (speculative) ends.
         model: model name, for metrics.
+
+    A subclass whose ``__init__`` does not call ``super().__init__()`` (the
+    guide's Gotchas show ``def __init__(self): self._lock = asyncio.Lock()``)
+    still works: :attr:`events`, ``session_id`` and ``provider_name`` are
+    made on first use.
     """
 
     turn_detection: bool = False
     eager_turn_detection: bool = False
     model: str = ""
+    connected: bool = False
+    _started: bool = False
+    _closed: bool = False
+    _events: EventManager | None = None
+    _session_id: str | None = None
+    _provider_name: str | None = None
 
     def __init__(self, provider_name: str | None = None) -> None:
-        self.session_id = uuid.uuid4().hex
-        self.provider_name = provider_name or type(self).__name__
-        self.events = EventManager()
+        self._session_id = uuid.uuid4().hex
+        self._provider_name = provider_name or type(self).__name__
+        self._events = EventManager()
         self.connected = False
         self._started = False
         self._closed = False
+
+    @property
+    def events(self) -> EventManager:
+        """The plugin's event manager (transcripts, turns, errors)."""
+        if self._events is None:
+            self._events = EventManager()
+        return self._events
+
+    @events.setter
+    def events(self, manager: EventManager) -> None:
+        self._events = manager
+
+    @property
+    def session_id(self) -> str:
+        """This plugin instance's id, carried by its transcripts."""
+        if self._session_id is None:
+            self._session_id = uuid.uuid4().hex
+        return self._session_id
+
+    @session_id.setter
+    def session_id(self, value: str) -> None:
+        self._session_id = value
+
+    @property
+    def provider_name(self) -> str:
+        """The name used in events and logs (the class name by default)."""
+        return self._provider_name or type(self).__name__
+
+    @provider_name.setter
+    def provider_name(self, value: str) -> None:
+        self._provider_name = value
 
     async def start(self) -> None:
         """Connect to the provider; called once before the first audio."""
