@@ -29,7 +29,7 @@ from va_actors.core.llm.events import (
     RealtimeErrorEvent,
     RealtimeUserSpeechTranscriptionEvent,
 )
-from va_actors.core.llm.llm import LLMResponseDelta, LLMResponseFinal
+from va_actors.core.llm.responses import LLMResponseDelta, LLMResponseFinal
 from va_actors.core.llm.vlm import OmniLLM
 
 logger = logging.getLogger(__name__)
