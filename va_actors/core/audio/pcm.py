@@ -17,19 +17,13 @@ unchanged with :class:`PcmData` from this module. Conventions:
 
 from __future__ import annotations
 
-import base64
-import functools
 import io
 import logging
-import operator
 import wave
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from enum import Enum, StrEnum
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Literal, Protocol, SupportsIndex, TypeAlias, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, overload
 
 import numpy as np
-import numpy.typing as npt
 import soxr
 
 if TYPE_CHECKING:
@@ -37,63 +31,34 @@ if TYPE_CHECKING:
     # pay ~16 MB RSS for it (issue #6). from_av_frame gets a frame, so no import.
     import av
 
+from va_actors.core.audio import av_audio, g711
+from va_actors.core.audio.g711 import G711Encoding, G711Mapping
+from va_actors.core.audio.samples import (
+    _DTYPES,
+    _RESAMPLE_QUALITY,
+    _WIDTHS,
+    AudioFormat,
+    AudioFormatType,
+    SampleArray,
+    _channel_major,
+    _check_mix,
+    _coerce_array,
+    _convert_samples,
+    _empty,
+    _float_to_int16,
+    _frame_count,
+    _int16_to_float32,
+    _mix_channels,
+    _positive_int,
+    _soxr_input,
+    _soxr_output,
+)
+
+__all__ = ["AudioFormat", "AudioFormatType", "G711Encoding", "G711Mapping", "PcmData",
+           "SampleArray"]
+
 logger = logging.getLogger(__name__)
 
-SampleArray: TypeAlias = npt.NDArray[Any]
-
-
-class AudioFormat(StrEnum):
-    """Sample format of a :class:`PcmData`; compares equal to its string value."""
-
-    S16 = "s16"
-    F32 = "f32"
-
-    @staticmethod
-    def validate(fmt: object) -> AudioFormat:
-        """Return the :class:`AudioFormat` for ``fmt`` or raise ``ValueError``.
-
-        Accepts the enum members, ``"s16"``/``"f32"`` and the numpy-style
-        aliases ``"int16"``/``"float32"`` (case-insensitive).
-        """
-        if isinstance(fmt, AudioFormat):
-            return fmt
-        if isinstance(fmt, str):
-            found = _FORMAT_NAMES.get(fmt.lower())
-            if found is not None:
-                return found
-        raise ValueError(f"format must be 's16' or 'f32', got {fmt!r}")
-
-
-AudioFormatType: TypeAlias = AudioFormat | Literal["s16", "f32"]
-
-_FORMAT_NAMES: dict[str, AudioFormat] = {
-    "s16": AudioFormat.S16,
-    "int16": AudioFormat.S16,
-    "f32": AudioFormat.F32,
-    "float32": AudioFormat.F32,
-}
-_DTYPES: dict[AudioFormat, np.dtype[Any]] = {
-    AudioFormat.S16: np.dtype(np.int16),
-    AudioFormat.F32: np.dtype(np.float32),
-}
-_WIDTHS: dict[AudioFormat, int] = {AudioFormat.S16: 2, AudioFormat.F32: 4}
-_S16_SCALE = 32768.0
-_INV_S16_SCALE = np.float32(1.0 / _S16_SCALE)
-_RESAMPLE_QUALITY = "HQ"
-
-
-class G711Mapping(StrEnum):
-    """G.711 companding law."""
-
-    MULAW = "mulaw"
-    ALAW = "alaw"
-
-
-class G711Encoding(StrEnum):
-    """How G.711 bytes are wrapped: raw bytes or base64 text."""
-
-    RAW = "raw"
-    BASE64 = "base64"
 
 
 class _HasBytesData(Protocol):
@@ -103,266 +68,6 @@ class _HasBytesData(Protocol):
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 ResponseChunk: TypeAlias = "BytesLike | PcmData | _HasBytesData"
-
-
-# --------------------------------------------------------------------------
-# validation helpers
-
-
-def _positive_int(value: object, name: str) -> int:
-    """Return ``value`` as a positive int or raise ValueError naming ``name``."""
-    if type(value) is int and value > 0:
-        return value
-    as_int: int | None = None
-    if isinstance(value, SupportsIndex):
-        as_int = operator.index(value)
-    elif isinstance(value, float) and value.is_integer():
-        as_int = int(value)
-    if isinstance(value, bool) or as_int is None or as_int <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(as_int)
-
-
-def _channel_major(samples: object, fmt: AudioFormat, channels: int) -> SampleArray:
-    """Validate dtype and return samples as (n,) for mono or (channels, n)."""
-    if not isinstance(samples, np.ndarray):
-        raise TypeError(
-            f"samples must be a numpy.ndarray, got {type(samples).__name__}; "
-            "use PcmData.from_bytes() for bytes or PcmData.from_numpy() for other arrays"
-        )
-    expected = _DTYPES[fmt]
-    if samples.dtype != expected:
-        raise TypeError(
-            f"samples dtype {samples.dtype} does not match format={fmt.value!r} "
-            f"(which needs {expected}); convert the array or use PcmData.from_numpy()"
-        )
-    if samples.ndim == 1:
-        if channels == 1:
-            return samples
-        if samples.size % channels:
-            raise ValueError(
-                f"channels={channels} does not divide the {samples.size} interleaved samples"
-            )
-        return samples.reshape(-1, channels).T
-    if samples.ndim == 2:
-        if samples.shape[0] == channels:
-            return samples[0] if channels == 1 else samples
-        if samples.shape[1] == channels:
-            return samples[:, 0] if channels == 1 else samples.T
-        raise ValueError(
-            f"samples shape {samples.shape} does not match channels={channels}; "
-            "expected (channels, n)"
-        )
-    raise ValueError(f"samples must be 1-D or 2-D, got shape {samples.shape}")
-
-
-def _frame_count(samples: SampleArray) -> int:
-    return int(samples.shape[-1]) if samples.ndim else 0
-
-
-def _empty(fmt: AudioFormat, channels: int) -> SampleArray:
-    shape: tuple[int, ...] = (0,) if channels == 1 else (channels, 0)
-    return np.zeros(shape, dtype=_DTYPES[fmt])
-
-
-# --------------------------------------------------------------------------
-# sample conversions (shared with the streaming Resampler)
-
-
-def _int16_to_float32(samples: SampleArray) -> SampleArray:
-    return np.multiply(samples, _INV_S16_SCALE, dtype=np.float32)
-
-
-def _float_to_int16(samples: SampleArray) -> SampleArray:
-    return _round_to_int16(np.multiply(samples, _S16_SCALE, dtype=np.float32))
-
-
-def _round_to_int16(scaled: SampleArray) -> SampleArray:
-    """Round float32 values on the int16 scale to int16, in place where possible."""
-    # minimum/maximum: np.clip costs about 1 us more per call on small arrays.
-    np.minimum(scaled, 32767.0, out=scaled)
-    np.maximum(scaled, -32768.0, out=scaled)
-    np.rint(scaled, out=scaled)
-    return scaled.astype(np.int16)
-
-
-def _convert_samples(samples: SampleArray, fmt: AudioFormat) -> SampleArray:
-    """Convert an int16/float32 array to the dtype of ``fmt`` with scaling."""
-    if samples.dtype == _DTYPES[fmt]:
-        return samples
-    if fmt is AudioFormat.F32:
-        return _int16_to_float32(samples)
-    return _float_to_int16(samples)
-
-
-def _coerce_array(array: SampleArray, fmt: AudioFormat) -> SampleArray:
-    """Convert an arbitrary numeric array to ``fmt`` for ``from_numpy``.
-
-    Integer arrays are taken as 16-bit-scale sample values and float arrays as
-    [-1, 1] values, so converting between the two scales by 32768.
-    """
-    kind = array.dtype.kind
-    if kind == "f":
-        floats = array if array.dtype == np.float32 else array.astype(np.float32)
-        return floats if fmt is AudioFormat.F32 else _float_to_int16(floats)
-    if kind in "iu":
-        if array.dtype != np.int16:
-            array = np.clip(array, -32768, 32767).astype(np.int16)
-        return array if fmt is AudioFormat.S16 else _int16_to_float32(array)
-    raise TypeError(f"array dtype must be integer or float, got {array.dtype}")
-
-
-def _check_mix(src: int, dst: int) -> None:
-    if src != dst and src != 1 and dst != 1:
-        raise ValueError(
-            f"cannot convert {src} channels to {dst}; only mono <-> N channels is supported"
-        )
-
-
-def _mix_channels(samples: SampleArray, src: int, dst: int) -> SampleArray:
-    """Down-mix (average) to mono or up-mix mono (copy) to ``dst`` channels."""
-    if src == dst:
-        return samples
-    _check_mix(src, dst)
-    if dst > 1:
-        return np.repeat(samples.reshape(1, -1), dst, axis=0)
-    mixed: SampleArray = _mix_weights(src, 1.0) @ samples.astype(np.float32, copy=False)
-    return _round_to_int16(mixed) if samples.dtype == np.int16 else mixed
-
-
-@functools.lru_cache(maxsize=32)
-def _mix_weights(channels: int, gain: float) -> SampleArray:
-    """Row vector that averages ``channels`` rows and scales by ``gain``.
-
-    One BLAS product mixes and scales: ~2x faster than adding strided rows.
-    """
-    return np.full(channels, gain / channels, dtype=np.float32)
-
-
-def _soxr_input(samples: SampleArray, src: int, dst: int, fmt: AudioFormat) -> SampleArray:
-    """Prepare channel-major samples for soxr.
-
-    Returns float32 on the scale of ``fmt`` (+-32768 for s16, +-1 for f32),
-    down-mixed when ``dst < src``, shaped (n,) or (n, channels). Working on
-    the output's scale saves a multiply on the way out.
-    """
-    gain = 1.0
-    if samples.dtype == np.int16 and fmt is AudioFormat.F32:
-        gain = 1.0 / _S16_SCALE
-    elif samples.dtype == np.float32 and fmt is AudioFormat.S16:
-        gain = _S16_SCALE
-    if dst < src:
-        _check_mix(src, dst)
-        mixed: SampleArray = _mix_weights(src, gain) @ samples.astype(np.float32, copy=False)
-        return mixed
-    if gain != 1.0 or samples.dtype != np.float32:
-        samples = np.multiply(samples, np.float32(gain), dtype=np.float32)
-    return samples if samples.ndim == 1 else np.ascontiguousarray(samples.T)
-
-
-def _soxr_output(frames: SampleArray, fmt: AudioFormat, src: int, dst: int) -> SampleArray:
-    """soxr output (see :func:`_soxr_input`) to channel-major ``fmt``, up-mixed if needed."""
-    if frames.size == 0:  # soxr emits in blocks: a third of 20 ms chunks give nothing
-        return _empty(fmt, dst)
-    samples = frames if frames.ndim == 1 else frames.T
-    if fmt is AudioFormat.S16:
-        samples = _round_to_int16(samples)
-    return _mix_channels(samples, src, dst) if dst > src else samples
-
-
-# --------------------------------------------------------------------------
-# G.711 tables, computed once
-
-
-def _mulaw_decode_table() -> SampleArray:
-    code = np.arange(256, dtype=np.int32) ^ 0xFF
-    exponent = (code >> 4) & 0x07
-    magnitude = ((((code & 0x0F) << 3) + 0x84) << exponent) - 0x84
-    return np.where(code & 0x80, -magnitude, magnitude).astype(np.int16)
-
-
-def _alaw_decode_table() -> SampleArray:
-    code = np.arange(256, dtype=np.int32) ^ 0x55
-    exponent = (code >> 4) & 0x07
-    mantissa = code & 0x0F
-    magnitude = np.where(
-        exponent == 0,
-        (mantissa << 4) + 8,
-        ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0),
-    )
-    return np.where(code & 0x80, magnitude, -magnitude).astype(np.int16)
-
-
-def _nearest_code_table(decode: SampleArray) -> SampleArray:
-    """Encoder table: for every int16 value (by its uint16 bit pattern), the
-    code whose decoded level is nearest (ties go to the level nearer zero)."""
-    order = np.argsort(decode, kind="stable")
-    levels = decode[order].astype(np.int32)
-    value = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.int16).astype(np.int32)
-    upper = np.clip(np.searchsorted(levels, value), 1, levels.size - 1)
-    lower = upper - 1
-    below = value - levels[lower]
-    above = levels[upper] - value
-    take_lower = (below < above) | ((below == above) & (value > 0))
-    codes: SampleArray = order[np.where(take_lower, lower, upper)]
-    return codes.astype(np.uint8)
-
-
-_G711_DECODE: dict[G711Mapping, SampleArray] = {
-    G711Mapping.MULAW: _mulaw_decode_table(),
-    G711Mapping.ALAW: _alaw_decode_table(),
-}
-_G711_ENCODE: dict[G711Mapping, SampleArray] = {
-    law: _nearest_code_table(table) for law, table in _G711_DECODE.items()
-}
-
-
-def _g711_mapping(mapping: object) -> G711Mapping:
-    try:
-        return G711Mapping(str(mapping.value if isinstance(mapping, Enum) else mapping).lower())
-    except ValueError:
-        raise ValueError(f"mapping must be 'mulaw' or 'alaw', got {mapping!r}") from None
-
-
-def _g711_payload(data: object, encoding: object) -> bytes:
-    enc = str(encoding.value if isinstance(encoding, Enum) else encoding).lower()
-    if enc not in ("raw", "base64"):
-        raise ValueError(f"encoding must be 'raw' or 'base64', got {encoding!r}")
-    if isinstance(data, str):
-        return base64.b64decode(data)
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"g711_data must be bytes or a base64 str, got {type(data).__name__}")
-    return base64.b64decode(data) if enc == "base64" else bytes(data)
-
-
-# --------------------------------------------------------------------------
-# PyAV helpers
-
-_AV_FORMATS: dict[str, tuple[AudioFormat, bool]] = {
-    # PyAV format name -> (our format, planar)
-    "s16": (AudioFormat.S16, False),
-    "s16p": (AudioFormat.S16, True),
-    "flt": (AudioFormat.F32, False),
-    "fltp": (AudioFormat.F32, True),
-}
-# Formats decoders produce that we carry as f32: name -> (zero level, full scale).
-_AV_WIDE_FORMATS: dict[str, tuple[float, float]] = {
-    "u8": (128.0, 128.0), "s32": (0.0, 2.0**31), "s64": (0.0, 2.0**63), "dbl": (0.0, 1.0),
-}
-_AV_LAYOUTS: dict[int, str] = {
-    1: "mono",
-    2: "stereo",
-    3: "3.0",
-    4: "quad",
-    5: "5.0",
-    6: "5.1",
-    7: "6.1",
-    8: "7.1",
-}
-
-
-def _time_base_fraction(time_base: float) -> Fraction:
-    return Fraction(time_base).limit_denominator(1 << 30)
 
 
 class PcmData:
@@ -547,23 +252,7 @@ class PcmData:
         decoders produce (u8, s32 from 24-bit files, s64, dbl) become f32.
         ``pts``, ``dts`` and ``time_base`` (as float seconds) are carried over.
         """
-        name = frame.format.name
-        base = name.removesuffix("p")
-        if name not in _AV_FORMATS and base not in _AV_WIDE_FORMATS:
-            raise ValueError(
-                f"unsupported AudioFrame format {name!r}; expected one of "
-                f"{', '.join([*_AV_FORMATS, *_AV_WIDE_FORMATS])} (planar variants too)"
-            )
-        fmt, planar = _AV_FORMATS.get(name, (AudioFormat.F32, frame.format.is_planar))
-        channels = frame.layout.nb_channels
-        if frame.samples == 0:
-            samples = _empty(fmt, channels)
-        else:
-            raw = frame.to_ndarray()
-            if base in _AV_WIDE_FORMATS:
-                zero, scale = _AV_WIDE_FORMATS[base]
-                raw = ((raw.astype(np.float64) - zero) / scale).astype(np.float32)
-            samples = raw if planar else raw.reshape(-1)
+        fmt, samples, channels = av_audio.samples_of(frame)
         time_base = frame.time_base
         return cls(
             frame.sample_rate,
@@ -590,12 +279,9 @@ class PcmData:
         Multichannel input is interleaved; trailing bytes that do not fill a
         frame are dropped.
         """
-        table = _G711_DECODE[_g711_mapping(mapping)]
         channels = _positive_int(channels, "channels")
-        payload = _g711_payload(g711_data, encoding)
-        codes = np.frombuffer(payload, dtype=np.uint8)
-        codes = codes[: codes.size - codes.size % channels]
-        return cls(sample_rate, AudioFormat.S16, table[codes], channels=channels)
+        samples = g711.decode(g711_data, mapping, encoding, channels)
+        return cls(sample_rate, AudioFormat.S16, samples, channels=channels)
 
     @overload
     @classmethod
@@ -725,20 +411,8 @@ class PcmData:
 
     def to_av_frame(self) -> av.AudioFrame:
         """A planar PyAV ``AudioFrame`` (``s16p`` or ``fltp``) with rate and pts."""
-        import av
-
-        layout = _AV_LAYOUTS.get(self.channels)
-        if layout is None:
-            raise ValueError(f"no PyAV layout for channels={self.channels}")
-        av_format = "s16p" if self.format is AudioFormat.S16 else "fltp"
-        planes = np.ascontiguousarray(self.samples.reshape(self.channels, -1))
-        frame = av.AudioFrame.from_ndarray(planes, format=av_format, layout=layout)
-        frame.sample_rate = self.sample_rate
-        if self.pts is not None:
-            frame.pts = self.pts
-        if self.time_base is not None:
-            frame.time_base = _time_base_fraction(self.time_base)
-        return frame
+        return av_audio.frame_of(self.samples, self.format, self.channels, self.sample_rate,
+                                 self.pts, self.time_base)
 
     def g711_bytes(
         self,
@@ -747,9 +421,8 @@ class PcmData:
         mapping: G711Mapping | Literal["mulaw", "alaw"] = G711Mapping.MULAW,
     ) -> bytes:
         """Encode to G.711 bytes, resampling/mixing to ``sample_rate``/``channels``."""
-        table = _G711_ENCODE[_g711_mapping(mapping)]
         pcm = self.resample(sample_rate, channels).to_int16()
-        return bytes(table[pcm.data.view(np.uint16)].tobytes())
+        return g711.encode(pcm.data, mapping)
 
     # ---------------------------------------------------------------- editing
 

@@ -13,10 +13,10 @@ import logging
 import numpy as np
 import soxr
 
-from va_actors.core.audio.pcm import (
+from va_actors.core.audio.pcm import PcmData
+from va_actors.core.audio.samples import (
     AudioFormat,
     AudioFormatType,
-    PcmData,
     SampleArray,
     _check_mix,
     _convert_samples,

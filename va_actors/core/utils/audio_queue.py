@@ -12,13 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from va_actors.core.audio.pcm import (
-    AudioFormat,
-    PcmData,
-    SampleArray,
-    _convert_samples,
-    _mix_channels,
-)
+from va_actors.core.audio.pcm import PcmData
+from va_actors.core.audio.samples import AudioFormat, SampleArray, _convert_samples, _mix_channels
 
 logger = logging.getLogger(__name__)
 
