@@ -15,8 +15,10 @@ Objects and dicts (JSON as the HTTP API returned it) are read alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from va_actors.core.provider_objects import field_of
 
 __all__ = ["response_text"]
 
@@ -33,24 +35,24 @@ def _text(value: Any, depth: int) -> str | None:
         return value
     if value is None or depth > _MAX_DEPTH:
         return None
-    choices = _get(value, "choices")
+    choices = field_of(value, "choices")
     if _is_list(choices) and choices:
         first = choices[0]
-        for holder in (_get(first, "message"), _get(first, "delta")):
-            found = _content(_get(holder, "content"), depth)
+        for holder in (field_of(first, "message"), field_of(first, "delta")):
+            found = _content(field_of(holder, "content"), depth)
             if found is not None:
                 return found
-        found = _get(first, "text")
+        found = field_of(first, "text")
         if isinstance(found, str):
             return found
     for name in ("output_text", "text"):
-        found = _get(value, name)
+        found = field_of(value, name)
         if isinstance(found, str):
             return found
-    found = _content(_get(value, "content"), depth)
+    found = _content(field_of(value, "content"), depth)
     if found is not None:
         return found
-    message = _get(value, "message")
+    message = field_of(value, "message")
     return _text(message, depth + 1) if message is not None else None
 
 
@@ -63,15 +65,6 @@ def _content(content: Any, depth: int) -> str | None:
     parts = [_text(block, depth + 1) for block in content]
     texts = [p for p in parts if p]
     return "".join(texts) if texts else None
-
-
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # a provider object whose attribute access itself fails
-        return None
 
 
 def _is_list(value: Any) -> bool:

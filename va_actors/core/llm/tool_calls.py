@@ -28,6 +28,7 @@ from va_actors.core.llm.function_registry import (
     ToolSchema,
     UnknownFunctionError,
 )
+from va_actors.core.provider_objects import field_of
 
 __all__ = [
     "NormalizedToolCallItem",
@@ -89,12 +90,6 @@ class ToolTimeoutError(TimeoutError):
 
 class ToolResultError(TypeError):
     """A tool returned a value that cannot be serialised to JSON."""
-
-
-def _field(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _arguments_text(arguments: Any) -> str:
@@ -194,16 +189,16 @@ class ToolCalling:
     def _extract_openai_tool_calls(self, response: Any) -> list[NormalizedToolCallItem]:
         """Tool calls of an OpenAI chat completion (object or dict), or of its message."""
         message = response
-        choices = _field(response, "choices")
+        choices = field_of(response, "choices")
         if choices:
-            message = _field(choices[0], "message") or _field(choices[0], "delta")
+            message = field_of(choices[0], "message") or field_of(choices[0], "delta")
         calls: list[NormalizedToolCallItem] = []
-        for call in _field(message, "tool_calls") or []:
-            function = _field(call, "function")
-            name = _field(function, "name")
+        for call in field_of(message, "tool_calls") or []:
+            function = field_of(call, "function")
+            name = field_of(function, "name")
             if not name:
                 continue
-            raw = _field(function, "arguments")
+            raw = field_of(function, "arguments")
             arguments: dict[str, Any] | str = {} if raw in (None, "") else raw
             if isinstance(raw, str) and raw.strip():
                 try:
@@ -213,7 +208,7 @@ class ToolCalling:
                     arguments = raw  # reported to the model when the call runs
             calls.append(NormalizedToolCallItem(type="tool_call", name=str(name),
                                                 arguments_json=arguments,
-                                                id=_field(call, "id")))
+                                                id=field_of(call, "id")))
         return calls
 
     def _create_openai_tool_result_messages(self, tool_calls: Sequence[Mapping[str, Any]],

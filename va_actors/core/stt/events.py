@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from va_actors.core.events.base import PluginBaseEvent, PluginErrorEvent
+from va_actors.core.provider_objects import field_of
 
 TranscriptMode = Literal["delta", "replacement", "final"]
 
@@ -21,16 +21,6 @@ class TranscriptResponse:
     audio_duration_ms: float | None = None
     model_name: str | None = None
     other: dict[str, Any] = field(default_factory=dict)
-
-
-def _response_field(response: object, name: str) -> Any:
-    """A field of whatever response object a plugin passed (None if it has none)."""
-    if isinstance(response, Mapping):
-        return response.get(name)
-    try:
-        return getattr(response, name, None)
-    except Exception:  # a provider object whose attribute access itself fails
-        return None
 
 
 @dataclass(kw_only=True)
@@ -51,13 +41,13 @@ class _TranscriptEventBase(PluginBaseEvent):
     @property
     def confidence(self) -> float | None:
         """Provider confidence, if it gave one."""
-        value = _response_field(self.response, "confidence")
+        value = field_of(self.response, "confidence")
         return float(value) if isinstance(value, int | float) else None
 
     @property
     def language(self) -> str | None:
         """Detected language, if the provider gave one."""
-        value = _response_field(self.response, "language")
+        value = field_of(self.response, "language")
         return value if isinstance(value, str) else None
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.types import Participant
-from va_actors.core.events.manager import EventManager
+from va_actors.core.events.manager import EventManager, WithEvents
 from va_actors.core.stt.events import (
     STTConnectedEvent,
     STTDisconnectedEvent,
@@ -24,7 +24,7 @@ from va_actors.core.turn_detection.events import TurnEndedEvent, TurnStartedEven
 logger = logging.getLogger(__name__)
 
 
-class STT(abc.ABC):
+class STT(WithEvents, abc.ABC):
     """Speech-to-text plugin base.
 
     Subclasses implement :meth:`process_audio` (it must not block: hand the
@@ -49,7 +49,6 @@ class STT(abc.ABC):
     connected: bool = False
     _started: bool = False
     _closed: bool = False
-    _events: EventManager | None = None
     _session_id: str | None = None
     _provider_name: str | None = None
 
@@ -60,17 +59,6 @@ class STT(abc.ABC):
         self.connected = False
         self._started = False
         self._closed = False
-
-    @property
-    def events(self) -> EventManager:
-        """The plugin's event manager (transcripts, turns, errors)."""
-        if self._events is None:
-            self._events = EventManager()
-        return self._events
-
-    @events.setter
-    def events(self, manager: EventManager) -> None:
-        self._events = manager
 
     @property
     def session_id(self) -> str:
@@ -103,7 +91,7 @@ class STT(abc.ABC):
                             participant: Participant | None = None) -> None:
         """Consume one chunk of user audio (any rate; resample as the provider needs)."""
 
-    async def clear(self) -> None:  # noqa: B027 - optional hook
+    async def clear(self) -> None:
         """Drop buffered audio and partial results (the user's turn was discarded)."""
 
     async def close(self) -> None:
