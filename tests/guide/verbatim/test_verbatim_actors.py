@@ -188,9 +188,10 @@ async def test_permanent_error_block_gives_the_actor_up_without_retrying(
         tmp_path,
         actor("mic", "tests.actors.tone:ToneSource", rate=16000),
         actor("stt", "guide_actors:KeylessSTT", ["mic.audio"]))
-    async with supervised(config, tmp_path / "run", start=False, start_timeout_s=START_S) as (sup, log):
-        gave_up = await log.wait("stt", "gave_up", timeout=20)
-        await until(lambda: sup.stop_reason, 20, "the pipeline to stop (on_give_up = stop)")
+    running = supervised(config, tmp_path / "run", start=False, start_timeout_s=START_S)
+    async with running as (sup, log):
+        gave_up = await log.wait("stt", "gave_up", timeout=START_S)
+        await until(lambda: sup.stop_reason, START_S, "the pipeline to stop (on_give_up = stop)")
     assert gave_up["exit_code"] == 78 and gave_up["restarts"] == 0  # a configuration error
     assert "configuration error" in gave_up["reason"]
     # the plugin's own message is in the actor's log line
