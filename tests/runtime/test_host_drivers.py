@@ -329,6 +329,32 @@ async def test_tts_barge_in_drops_buffered_text_and_old_audio(host: FakeHost) ->
     await settle(host, lambda: any(stamp == 1 for s, _, stamp, _ in host.published))
 
 
+async def test_tts_holds_the_session_epoch(host: FakeHost) -> None:
+    host.epoch = 4  # a restarted TTS joins a session that has had four barge-ins
+    tts = SlowTTS(delay=0.03)
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    assert tts.epoch == 4
+    await driver.on_input(text_msg("First sentence here. Second one.", "r1", 0, epoch=4))
+    await settle(host, lambda: len(host.on("audio")) >= 1)
+    host.epoch = 7  # several bumps in a row: one epoch, not a count of interrupts
+    await driver.on_epoch(7)
+    assert tts.epoch == 7
+
+
+async def test_tts_text_of_a_new_epoch_is_not_cut_by_its_late_epoch_notice(
+        host: FakeHost) -> None:
+    tts = SlowTTS(delay=0.01)
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    host.epoch = 1  # the control thread has the new epoch; on_epoch has not run yet
+    await driver.on_input(text_msg("After the barge-in.", "r2", 0, final=True, epoch=1))
+    await settle(host, lambda: tts.said == ["After the barge-in."])
+    await driver.on_epoch(1)  # arrives late: the TTS already holds epoch 1
+    await settle(host, lambda: sum(p.samples.size for p in host.on("audio")) == 160 * 19)
+    assert tts.epoch == 1
+
+
 async def test_tts_drops_the_rest_of_a_superseded_reply(host: FakeHost) -> None:
     tts = SlowTTS()
     driver = drivers.TTSDriver(host, tts)

@@ -42,6 +42,7 @@ from va_actors.core.llm.llm import (
     is_recoverable_error,
 )
 from va_actors.core.llm.realtime import Realtime
+from va_actors.core.llm.tool_calls import ToolCalling
 from va_actors.core.llm.vlm import AudioLLM, OmniLLM, VideoLLM
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "RealtimeDisconnectedEvent",
     "RealtimeErrorEvent",
     "RealtimeUserSpeechTranscriptionEvent",
+    "ToolCalling",
     "ToolEndEvent",
     "ToolResultError",
     "ToolSchema",

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
+from va_actors.core.json_values import to_json_value
+from va_actors.core.llm.errors import is_recoverable_error
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
     RealtimeAudioInputEvent,
@@ -28,7 +30,7 @@ from va_actors.core.llm.events import (
     RealtimeErrorEvent,
     RealtimeUserSpeechTranscriptionEvent,
 )
-from va_actors.core.llm.llm import is_recoverable_error, to_json_value
+from va_actors.core.llm.responses import LLMResponseFinal
 from va_actors.core.llm.vlm import OmniLLM
 
 logger = logging.getLogger(__name__)
@@ -89,6 +91,20 @@ class Realtime(OmniLLM):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close the provider session."""
+
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None,
+                              ) -> Any:  # as LLM's: a provider may send the text and return
+        """Text input; by default a speech-only provider takes none.
+
+        As Vision Agents' speech-only Realtime plugins do, the text is not
+        answered: a warning is logged and the reply ends empty. Providers that
+        take text (a ``conversation.item.create``) override this.
+        """
+        del processors, participant
+        logger.warning("%s cannot reply to text (%r): this Realtime plugin takes speech only",
+                       self.provider_name, text[:80])
+        yield LLMResponseFinal()
 
     async def watch_video_track(self, track: Any, shared_forwarder: Any = None) -> None:
         """Video input: providers that take video override this; ignored by default."""

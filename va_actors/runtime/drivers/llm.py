@@ -51,6 +51,8 @@ class LLMDriver(Driver):
         self.forward_events(
             lambda e: None if isinstance(e, llm_events.LLMResponseDeltaEvent) else "events")
         await self._start_plugin()
+        if self.host.epoch > self.plugin.epoch:  # a restarted actor joins the session's epoch
+            await self.plugin.interrupt(self.host.epoch)
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is not Kind.EVENT:

@@ -46,9 +46,9 @@ class TTSDriver(Driver):
     sentence is complete. The rest is said at the
     final chunk (whose own text is used only when no delta came). Sentences are
     synthesised one at a time in arrival order, each chunk stamped with its
-    text's epoch. On barge-in: buffered text is dropped and
-    ``tts.interrupt()`` stops the synthesis in flight; no chunk of an older
-    epoch is published.
+    text's epoch. The plugin's epoch is the session's: on barge-in buffered
+    text is dropped and ``tts.interrupt(epoch)`` stops the synthesis in
+    flight; no chunk of an older epoch is published.
     """
 
     outputs = ("audio", "events")
@@ -64,6 +64,8 @@ class TTSDriver(Driver):
         # Audio goes out as audio messages; TTSAudioEvent would duplicate it.
         self.forward_events(lambda e: None if isinstance(e, TTSAudioEvent) else "events")
         await self._start_plugin()
+        if self.host.epoch > self.plugin.epoch:  # a restarted actor joins the session's epoch
+            await self.plugin.interrupt(self.host.epoch)
         self.host.spawn(self._speak(), "synthesis")
 
     async def on_input(self, msg: Message) -> None:
@@ -103,6 +105,10 @@ class TTSDriver(Driver):
             if epoch < host.epoch:
                 host.count_drop("stale")
                 continue
+            if epoch > self.plugin.epoch:
+                # Text of a new epoch came before on_epoch ran: adopt it now, so the
+                # late on_epoch finds nothing to stop (it would cut this sentence).
+                await self.plugin.interrupt(epoch)
             try:
                 async with contextlib.aclosing(self.plugin.send_iter(text)) as chunks:
                     async for chunk in chunks:
@@ -121,4 +127,4 @@ class TTSDriver(Driver):
         self._replies.clear()
         if dropped:
             self.host.count_drop("stale", dropped)
-        await self.plugin.interrupt()
+        await self.plugin.interrupt(epoch)
