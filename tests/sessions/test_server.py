@@ -208,3 +208,22 @@ def urlopen_post(url: str) -> object:
 
     return urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"),
                                   timeout=60)
+
+
+@pytest.mark.timeout(90)
+async def test_every_metric_the_docs_and_dashboard_name_is_exposed(
+        server: SessionServer) -> None:
+    import re
+
+    sid = (await server.create_session()).id
+    await until(lambda: server.sessions[sid].supervisor.status().up == 3, 20, "3 up")
+    await asyncio.sleep(0.6)  # a few turns from the reporter
+    families = list(text_string_to_metric_families(server.metrics.text().decode()))
+    # A counter with no sample yet (no drops, no refusals) still has its family.
+    exposed = {s.name for f in families for s in f.samples} | \
+        {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    docs = (ROOT / "docs" / "metrics.md").read_text()
+    dashboard = (ROOT / "docs" / "grafana-dashboard.json").read_text()
+    named = set(re.findall(r"\bva_[a-z_]+", docs + dashboard)) - {"va_actors"}
+    missing = {n for n in named if not any(e == n or e.startswith(n + "_") for e in exposed)}
+    assert not missing, f"documented but not exposed: {sorted(missing)}"
