@@ -268,7 +268,7 @@ class SessionServer:
         session.exit_code = code
         session.state = "stopped"
         self._sessions.pop(session.id, None)
-        self.metrics.forget(session.id)
+        self.metrics.finished(session.id)
         return code
 
     async def stop_session(self, sid: str) -> Session:
