@@ -33,6 +33,7 @@ from aiohttp import web
 from va_actors.runtime import env_refs, rundir
 from va_actors.runtime.config import PipelineConfig
 from va_actors.runtime.services import Services
+from va_actors.runtime.session_vars import SESSION_ID, SESSION_PORT
 from va_actors.runtime.sessions.admission import Admission, Limits
 from va_actors.runtime.sessions.metrics import SessionMetrics
 from va_actors.runtime.supervisor import PipelineStatus, Supervisor, SupervisorError
@@ -43,8 +44,6 @@ __all__ = ["SESSION_ID", "SESSION_PORT", "AdmissionRefused", "ServeSettings", "S
 
 logger = logging.getLogger("va_actors.runtime.sessions")
 
-SESSION_ID = "VA_SESSION_ID"
-SESSION_PORT = "VA_SESSION_PORT"
 SAMPLE_INTERVAL_S = 0.25
 """How often the machine's load is read for admission."""
 _POST_KEYS = ("metadata",)
