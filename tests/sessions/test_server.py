@@ -227,3 +227,30 @@ async def test_every_metric_the_docs_and_dashboard_name_is_exposed(
     named = set(re.findall(r"\bva_[a-z_]+", docs + dashboard)) - {"va_actors"}
     missing = {n for n in named if not any(e == n or e.startswith(n + "_") for e in exposed)}
     assert not missing, f"documented but not exposed: {sorted(missing)}"
+
+
+@pytest.mark.timeout(90)
+async def test_an_actor_over_its_memory_limit_is_restarted_not_the_server(
+        tmp_path: Path) -> None:
+    path = tmp_path / "template.toml"
+    path.write_text(TEMPLATE.replace('inputs = ["mic.audio"]',
+                                     'inputs = ["mic.audio"]\nmemory_limit_mb = 1\n'
+                                     'max_restarts = 100'))
+    srv = SessionServer(load_pipeline(path), ServeSettings(port=0, pool=0, limits=OPEN))
+    await srv.start()
+    try:
+        sid = (await srv.create_session()).id
+
+        def echo() -> object:
+            return next(i for i in srv.sessions[sid].supervisor.status().instances
+                        if i.instance == "echo")
+
+        await until(lambda: echo().restarts >= 1, 30, "echo killed for memory and restarted")
+        assert "memory" in echo().reason
+        async with aiohttp.ClientSession() as client, client.get(f"{srv.url}/health") as r:
+            assert r.status == 200
+        mic = next(i for i in srv.sessions[sid].supervisor.status().instances
+                   if i.instance == "mic")
+        assert mic.restarts == 0 and mic.state == "running"
+    finally:
+        await srv.close()
