@@ -28,7 +28,7 @@ from ._common import (
     publish_finished,
     report_error,
 )
-from ._decode import MediaReadError, decode_audio, frame_rate_ok, unreadable
+from ._decode import MediaReadError, decode_audio, file_problems, frame_rate_ok, unreadable
 
 AUDIO = "audio"
 
@@ -167,14 +167,7 @@ class AudioFileSource(Node):
     @classmethod
     def check_params(cls, params: Mapping[str, Any], base_dir: Path) -> list[ParamProblem]:
         """``va-launch check``: the file must exist and hold audio."""
-        path = params.get("path")
-        if not isinstance(path, str) or "$" in path:
-            return []  # the constructor reports a bad type; $VARS resolve in the actor
-        reason = unreadable(resolve_path(path, base_dir), "audio")
-        if reason is None:
-            return []
-        return [ParamProblem("path", f"cannot read {path!r}: {reason}",
-                             f"relative paths are taken from {base_dir}")]
+        return file_problems(params, base_dir, "audio")
 
     async def run(self, ctx: NodeContext) -> None:
         """Wait for the consumers, then send the file (again and again when looping)."""
