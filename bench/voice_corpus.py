@@ -130,8 +130,8 @@ def pipeline(utterances: Sequence[Utterance], gap_s: float, out_dir: Path,
     path = voice.pipeline(asked, gap_s, out_dir, baseline)
     text = path.read_text()
     if LLM_PORT not in text:
-        raise SystemExit(f"{voice.LAUNCH} no longer serves the LLM on {LLM_PORT}: update "
-                         "bench/voice_corpus.py")
+        raise RuntimeError(f"{voice.LAUNCH} no longer serves the LLM on {LLM_PORT}: "
+                           "update bench/voice_corpus.py")
     # Another agent on a shared machine may hold the launch file's port.
     text = text.replace(LLM_PORT, str(free_port()))
     inputs = ", ".join(f'"{topic}"' for topic in RECORDED)
@@ -160,7 +160,7 @@ def run(utterances: Sequence[Utterance], gap_s: float = 9.0, baseline: bool = Fa
         log.write_text(output)
         log.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if code != 0:
-        raise SystemExit(f"voice agent failed (exit {code}):\n{output[-3000:]}")
+        raise RuntimeError(f"voice agent failed (exit {code}):\n{output[-3000:]}")
     variant = "baseline" if baseline else "current"
     return Run(variant, analyse(utterances, schedule_ms(utterances, gap_s), records), code)
 
