@@ -1,7 +1,7 @@
 """Voice-to-voice on human speech: the corpus through the real voice agent.
 
     .venv/bin/python -m bench.voice_corpus [--gap S] [--baseline] [--rounds R]
-        [--only ID,ID] [--log DIR] [--json PATH] [--hop-seconds S]
+        [--only ID,ID] [--log DIR] [--json PATH] [--hop-seconds S] [--from-log DIR]
 
 Plays every utterance of bench/assets/speech (real recorded speech, see its
 LICENSES.md) as one user turn of launch/voice_agent.toml's stack (Silero +
@@ -194,22 +194,27 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
     texts: dict[int, list[str]] = {}
     started: dict[str, int] = {}
     finished: dict[str, bool] = {}
-    for r in records:
-        if "ts_ns" not in r:  # an epoch change
-            continue
+    latencies: list[tuple[int | None, dict[str, Any]]] = []
+    last_transcript: int | None = None
+    for r in sorted((r for r in records if "ts_ns" in r), key=lambda r: int(r["ts_ns"])):
         i = slot(r["ts_ns"] / 1e6 - offset_ms)
-        if i is None:
-            continue
-        if r.get("type") == "plugin.stt_transcript":
+        if r.get("type") == "plugin.stt_transcript" and i is not None:
             texts.setdefault(i, []).append(str(r.get("text", "")))
+            last_transcript = i
         elif r.get("topic") == "llm.text" and r.get("response_id"):
+            # A reply answers the latest transcript, however long its first token took.
             reply = str(r["response_id"])
-            started.setdefault(reply, i)  # a reply belongs where its first chunk came
+            if last_transcript is not None:
+                started.setdefault(reply, last_transcript)
             if r.get("final"):
                 finished[reply] = not r.get("interrupted")
         elif r.get("type") == "metrics.turn_latency":
-            heard[i].latency = {"total": float(r["total_ms"]), **r.get("segments_ms", {})}
-            heard[i].all_totals_ms.append(float(r["total_ms"]))
+            latencies.append((i, r))
+    for i, r in latencies:
+        owner = started.get(str(r.get("response_id")), i)
+        if owner is not None:
+            heard[owner].latency = {"total": float(r["total_ms"]), **r.get("segments_ms", {})}
+            heard[owner].all_totals_ms.append(float(r["total_ms"]))
     for reply, i in started.items():
         heard[i].replies += 1
         heard[i].superseded += not finished.get(reply, False)
@@ -308,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated utterance ids")
     parser.add_argument("--log", type=Path, help="directory for each run's console output")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--from-log", type=Path,
+                        help="re-read the records a --log run kept instead of running")
     parser.add_argument("--hop-seconds", type=float, default=2.0,
                         help="length of each bench/hop.py stream (0: skip the calibration)")
     args = parser.parse_args(argv)
@@ -321,13 +328,18 @@ def main(argv: list[str] | None = None) -> int:
         args.log.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now().astimezone()
     print(hop.versions(), flush=True)
-    calibration = hop_calibration(args.hop_seconds) if args.hop_seconds > 0 else {}
+    calibration = (hop_calibration(args.hop_seconds)
+                   if args.hop_seconds > 0 and not args.from_log else {})
     pooled: dict[str, list[Heard]] = {"baseline": [], "current": []}
     for r in range(args.rounds):
         for baseline in ((True, False) if args.baseline else (False,)):
             name = "baseline" if baseline else "current"
             print(f"round {r + 1}: {name}, {len(corpus)} utterances ...", file=sys.stderr,
                   flush=True)
+            if args.from_log:
+                records = read_jsonl(args.from_log / f"{name}-{r}.jsonl")
+                pooled[name] += analyse(corpus, schedule_ms(corpus, args.gap), records)
+                continue
             log = args.log / f"{name}-{r}.log" if args.log else None
             pooled[name] += run(corpus, args.gap, baseline, log).heard
     print(f"\n{len(corpus)} utterances x {args.rounds} round(s), gap {args.gap:g} s, "

@@ -120,7 +120,7 @@ def test_turns_transcripts_and_replies_are_matched_to_the_utterance_they_belong_
          "ts_ns": int((wall + long_end + 2100) * 1e6)},
         {"topic": "llm.text", "response_id": "b", "final": True, "text": "Indeed.",
          "ts_ns": int((wall + long_end + 2500) * 1e6)},
-        {"type": "metrics.turn_latency", "total_ms": 2900.0,
+        {"type": "metrics.turn_latency", "total_ms": 2900.0, "response_id": "b",
          "segments_ms": {"turn_detected": 2000.0}, "ts_ns": int((wall + long_end + 2900) * 1e6)},
         # The short one: heard, never answered.
         _turn(second + 400, second + 700, second + 900, wall + second + 900),
