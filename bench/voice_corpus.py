@@ -35,6 +35,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import re
 import socket
 import statistics
 import sys
@@ -102,7 +103,9 @@ class Run:
 
     variant: str
     heard: list[Heard]
-    exit_code: int
+    drops: int
+    """Messages the actors' input queues dropped (the launcher's count): user audio
+    lost under load, which makes the run's figures suspect."""
 
 
 # -- the pipeline -------------------------------------------------------------------------
@@ -162,7 +165,9 @@ def run(utterances: Sequence[Utterance], gap_s: float = 9.0, baseline: bool = Fa
     if code != 0:
         raise RuntimeError(f"voice agent failed (exit {code}):\n{output[-3000:]}")
     variant = "baseline" if baseline else "current"
-    return Run(variant, analyse(utterances, schedule_ms(utterances, gap_s), records), code)
+    drops = [int(n) for n in re.findall(r"\bdrops (\d+)", output)]
+    return Run(variant, analyse(utterances, schedule_ms(utterances, gap_s), records),
+               max(drops, default=0))
 
 
 # -- reading the record -------------------------------------------------------------------
@@ -175,7 +180,7 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
     if not ends:
         return heard
     # Audio time -> wall clock: the least delayed turn event gives the offset.
-    offset_ms = min(r["ts_ns"] / 1e6 - float(r["custom"]["detected_ms"]) for r in ends)
+    offset_ms = float(min(r["ts_ns"] / 1e6 - float(r["custom"]["detected_ms"]) for r in ends))
 
     def slot(stream_ms: float) -> int | None:
         # Each utterance owns the audio from just before its start to just before the next.
@@ -185,19 +190,25 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
                 index = i
         return index
 
-    last_end: dict[int, dict[str, Any]] = {}
+    def at(r: dict[str, Any]) -> float:
+        # Wall clock -> position in the user's stream. Not the detector's own audio
+        # time: that falls behind when its input queue drops audio under load.
+        return float(r["ts_ns"]) / 1e6 - offset_ms
+
+    detected_ms: dict[int, float] = {}
     for r in ends:
-        i = slot(float(r["custom"]["start_ms"]))
+        custom = r["custom"]
+        i = slot(at(r) - (float(custom["detected_ms"]) - float(custom["start_ms"])))
         if i is not None:
             heard[i].turns += 1
-            last_end[i] = r
+            detected_ms[i] = at(r)
     texts: dict[int, list[str]] = {}
     started: dict[str, int] = {}
     finished: dict[str, bool] = {}
     latencies: list[tuple[int | None, dict[str, Any]]] = []
     last_transcript: int | None = None
     for r in sorted((r for r in records if "ts_ns" in r), key=lambda r: int(r["ts_ns"])):
-        i = slot(r["ts_ns"] / 1e6 - offset_ms)
+        i = slot(at(r))
         if r.get("type") == "plugin.stt_transcript" and i is not None:
             texts.setdefault(i, []).append(str(r.get("text", "")))
             last_transcript = i
@@ -222,9 +233,8 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
         h.transcript = " ".join(t.strip() for t in texts.get(i, []) if t.strip())
         h.word_errors = word_errors(utt.text, h.transcript)
         h.reference_words = len(normalise(utt.text))
-        if i in last_end:
-            speech_end_ms = starts_ms[i] + utt.speech_s[1] * 1000
-            h.hold_ms = float(last_end[i]["custom"]["detected_ms"]) - speech_end_ms
+        if i in detected_ms:
+            h.hold_ms = detected_ms[i] - (starts_ms[i] + utt.speech_s[1] * 1000)
     return heard
 
 
@@ -331,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration = (hop_calibration(args.hop_seconds)
                    if args.hop_seconds > 0 and not args.from_log else {})
     pooled: dict[str, list[Heard]] = {"baseline": [], "current": []}
+    drops: dict[str, list[int]] = {"baseline": [], "current": []}
     for r in range(args.rounds):
         for baseline in ((True, False) if args.baseline else (False,)):
             name = "baseline" if baseline else "current"
@@ -341,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                 pooled[name] += analyse(corpus, schedule_ms(corpus, args.gap), records)
                 continue
             log = args.log / f"{name}-{r}.log" if args.log else None
-            pooled[name] += run(corpus, args.gap, baseline, log).heard
+            done = run(corpus, args.gap, baseline, log)
+            pooled[name] += done.heard
+            drops[name].append(done.drops)
     print(f"\n{len(corpus)} utterances x {args.rounds} round(s), gap {args.gap:g} s, "
           f"started {started:%Y-%m-%d %H:%M}")
     if calibration:
@@ -350,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         print_report("baseline (bench/voice.py's settings of before)", pooled["baseline"])
     print_report("voice_agent.toml (current settings)", pooled["current"])
+    for name, counts in drops.items():
+        if any(counts):
+            print(f"WARNING: {name} run(s) dropped {counts} queued messages (user audio lost "
+                  "under load): those figures are suspect")
     if args.baseline and pooled["baseline"] and pooled["current"]:
         before = latency_table(pooled["baseline"]).get("all")
         now = latency_table(pooled["current"]).get("all")
@@ -360,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "started": started.isoformat(timespec="seconds"), "gap_s": args.gap,
-            "rounds": args.rounds, "hop_us": calibration,
+            "rounds": args.rounds, "hop_us": calibration, "drops": drops,
             **{name: {"latency": latency_table(h), "summary": summary(h),
                       "utterances": [asdict(x) for x in h]}
                for name, h in pooled.items() if h}}, indent=1))
