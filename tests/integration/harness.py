@@ -8,13 +8,12 @@ check does not lean on the STT actor's settings.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
-import psutil
+
+from va_actors import testing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,19 +52,5 @@ def words(text: str) -> list[str]:
 
 
 def run_launch(pipeline: Path, timeout: float) -> tuple[int, str]:
-    """``va-launch run pipeline`` from the repository root: (exit code, output).
-
-    Past ``timeout`` the launcher and every process under it are killed.
-    """
-    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    launcher = psutil.Process(proc.pid)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            for child in launcher.children(recursive=True):
-                child.kill()
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out.decode(errors="replace")
+    """``va-launch run pipeline`` from the repository root (see va_actors.testing.run_launch)."""
+    return testing.run_launch(pipeline, timeout, REPO)
