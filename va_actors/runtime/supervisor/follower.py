@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -20,10 +21,11 @@ import zmq.asyncio
 
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.latency import median_p90
-from va_actors.core.turn_detection.events import TurnStartedEvent
+from va_actors.core.turn_detection.events import TurnEndedEvent, TurnStartedEvent
 from va_actors.wire import WireError, decode
 
-__all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "SessionFollower"]
+__all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "RESUME_GRACE_S",
+           "SessionFollower"]
 
 logger = logging.getLogger("va_actors.runtime.supervisor")
 
@@ -37,8 +39,12 @@ machine (the speaker idles between sentences); shorter cut replies short.
 """
 DRAIN_MAX_S = 60.0
 """With stop_when_sources_finish: the longest wait for sinks to finish playing."""
+RESUME_GRACE_S = 3.0
+"""A turn that starts this soon after the last one ended, before any agent audio
+since, is the user going on: the pending reply is cancelled (an epoch bump)."""
 
 _TURN_STARTED = TurnStartedEvent.__dataclass_fields__["type"].default
+_TURN_ENDED = TurnEndedEvent.__dataclass_fields__["type"].default
 _SOURCE_FINISHED = SourceFinishedEvent.__dataclass_fields__["type"].default
 _LATENCY = "metrics.turn_latency"
 
@@ -52,12 +58,22 @@ class SessionFollower:
         sources: instance names of the source actors (no inputs).
         on_latency: told every turn's latency record (total_ms, user_text,
             segments_ms) as it arrives (``va-launch serve``'s histograms).
+        resume_grace_s: a turn that starts within this of the last end of turn
+            on its topic, with no agent audio played since, cancels the reply
+            being prepared (0: never; see :meth:`_on_turn`).
+        clock: monotonic seconds (tests pass their own).
     """
 
     def __init__(self, bump_epoch: Callable[[str], int], request_stop: Callable[[str], None],
                  sources: Iterable[str],
-                 on_latency: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+                 on_latency: Callable[[Mapping[str, Any]], None] | None = None, *,
+                 resume_grace_s: float = RESUME_GRACE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._bump_epoch = bump_epoch
+        self._resume_grace_s = resume_grace_s
+        self._clock = clock
+        self._ended_at: dict[str, float] = {}
+        """Per turn topic: when its last turn ended, while no agent audio played since."""
         self._on_latency = on_latency
         self._request_stop = request_stop
         self._sources = set(sources)
@@ -132,21 +148,37 @@ class SessionFollower:
             playing = event.get("playing")
         if isinstance(playing, bool):
             self._playing[source] = playing
+            if playing:
+                self._ended_at.clear()  # the agent spoke: no reply is pending any more
 
     def _on_turn(self, topic: str, fields: Mapping[str, Any]) -> None:
-        """Bump the epoch when the user starts a turn while the agent is audible.
+        """Bump the epoch when the user starts a turn while the agent is audible,
+        or goes on before the agent answered.
 
         Until some sink reports playback, every TurnStartedEvent bumps (a
         pipeline that cannot tell whether the agent speaks must still let the
-        user interrupt it); afterwards only while a sink last said playing.
+        user interrupt it); afterwards while a sink last said playing
+        (barge-in), and when the turn starts within ``resume_grace_s`` of the
+        topic's last end of turn with no agent audio since (a resume: the
+        user was not done, and the reply being prepared must not be heard;
+        the LLM then answers both parts as one turn).
         """
         event = fields.get("event")
-        if not isinstance(event, Mapping) or event.get("type") != _TURN_STARTED:
+        kind = event.get("type") if isinstance(event, Mapping) else None
+        now = self._clock()
+        if kind == _TURN_ENDED:
+            self._ended_at[topic] = now
             return
-        if self._playing and not any(self._playing.values()):
+        if kind != _TURN_STARTED:
+            return
+        ended = self._ended_at.pop(topic, None)
+        if not self._playing or any(self._playing.values()):
+            self._bump_epoch(f"turn started on {topic}")
+        elif ended is not None and now - ended <= self._resume_grace_s:
+            self._bump_epoch(f"resume on {topic} {now - ended:.1f} s after its end of turn, "
+                             "before the agent spoke")
+        else:
             logger.debug("turn started on %s while nothing plays: no barge-in", topic)
-            return
-        self._bump_epoch(f"turn started on {topic}")
 
     def _on_source_event(self, source: str, fields: Mapping[str, Any]) -> None:
         event = fields.get("event")

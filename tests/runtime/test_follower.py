@@ -1,0 +1,83 @@
+"""The session follower's epoch rules: barge-in, and a user resuming before the agent spoke."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from va_actors.runtime.supervisor.follower import SessionFollower
+
+STARTED = {"event": {"type": "plugin.turn_started"}}
+ENDED = {"event": {"type": "plugin.turn_ended"}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def follower(clock: Clock, grace_s: float = 3.0) -> tuple[SessionFollower, list[str]]:
+    bumps: list[str] = []
+
+    def bump(reason: str) -> int:
+        bumps.append(reason)
+        return len(bumps)
+
+    return SessionFollower(bump, lambda reason: None, sources=["mic"],
+                           resume_grace_s=grace_s, clock=clock), bumps
+
+
+def turn(f: SessionFollower, fields: dict[str, Any]) -> None:
+    f._on_message("turn", "turn", "turn.turn", fields)
+
+
+def playback(f: SessionFollower, playing: bool) -> None:
+    f._on_message("playback", "speaker", "speaker.playback", {"playing": playing})
+
+
+def test_a_turn_starting_soon_after_its_end_before_agent_audio_cancels_the_reply() -> None:
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, False)  # a sink reports: the agent is silent
+    turn(f, STARTED)
+    assert bumps == []  # the user just talks
+    turn(f, ENDED)
+    clock.now += 0.7  # a 0.7 s pause in mid-thought; the reply is being prepared
+    turn(f, STARTED)
+    assert len(bumps) == 1 and bumps[0].startswith("resume on turn.turn")
+
+
+def test_after_agent_audio_or_past_the_grace_a_new_turn_is_not_a_resume() -> None:
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, False)
+    turn(f, ENDED)
+    playback(f, True)  # the reply started playing ...
+    playback(f, False)  # ... and finished
+    clock.now += 0.5
+    turn(f, STARTED)
+    assert bumps == []
+    turn(f, ENDED)
+    clock.now += 3.5  # longer than the grace: a new question, not a continuation
+    turn(f, STARTED)
+    assert bumps == []
+
+
+def test_barge_in_still_bumps_while_the_agent_plays() -> None:
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, True)
+    turn(f, STARTED)
+    assert bumps == ["turn started on turn.turn"]
+
+
+def test_a_grace_of_zero_turns_resuming_off() -> None:
+    clock = Clock()
+    f, bumps = follower(clock, grace_s=0.0)
+    playback(f, False)
+    turn(f, ENDED)
+    clock.now += 0.2
+    turn(f, STARTED)
+    assert bumps == []
