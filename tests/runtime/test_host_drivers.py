@@ -244,7 +244,8 @@ async def test_llm_newer_transcript_supersedes_the_reply(host: FakeHost) -> None
     await driver.on_input(event_msg(transcript("second")))
     await settle(host, lambda: sum(c.final for c in host.on("text")) == 2)
     finals = [(c, f) for s, c, _, f in host.published if s == "text" and c.final]
-    assert finals[0][1] == {"interrupted": True} and finals[1][1] == {}
+    assert finals[0][1] == {"interrupted": True, "user_text": "first"}
+    assert finals[1][1] == {"user_text": "second"}
     assert finals[1][0].text == "a b c d e f g h"
 
 
@@ -263,6 +264,99 @@ async def test_llm_history_keeps_only_what_the_user_heard(host: FakeHost) -> Non
         interrupted=True, response_id=reply_id, heard_text="one two", epoch=0)))
     said = [(m.role, m.content) for m in llm.conversation.messages]
     assert said == [("user", "count for me"), ("assistant", "one two")]
+
+
+class PlaybackHost(FakeHost):
+    """A host whose actor reads a sink's playback reports, as the voice agent's LLM does."""
+
+    spec = ActorSpec(actor="llm", instance="llm", plugin="x:Y",
+                     data_endpoint="ipc:///tmp/llm.sock", sys_pub="ipc:///tmp/pub.sock",
+                     sys_pull="ipc:///tmp/pull.sock",
+                     inputs=[InputSpec("stt.transcript", ["ipc:///tmp/stt.sock"]),
+                             InputSpec("speaker.playback", ["ipc:///tmp/speaker.sock"])])
+
+
+async def _reply_started(host: FakeHost, driver: drivers.LLMDriver, text: str) -> str:
+    before = len(host.on("text"))
+    await driver.on_input(event_msg(transcript(text)))
+    await settle(host, lambda: len(host.on("text")) > before)
+    return str(host.on("text")[-1].response_id)
+
+
+async def test_llm_user_resuming_before_the_reply_was_heard_makes_one_turn() -> None:
+    host = PlaybackHost()
+    llm = ScriptedLLM("one two three four five six", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        await _reply_started(host, driver, "If the reader will excuse me,")
+        # The user speaks on before any audio played: the supervisor bumps the epoch.
+        host.epoch = 1
+        await driver.on_epoch(1)
+        await driver.on_input(event_msg(transcript("I will say nothing."), epoch=1))
+        await settle(host, lambda: any(c.final for c in host.on("text")))
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        said = [(m.role, m.content) for m in llm.conversation.messages]
+        assert said == [("user", "If the reader will excuse me, I will say nothing."),
+                        ("assistant", "one two three four five six")]
+        [fields] = [f for s, c, _, f in host.published if s == "text" and c.final]
+        assert fields["user_text"] == "If the reader will excuse me, I will say nothing."
+    finally:
+        await host.close()
+
+
+async def test_llm_a_transcript_while_the_unheard_reply_streams_continues_its_turn() -> None:
+    host = PlaybackHost()
+    llm = ScriptedLLM("a b c d e f g h", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        await _reply_started(host, driver, "first")
+        await driver.on_input(event_msg(transcript("second")))
+        await settle(host, lambda: sum(c.final for c in host.on("text")) == 2)
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        assert [(m.role, m.content) for m in llm.conversation.messages] == [
+            ("user", "first second"), ("assistant", "a b c d e f g h")]
+    finally:
+        await host.close()
+
+
+async def test_llm_after_a_heard_reply_the_next_transcript_is_a_new_turn() -> None:
+    host = PlaybackHost()
+    llm = ScriptedLLM("one two three four five six", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        reply_id = await _reply_started(host, driver, "count for me")
+        await driver.on_input(event_msg(AudioPlaybackEvent(
+            playing=True, response_id=reply_id, played_ms=40.0, epoch=0)))
+        host.epoch = 1  # a barge-in: the user heard some of it
+        await driver.on_epoch(1)
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        await driver.on_input(event_msg(AudioPlaybackEvent(
+            interrupted=True, response_id=reply_id, heard_text="one", epoch=0)))
+        await driver.on_input(event_msg(transcript("stop"), epoch=1))
+        await settle(host, lambda: any(c.final for c in host.on("text")))
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        assert [(m.role, m.content) for m in llm.conversation.messages] == [
+            ("user", "count for me"), ("assistant", "one"), ("user", "stop"),
+            ("assistant", "one two three four five six")]
+    finally:
+        await host.close()
+
+
+async def test_llm_without_playback_reports_never_merges_turns(host: FakeHost) -> None:
+    llm = ScriptedLLM("a b c d e f g h", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    await _reply_started(host, driver, "first")
+    host.epoch = 1
+    await driver.on_epoch(1)
+    await driver.on_input(event_msg(transcript("second"), epoch=1))
+    await settle(host, lambda: any(c.final for c in host.on("text")))
+    await settle(host, lambda: all(t.done() for t in host.tasks))
+    users = [m.content for m in llm.conversation.messages if m.role == "user"]
+    assert users == ["first", "second"]
 
 
 # -- TTS -----------------------------------------------------------------------------------

@@ -510,3 +510,39 @@ async def test_an_interrupt_hook_may_interrupt_another_llm() -> None:
     outer = Wrapper([])
     await outer.interrupt()
     assert (outer.epoch, inner.epoch) == (1, 1)
+
+
+# -- a user turn that goes on before its reply was heard (issue 17) ------------------
+
+
+async def test_a_continuation_of_an_unheard_turn_supersedes_it_as_one_user_turn() -> None:
+    model = StreamingLLM(["a", "b"], stall_after=1)
+    first = model.respond("If the reader will excuse me,")
+    assert isinstance(await anext(first), LLMResponseDelta)
+    model.stall_after = None
+    second = await collect(model, "I will say nothing.", continues=True)
+    assert final_of(second).text == "ab" and not final_of(second).interrupted
+    leftover = [item async for item in first]
+    assert final_of(leftover).interrupted
+    # One user turn with both parts, one reply; the provider was asked the whole turn.
+    assert [(m.role, m.content) for m in model.conversation.messages] == [
+        ("user", "If the reader will excuse me, I will say nothing."), ("assistant", "ab")]
+    assert model.seen_messages[-1] == [
+        {"role": "user", "content": "If the reader will excuse me, I will say nothing."}]
+
+
+async def test_a_continuation_after_the_reply_finished_unheard_replaces_that_reply() -> None:
+    model = StreamingLLM(["a", "b"])
+    await collect(model, "one")
+    await collect(model, "two")  # finished, but the user never heard it
+    await collect(model, "and three", continues=True)
+    assert [(m.role, m.content) for m in model.conversation.messages] == [
+        ("user", "one"), ("assistant", "ab"), ("user", "two and three"), ("assistant", "ab")]
+    assert model.seen_messages[-1][-1] == {"role": "user", "content": "two and three"}
+
+
+async def test_continues_without_an_earlier_turn_is_a_new_turn() -> None:
+    model = StreamingLLM(["ok"])
+    await collect(model, "hello", continues=True)
+    assert [(m.role, m.content) for m in model.conversation.messages] == [
+        ("user", "hello"), ("assistant", "ok")]

@@ -35,7 +35,7 @@ from va_actors.core.edge.types import Participant
 from va_actors.core.epochs import in_interrupt, install_interrupt
 from va_actors.core.events import BaseEvent, EventManager
 from va_actors.core.json_values import to_json_value
-from va_actors.core.llm.conversation import Conversation
+from va_actors.core.llm.conversation import Conversation, Message
 from va_actors.core.llm.errors import is_recoverable_error, status_code
 from va_actors.core.llm.events import (
     LLMErrorEvent,
@@ -114,6 +114,9 @@ class _Reply:
     first_delta_at: float | None = None
     count: int = 0
     settled: bool = False
+    discarded: bool = False
+    """Superseded by a continuation of its user turn: it was never heard, so it
+    leaves no message behind (see ``respond(continues=True)``)."""
     tool_cache: ToolCache = field(default_factory=dict)
 
 
@@ -150,6 +153,8 @@ class LLM(ToolCalling, abc.ABC):
         self._conversation = conversation if conversation is not None else Conversation()
         self._epoch = 0
         self._reply: _Reply | None = None
+        self._last_turn: tuple[str | None, str] | None = None
+        """(user message id, assistant message id) of the latest reply."""
         self._no_text_warned: set[str] = set()
         if max_tool_rounds is not None:
             self.max_tool_rounds = max_tool_rounds
@@ -294,7 +299,8 @@ class LLM(ToolCalling, abc.ABC):
         return True
 
     # -- respond: the runtime's entry point -----------------------------------
-    async def respond(self, text: str, participant: Participant | None = None,
+    async def respond(self, text: str, participant: Participant | None = None, *,
+                      continues: bool = False,
                       ) -> AsyncIterator[LLMResponseDelta | LLMResponseFinal]:
         """Reply to ``text``: yields deltas, then exactly one :class:`LLMResponseFinal`.
 
@@ -303,8 +309,14 @@ class LLM(ToolCalling, abc.ABC):
         supersedes a reply still in flight (it ends as interrupted).
         Never raises a provider error: it sends an :class:`LLMErrorEvent` and
         the final carries ``error`` and the text produced so far.
+
+        ``continues``: ``text`` goes on from the last user turn, whose reply the
+        user never heard (they spoke on before the agent did). The last reply
+        (in flight or done) is dropped from the conversation, ``text`` is
+        appended to that user message, and this reply answers the whole turn:
+        one user message, one reply. Without a last turn it is a new one.
         """
-        reply = self._begin_reply(text, participant)
+        reply = self._begin_reply(text, participant, continues)
         try:
             while not self._is_stopped(reply):
                 item = await reply.queue.get()
@@ -317,24 +329,45 @@ class LLM(ToolCalling, abc.ABC):
         finally:
             self._end_reply(reply)
 
-    def _begin_reply(self, text: str, participant: Participant | None) -> _Reply:
+    def _begin_reply(self, text: str, participant: Participant | None,
+                     continues: bool = False) -> _Reply:
         if not isinstance(text, str):
             raise TypeError(f"respond() needs text as str, got {type(text).__name__}")
         if self._reply is not None:
             logger.debug("%s: a new reply supersedes the one in flight", self.provider_name)
+            self._reply.discarded = continues
             self._stop_reply(self._reply)
         self.events.subscribe(event_types=[LLMResponseDeltaEvent, LLMResponseFinalEvent,
                                            LLMErrorEvent])(self._capture_event)
-        user_id = participant.user_id if participant is not None else None
-        user = self._conversation.add_message("user", text, user_id=user_id) if text.strip() \
-            else None
+        user = self._continue_turn(text) if continues else None
+        if user is not None:
+            text = user.content
+        elif text.strip():
+            user_id = participant.user_id if participant is not None else None
+            user = self._conversation.add_message("user", text, user_id=user_id)
         placeholder = self._conversation.add_message("assistant", "", completed=False)
         reply = _Reply(owner=self, epoch=self._epoch, message_id=placeholder.id,
                        user_message_id=user.id if user else None, started=time.perf_counter())
         self._reply = reply
+        self._last_turn = (reply.user_message_id, reply.message_id)
         reply.task = asyncio.create_task(self._produce(reply, text, participant),
                                          name=f"{self.provider_name}-reply")
         return reply
+
+    def _continue_turn(self, text: str) -> Message | None:
+        """Append ``text`` to the last user message and drop its unheard reply."""
+        if self._last_turn is None:
+            return None
+        user_id, assistant_id = self._last_turn
+        if user_id is None:
+            return None
+        self._conversation.remove_message(assistant_id)
+        user = self._conversation.get(user_id)
+        if user is None:  # trimmed or cleared meanwhile
+            return None
+        user.content = f"{user.content.strip()} {text.strip()}".strip()
+        logger.debug("%s: the user went on; one turn: %r", self.provider_name, user.content)
+        return user
 
     async def _produce(self, reply: _Reply, text: str, participant: Participant | None) -> None:
         _CURRENT_REPLY.set(reply)
@@ -468,7 +501,9 @@ class LLM(ToolCalling, abc.ABC):
         if reply.settled:
             return
         reply.settled = True
-        if text.strip():
+        if reply.discarded:
+            self._conversation.remove_message(reply.message_id)
+        elif text.strip():
             message = self._conversation.upsert_message(
                 "assistant", text, reply.message_id, completed=True, replace=True)
             message.interrupted = interrupted

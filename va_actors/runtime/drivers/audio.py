@@ -19,6 +19,7 @@ from va_actors.core.turn_detection import (
 )
 from va_actors.runtime.drivers.base import (
     Driver,
+    maybe_await,
 )
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind
@@ -63,10 +64,17 @@ class STTDriver(Driver):
 
     async def _on_turn_event(self, event: BaseEvent) -> None:
         # A turn detector's end of turn is authoritative: the STT finalises the
-        # utterance now instead of waiting for its own end-of-speech rule.
-        flush = getattr(self.plugin, "flush", None)
-        if isinstance(event, TurnEndedEvent) and callable(flush):
-            await flush(event.participant)
+        # utterance now instead of waiting for its own end-of-speech rule (or,
+        # if the words sound unfinished, holds it until the next start of turn,
+        # which it is told with resume()).
+        if isinstance(event, TurnEndedEvent):
+            flush = getattr(self.plugin, "flush", None)
+            if callable(flush):
+                await flush(event.participant)
+        elif isinstance(event, TurnStartedEvent):
+            resume = getattr(self.plugin, "resume", None)
+            if callable(resume):
+                await maybe_await(resume(event.participant))
 
 
 class TurnDriver(Driver):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from va_actors.core.edge.events import AudioPlaybackEvent
@@ -32,19 +33,43 @@ def _is_final_transcript(event: BaseEvent) -> bool:
             and event.mode == "final")
 
 
+@dataclass
+class _Turn:
+    """The latest user turn and what became of its reply."""
+
+    user_text: str
+    response_id: str | None = None
+    in_flight: bool = True
+    cut: bool = False
+    """An epoch bump (barge-in, or the user resuming) ended it."""
+    heard: bool = False
+    """A sink reported playing some of it."""
+
+
 class LLMDriver(Driver):
     """Final transcripts -> ``llm.respond()``; deltas -> ``TextChunk`` on ``text``.
 
     Every chunk of a reply carries the transcript's epoch and one
     ``response_id``; the reply ends with ``TextChunk(final=True)`` holding the
     whole text (header field ``interrupted=True`` when a newer transcript
-    superseded it). One reply at a time: ``respond()`` itself ends the reply
-    in flight when a new one starts. On barge-in, ``llm.interrupt(epoch)``.
+    superseded it) and ``user_text``, the user turn it answers. One reply at
+    a time: ``respond()`` itself ends the reply in flight when a new one
+    starts. On barge-in, ``llm.interrupt(epoch)``.
+
+    When this LLM hears playback reports (an input ``<sink>.playback``), a
+    transcript that comes while the last reply is unheard and was cut (by an
+    epoch bump: the user resumed before the agent spoke) or is still being
+    generated continues that user turn: ``respond(continues=True)`` keeps
+    one user message with both parts and one reply.
     """
 
     outputs = ("text", "events")
 
     error_event = llm_events.LLMErrorEvent
+
+    def __init__(self, host: HostPort, plugin: Any) -> None:
+        super().__init__(host, plugin)
+        self._turn: _Turn | None = None
 
     async def start(self) -> None:
         # Deltas already go out as text; the rest (final, tools, errors) as events.
@@ -66,23 +91,41 @@ class LLMDriver(Driver):
         assert isinstance(event, STTTranscriptEvent)
         text = event.text.strip()
         if text:
-            self.host.spawn(self._respond(text, event.participant, msg.epoch), "respond")
+            last, continues = self._turn, self._continues()
+            user_text = f"{last.user_text} {text}" if continues and last else text
+            turn = self._turn = _Turn(user_text)
+            self.host.spawn(self._respond(text, event.participant, msg.epoch, turn, continues),
+                            "respond")
+
+    def _continues(self) -> bool:
+        """The next transcript goes on from the last turn: its reply is cut and unheard."""
+        turn = self._turn
+        return (turn is not None and not turn.heard and (turn.in_flight or turn.cut)
+                and _reads_playback(self.host))
 
     def _on_playback(self, event: AudioPlaybackEvent) -> None:
         """Keep only what the user heard of a reply cut off by barge-in."""
+        turn = self._turn
+        if (turn is not None and event.response_id == turn.response_id
+                and (event.playing or event.played_ms > 0 or event.heard_text)):
+            turn.heard = True
         if event.interrupted and event.response_id:
             self.plugin.conversation.truncate_message(event.response_id, event.heard_text)
 
-    async def _respond(self, text: str, participant: Any, epoch: int) -> None:
+    async def _respond(self, text: str, participant: Any, epoch: int, turn: _Turn,
+                       continues: bool) -> None:
         host = self.host
         response_id: str | None = None
         index = 0
         final: Any = None
-        async with contextlib.aclosing(self.plugin.respond(text, participant)) as replies:
+        replies = (self.plugin.respond(text, participant, continues=True) if continues
+                   else self.plugin.respond(text, participant))
+        async with contextlib.aclosing(replies) as replies:
             async for item in replies:
                 # The conversation message id doubles as the reply id, so the
                 # output's playback reports can truncate history to what was heard.
                 response_id = response_id or getattr(item, "item_id", None) or uuid.uuid4().hex
+                turn.response_id = response_id
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
@@ -90,15 +133,26 @@ class LLMDriver(Driver):
                     host.publish("text", TextChunk(delta, False, response_id, index),
                                  epoch=epoch)
                     index += 1
+        turn.in_flight = False
         whole = str(getattr(final, "text", "") or "")
         chunk = TextChunk(whole, True, response_id or uuid.uuid4().hex, index)
         if getattr(final, "interrupted", False):
-            host.publish("text", chunk, epoch=epoch, interrupted=True)
+            host.publish("text", chunk, epoch=epoch, interrupted=True,
+                         user_text=turn.user_text)
         else:
-            host.publish("text", chunk, epoch=epoch)
+            host.publish("text", chunk, epoch=epoch, user_text=turn.user_text)
 
     async def on_epoch(self, epoch: int) -> None:
+        if self._turn is not None:
+            self._turn.cut = True
         await self.plugin.interrupt(epoch)
+
+
+def _reads_playback(host: HostPort) -> bool:
+    """Whether the actor has a ``<sink>.playback`` input (else heard-or-not is unknown)."""
+    spec = getattr(host, "spec", None)
+    inputs = getattr(spec, "inputs", None) or ()
+    return any(str(getattr(i, "topic", "")).endswith(".playback") for i in inputs)
 
 
 class VideoLLMDriver(LLMDriver):

@@ -34,6 +34,7 @@ from va_actors.runtime.session_vars import SESSION_PREFIX
 
 if TYPE_CHECKING:
     from va_actors.runtime.host.actor_host import ActorHost
+    from va_actors.runtime.spec import ActorSpec
 
 __all__ = ["PENDING_LIMIT", "HostProxy", "Prepared", "WarmError", "WarmSpec", "prepare"]
 
@@ -93,6 +94,11 @@ class HostProxy:
     def epoch(self) -> int:
         """The session epoch (0 until attached)."""
         return self._target.epoch if self._target is not None else 0
+
+    @property
+    def spec(self) -> ActorSpec | None:
+        """The instance's spec once attached (drivers read its inputs), else None."""
+        return self._target.spec if self._target is not None else None
 
     def publish(self, stream: str, value: Any, **kwargs: Any) -> None:
         """Publish now, or keep it (bounded) until attached."""
