@@ -40,6 +40,8 @@ from va_actors.plugins.whisper.window import ShortWindow, _compression_ratio, _r
 
 QUESTION = "What is the weather like today?"
 LIGHTS = "Please turn on the kitchen lights."
+UNFINISHED = "I need to book another flight for"
+GOES_ON = "Friday morning, with a window seat."
 STORY = ("My flight to Boston was canceled this morning, so I need to book another one "
          "for Friday. I would like a window seat, and please check whether the hotel "
          "near the airport still has a room for two nights. Thank you very much.")
@@ -66,7 +68,7 @@ def speech(voice: Any) -> Iterator[dict[str, Audio]]:
     # the transcripts) are the same on every run.
     steady = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     clips = {}
-    for text in (QUESTION, LIGHTS, STORY):
+    for text in (QUESTION, LIGHTS, STORY, UNFINISHED, GOES_ON):
         chunks = list(voice.synthesize(text, steady))
         assert chunks[0].sample_rate == PIPER_RATE
         clips[text] = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
@@ -83,16 +85,19 @@ class SpyInference:
     """Wraps the STT's inference call (either window): records threads and
     concurrency, can fail or slow down."""
 
-    def __init__(self, inner: Callable[[Audio, bool], Any]) -> None:
+    def __init__(self, inner: Callable[[Audio, bool, str | None], Any]) -> None:
         self.inner = inner
         self.threads: list[int] = []
+        self.prompts: list[str | None] = []
+        self.seconds: list[float] = []
+        """Length of the audio of each inference."""
         self.fail_next = 0
         self.delay_s = 0.0
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def __call__(self, audio: Audio, final: bool) -> Any:
+    def __call__(self, audio: Audio, final: bool, prompt: str | None = None) -> Any:
         with self._lock:
             self.threads.append(threading.get_ident())
             self.active += 1
@@ -102,7 +107,9 @@ class SpyInference:
             if self.fail_next:
                 self.fail_next -= 1
                 raise RuntimeError("decoder exploded")
-            return self.inner(audio, final)
+            self.prompts.append(prompt)
+            self.seconds.append(audio.size / SAMPLE_RATE)
+            return self.inner(audio, final, prompt)
         finally:
             with self._lock:
                 self.active -= 1
@@ -387,6 +394,75 @@ async def test_speech_after_the_pause_discards_the_speculative_transcript(
     assert words(final.text) == words(QUESTION) + words(LIGHTS), final.text
 
 
+# -- incremental transcription and the unfinished hold (issue 17) --------------------
+def silence(seconds: float) -> Audio:
+    return np.zeros(int(seconds * PIPER_RATE), np.float32)
+
+
+@pytest.mark.slow
+async def test_incremental_final_transcribes_only_the_speech_after_the_last_piece(
+        make_stt: Any, speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0, speculate_ms=100, incremental=True,
+                       silence_ms=1500)
+    # Three sentences with 0.4 s pauses (~7 s): each pause the user speaks on after
+    # keeps its transcript as a piece.
+    said = [LIGHTS, QUESTION, GOES_ON]
+    audio = np.concatenate([silence(0.3), speech[LIGHTS], silence(0.4), speech[QUESTION],
+                            silence(0.4), speech[GOES_ON], silence(0.3)])
+    await feed(h.stt, audio, PIPER_RATE, pace_s=0.002)
+    await asyncio.sleep(0.3)  # the last speculation runs while the user is silent
+    await h.stt.flush(USER)
+    [final] = h.rec.finals()
+    assert words(final.text) == [w for s in said for w in words(s)], final.text
+    assert final.response.other["pieces"] == 2
+    assert final.response.audio_duration_ms > 6000
+    # No inference ever covered the whole utterance: the longest was one sentence
+    # and its pauses, and the last one had the pieces as its prompt.
+    longest = max(len(speech[s]) for s in said) / PIPER_RATE
+    assert max(h.spy.seconds) < longest + 1.0, h.spy.seconds
+    assert words(h.spy.prompts[-1] or "") == words(LIGHTS) + words(QUESTION)
+    assert final.response.other["speculative"] is True  # no inference after the flush
+    assert h.stt.stats["pieces"] == 2
+
+
+@pytest.mark.slow
+async def test_an_unfinished_utterance_is_held_at_the_end_of_turn_and_goes_on(
+        make_stt: Any, speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0, speculate_ms=100, incremental=True,
+                       unfinished_hold_ms=1000, silence_ms=1500)
+    await feed(h.stt, np.concatenate([silence(0.3), speech[UNFINISHED], silence(0.25)]),
+               PIPER_RATE, pace_s=0)
+    await h.stt.flush(USER)  # the detector ends the turn at the comma
+    assert h.rec.finals() == [] and h.stt.stats["held"] == 1
+    h.stt.resume(USER)  # ... and hears the user start again
+    await feed(h.stt, np.concatenate([speech[GOES_ON], silence(0.25)]), PIPER_RATE, pace_s=0)
+    await h.stt.flush(USER)
+    [final] = h.rec.finals()  # one transcript for both halves
+    # (tiny.en may drop the dangling "for" once the next words follow)
+    heard = words(final.text)
+    assert heard[:6] == words(UNFINISHED)[:6] and heard[-6:] == words(GOES_ON), final.text
+
+
+@pytest.mark.slow
+async def test_a_hold_ends_after_its_silence_and_a_finished_utterance_is_not_held(
+        make_stt: Any, speech: dict[str, Audio]) -> None:
+    h = await make_stt(partial_interval_ms=0, speculate_ms=100, incremental=True,
+                       unfinished_hold_ms=600, silence_ms=1500)
+    await feed(h.stt, np.concatenate([silence(0.3), speech[UNFINISHED], silence(0.25)]),
+               PIPER_RATE, pace_s=0)
+    await h.stt.flush(USER)
+    assert h.rec.finals() == []
+    await feed(h.stt, silence(0.6), PIPER_RATE, pace_s=0)  # the user said no more
+    await h.stt.flush(USER)
+    [held] = h.rec.finals()
+    assert held.response.other["reason"] == "hold"
+    assert_transcribed(held, UNFINISHED)
+    await feed(h.stt, np.concatenate([speech[GOES_ON], silence(0.25)]), PIPER_RATE, pace_s=0)
+    await h.stt.flush(USER)  # words that end a sentence: final at once
+    assert len(h.rec.finals()) == 2 and h.stt.stats["held"] == 1
+    assert_transcribed(h.rec.finals()[1], GOES_ON)
+
+
 # -- the short encoder window --------------------------------------------------------
 @pytest.mark.slow
 def test_the_short_window_hears_the_same_words_as_the_full_one(
@@ -424,7 +500,7 @@ async def test_finals_name_their_window_and_a_doubtful_short_decode_goes_to_the_
     await feed(h.stt, with_silence(speech[LIGHTS], PIPER_RATE), PIPER_RATE, pace_s=0)
     await h.stt.flush()
     assert h.stt._window is not None
-    h.stt._window.transcribe = lambda audio: None  # type: ignore[method-assign]
+    h.stt._window.transcribe = lambda audio, prompt=None: None  # type: ignore[method-assign]
     await feed(h.stt, with_silence(speech[QUESTION], PIPER_RATE), PIPER_RATE, pace_s=0)
     await h.stt.flush()
     short, full = h.rec.finals()

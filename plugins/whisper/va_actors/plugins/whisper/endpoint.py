@@ -82,19 +82,35 @@ class EnergyEndpointer:
         self.speaking = False
         self.voiced_frames = 0
         """Voiced frames of the current (or, after END, the last) utterance."""
+        self.loud_frames = 0
+        """Of those, frames above the onset threshold: more of them means new
+        words (the quieter voiced frames may be a word's decay)."""
         self._run = 0
         self._silent = 0
+        self._quiet = 0
 
     def end_utterance(self) -> None:
         """The utterance is over (END, or the caller flushed): wait for a new onset."""
         self.speaking = False
         self._run = 0
         self._silent = 0
+        self._quiet = 0
 
     @property
     def silent_frames(self) -> int:
         """Unvoiced frames in a row so far in the current utterance."""
         return self._silent
+
+    @property
+    def quiet_frames(self) -> int:
+        """Frames in a row below the onset threshold in the current utterance.
+
+        A pause starts here sooner than :attr:`silent_frames` does: a word's
+        soft ending and the room's reverberation (down to half the threshold)
+        still count as voiced for the end of the utterance, but no new word
+        is that quiet. A transcript started at a pause starts from this.
+        """
+        return self._quiet
 
     @property
     def noise_floor(self) -> float:
@@ -119,11 +135,16 @@ class EnergyEndpointer:
         if self._run < self._onset_frames:
             return Endpoint.NONE
         self.speaking = True
-        self.voiced_frames = self._run
+        self.voiced_frames = self.loud_frames = self._run
         self._silent = 0
         return Endpoint.START
 
     def _while_speaking(self, rms: float) -> Endpoint:
+        if rms > self.threshold:
+            self._quiet = 0
+            self.loud_frames += 1
+        else:
+            self._quiet += 1
         if rms > self.threshold * _HANGOVER_RATIO:
             self.voiced_frames += 1
             self._silent = 0

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,8 +21,10 @@ import numpy.typing as npt
 from va_actors.core import stt
 from va_actors.core.audio import AudioFormat, PcmData, Resampler
 from va_actors.core.edge.types import Participant
+from va_actors.core.stt.completeness import sounds_unfinished
 from va_actors.plugins.whisper._model import ModelRef, load_model, resolve_model
 from va_actors.plugins.whisper.endpoint import Endpoint, EnergyEndpointer, frame_rms
+from va_actors.plugins.whisper.utterance import COMMIT_MIN_S, COMMIT_PAUSE_MS, Utterance
 from va_actors.plugins.whisper.window import FULL_WINDOW_S, ShortWindow, check_window_s
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,12 @@ MAX_QUEUED_UTTERANCES = 8
 CLOSE_DRAIN_S = 3.0
 """How long :meth:`WhisperSTT.close` waits for queued finals (the host's stop
 deadline may cut it shorter)."""
+HOLD_BACKSTOP_S = 0.5
+"""A held final is reported at the latest this long after its hold should have
+ended, in case the audio stops coming (the hold counts audio time)."""
+FRAME_MS = FRAME_SAMPLES * 1000 / SAMPLE_RATE
+MIN_TAIL_FRAMES = 3
+"""Voiced frames after the last incremental piece that are worth transcribing."""
 
 Audio = npt.NDArray[np.float32]
 JobKind = Literal["partial", "speculative", "final", "barrier"]
@@ -61,8 +70,7 @@ class _Stream:
     endpointer: EnergyEndpointer
     preroll: deque[Audio]
     remainder: Audio = field(default_factory=lambda: np.zeros(0, np.float32))
-    frames: list[Audio] = field(default_factory=list)
-    samples: int = 0
+    utt: Utterance = field(default_factory=Utterance)
     since_partial: int = 0
     partial_busy: bool = False
     active: bool = False
@@ -70,7 +78,33 @@ class _Stream:
     speculation: _Job | None = None
     """A transcript of the utterance so far, started at a pause (see ``speculate_ms``)."""
     speculation_voiced: int = 0
-    """Voiced frames the speculation covers: more at the end means the user spoke on."""
+    """Loud frames (``EnergyEndpointer.loud_frames``) the speculation covers: more at
+    the end means the user spoke on."""
+    hold: _Hold | None = None
+    """Set while the final is held back because its words sound unfinished."""
+    resumed: Literal["", "piece", "speech"] = ""
+    """The energy rule heard speech again after a pause since the last speculation
+    started (a flush for that pause comes after it): "piece" if the speech before
+    the pause was kept as a piece, "speech" if the pause was too short for one
+    (then a flush decides as if nothing came: it was likely a breath)."""
+    detector_resumed: bool = False
+    """The turn detector said the user speaks again (:meth:`WhisperSTT.resume`)
+    while a flush waited for its transcript."""
+    flushing: _Job | None = None
+    """The speculation a flush is waiting for: speech-like frames meanwhile (the
+    decay the energy rule still counts as voiced) do not discard it."""
+
+
+@dataclass
+class _Hold:
+    """A final held back: the utterance up to ``samples`` is what its transcript covers."""
+
+    number: int
+    """Distinguishes holds, so that a late backstop timer knows its own."""
+    samples: int
+    voiced: int
+    frames_left: int
+    """Frames of audio until the hold ends by itself."""
 
 
 @dataclass
@@ -88,6 +122,14 @@ class _Job:
     """For a final: the speculative job whose transcript it reports (no new inference)."""
     result: _Result | None = None
     """A speculative job's transcript, once computed."""
+    base: Utterance | None = None
+    """The utterance whose committed pieces come before ``audio``: the decoder's
+    prompt, and the text reported before this job's own. None: ``audio`` is the
+    whole utterance."""
+    commit: bool = False
+    """A speculation the user spoke on after: its text becomes the next piece of ``base``."""
+    utterance_ms: float = 0.0
+    """Length of the whole utterance the reported transcript covers."""
 
 
 @dataclass
@@ -132,6 +174,18 @@ class WhisperSTT(stt.STT):
             to spare): 15 s costs a quarter of Whisper's 30 s, for the same
             words (see ``window.py``). Text that looks unsound there is
             transcribed again on the full window. 30: always the full window.
+        incremental: keep the transcript of each stretch of speech up to a
+            pause the user spoke on after, and at the end transcribe only the
+            audio after it, with the text so far as Whisper's previous-text
+            prompt (``utterance.py``): the final costs the same however long
+            the utterance. Needs ``speculate_ms``.
+        unfinished_hold_ms: when a turn detector ends the turn (``flush``) but
+            the words so far sound unfinished (a comma, a trailing "...", no
+            final punctuation, or a last word like "and" or "the":
+            ``va_actors.core.stt.completeness``), keep the utterance open
+            until this much silence after the speech (audio time), so that a
+            speaker who goes on stays in one utterance. 0: off (the detector's
+            end is final).
 
     Raises:
         WhisperModelNotFoundError: the model directory (or the package) is missing.
@@ -146,12 +200,23 @@ class WhisperSTT(stt.STT):
                  partial_interval_ms: float = 500, max_utterance_s: float = 30,
                  silence_ms: float = 600, vad_filter: bool = False,
                  threshold_db: float = -40.0, speculate_ms: float = 0,
-                 window_s: float = 15.0, provider_name: str | None = None) -> None:
+                 window_s: float = 15.0, incremental: bool = False,
+                 unfinished_hold_ms: float = 0,
+                 provider_name: str | None = None) -> None:
         super().__init__(provider_name or "whisper")
         _check_params(cpu_threads=cpu_threads, beam_size=beam_size,
                       partial_interval_ms=partial_interval_ms,
                       max_utterance_s=max_utterance_s, silence_ms=silence_ms,
-                      speculate_ms=speculate_ms)
+                      speculate_ms=speculate_ms, unfinished_hold_ms=unfinished_hold_ms)
+        if not isinstance(incremental, bool):
+            raise ValueError(f"incremental must be true or false, got {incremental!r}")
+        if incremental and not speculate_ms:
+            raise ValueError("incremental needs speculate_ms > 0: pieces are cut at the "
+                             "pauses the speculation transcribes")
+        self._incremental = incremental
+        self._hold_frames = math.ceil(unfinished_hold_ms / FRAME_MS)
+        self._commit_pause_frames = math.ceil(COMMIT_PAUSE_MS / FRAME_MS)
+        self._commit_samples = int(COMMIT_MIN_S * SAMPLE_RATE)
         check_window_s(window_s)
         self._window_s = window_s
         self._window: ShortWindow | None = None
@@ -178,10 +243,17 @@ class WhisperSTT(stt.STT):
         # (CTranslate2 already uses cpu_threads inside one call).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._stats = {"finals": 0, "partials": 0, "dropped": 0, "errors": 0,
-                       "speculations": 0, "reused": 0,
+                       "speculations": 0, "reused": 0, "pieces": 0, "held": 0,
                        "short_window": 0, "full_window": 0}
         self._audio_ms = 0.0
         self._busy_ms = 0.0
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters so far: finals, partials, speculations, reused, pieces (kept
+        as incremental pieces), held (finals held as unfinished), dropped, errors,
+        short_window / full_window inferences."""
+        return dict(self._stats)
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -268,14 +340,19 @@ class WhisperSTT(stt.STT):
 
         A turn detector or the runtime calls this when it knows the turn
         ended. ``participant=None`` flushes every participant. Returns once
-        every transcript queued so far has been emitted.
+        every transcript queued so far has been emitted. With
+        ``unfinished_hold_ms``, an utterance whose words sound unfinished
+        (or that the user already went on with) is held open instead.
         """
         if self._worker is None:
             return
         wanted = _key(participant)
-        for key, stream in self._streams.items():
+        for key, stream in list(self._streams.items()):
             if participant is None or key == wanted:
-                self._flush_stream(stream)
+                if self._hold_frames:
+                    await self._flush_or_hold(stream)
+                else:
+                    self._flush_stream(stream)
         barrier = self._enqueue(_Job("barrier", asyncio.get_running_loop().create_future()))
         await barrier.done
 
@@ -309,84 +386,265 @@ class WhisperSTT(stt.STT):
             self._on_frame(stream, frame, float(rms))
 
     def _on_frame(self, stream: _Stream, frame: Audio, rms: float) -> None:
+        paused = stream.endpointer.quiet_frames  # the pause before this frame
         event = stream.endpointer.update(rms)
+        utt = stream.utt
         if event is Endpoint.START:
             self._discard_speculation(stream)
-            stream.frames = [*stream.preroll, frame]
-            stream.samples = FRAME_SAMPLES * len(stream.frames)
+            stream.utt = utt = Utterance()
+            for earlier in stream.preroll:
+                utt.append(earlier)
+            utt.append(frame)
             stream.since_partial = 0
             stream.preroll.clear()
             stream.active = True
         elif stream.active:
-            stream.frames.append(frame)
-            stream.samples += FRAME_SAMPLES
+            utt.append(frame)
             stream.since_partial += FRAME_SAMPLES
         else:
             stream.preroll.append(frame)
         if event is Endpoint.END:
             self._finish_utterance(stream, "silence")
-        elif stream.samples >= self._max_samples:
+        elif utt.samples >= self._max_samples:
             self._finish_utterance(stream, "max_length")
         elif stream.active:
-            self._maybe_speculate(stream)
+            if stream.hold is not None:
+                # Held: only the turn detector's word (resume) or the time ends it;
+                # the energy rule here takes breaths and noise for speech.
+                stream.hold.frames_left -= 1
+                if stream.hold.frames_left <= 0:
+                    self._finish_held(stream)
+                return
+            self._maybe_speculate(stream, paused)
             self._maybe_partial(stream)
 
     def _flush_stream(self, stream: _Stream) -> None:
-        tail = stream.resampler.flush()
-        self._consume(stream, tail.samples)
+        self._take_resampler_tail(stream)
         if not stream.active:
             return
+        self._end_utterance(stream, "flush")
+
+    def _take_resampler_tail(self, stream: _Stream) -> None:
+        tail = stream.resampler.flush()
+        self._consume(stream, tail.samples)
+
+    def _end_utterance(self, stream: _Stream, reason: str) -> None:
+        """End the utterance now, whatever the end-pointer says."""
         if stream.remainder.size:
-            stream.frames.append(stream.remainder)
-            stream.samples += stream.remainder.size
+            stream.utt.append(stream.remainder)
             stream.remainder = np.zeros(0, np.float32)
         stream.endpointer.end_utterance()
-        self._finish_utterance(stream, "flush")
+        self._finish_utterance(stream, reason)
 
-    def _finish_utterance(self, stream: _Stream, reason: str) -> None:
-        """Hand the utterance to the worker as a final (or drop it if too little speech)."""
-        frames, voiced = stream.frames, stream.endpointer.voiced_frames
+    async def _flush_or_hold(self, stream: _Stream) -> None:
+        """The turn detector ended the turn: finalise, unless the words sound unfinished.
+
+        The transcript so far is needed either way (a final reuses it), so
+        waiting for it costs nothing: a speculation is started if none covers
+        the audio, and awaited. If its text sounds unfinished, or the user
+        already spoke on after the pause, the utterance is held open: the
+        detector's next start of turn (:meth:`resume`) continues it, else it
+        is finalised once ``unfinished_hold_ms`` of audio after the speech.
+        """
+        self._take_resampler_tail(stream)
+        if not stream.active or stream.hold is not None:
+            return
+        utt = stream.utt
+        if stream.remainder.size:
+            utt.append(stream.remainder)
+            stream.remainder = np.zeros(0, np.float32)
+        # The detector's end is the utterance's: frames after it (the tail the
+        # energy rule may still count as voiced) are not part of the decision.
+        cut, voiced = utt.samples, stream.endpointer.loud_frames
+        silent = stream.endpointer.quiet_frames
+        if stream.resumed == "piece":
+            # The end is for a pause after a piece that the energy rule already
+            # heard speech after (the user going on, or a breath the detector
+            # ignored): the piece ends the utterance, or the wait goes on.
+            if sounds_unfinished(utt.text()):
+                self._hold(stream, cut, voiced, silent, "spoke on")
+            else:
+                self._split_at_pieces(stream)
+            return
+        speculation = stream.speculation
+        if speculation is None or voiced != stream.speculation_voiced:
+            self._discard_speculation(stream)
+            speculation = self._start_speculation(stream)
+        stream.flushing, stream.detector_resumed = speculation, False
+        try:
+            await speculation.done
+        finally:
+            stream.flushing = None
+        if stream.utt is not utt or stream.speculation is not speculation:
+            return  # ended meanwhile (max_length, clear)
+        if stream.detector_resumed:
+            self._on_speech_resumed(stream, self._commit_pause_frames)
+            return
+        result = speculation.result
+        text = utt.text(result.text) if result is not None else ""
+        if result is None or not sounds_unfinished(text) or silent >= self._hold_frames:
+            stream.endpointer.end_utterance()
+            self._finish_utterance(stream, "flush", upto=(cut, voiced))
+            return
+        self._hold(stream, cut, voiced, silent, repr(text))
+
+    def _split_at_pieces(self, stream: _Stream) -> None:
+        """The pieces are the final; the audio after them starts the next utterance."""
+        done, rest = stream.utt, Utterance()
+        if done.covered < done.samples:
+            rest.append(done.audio(done.covered))
+        done.truncate(done.covered)
+        stream.utt = rest
+        stream.endpointer.loud_frames -= done.covered_voiced
+        stream.resumed = ""
+        self._drop_jobs(lambda job: job.kind == "partial" and job.stream is stream)
+        self._make_room()
+        self._enqueue(_Job("final", asyncio.get_running_loop().create_future(), stream, None,
+                           "flush", self._generation, base=done,
+                           utterance_ms=done.samples * 1000 / SAMPLE_RATE))
+
+    def _hold(self, stream: _Stream, cut: int, voiced: int, silent: int, why: str) -> None:
+        self._stats["held"] += 1
+        frames_left = max(1, self._hold_frames - silent)
+        stream.hold = _Hold(self._stats["held"], cut, voiced, frames_left)
+        logger.debug("%s: holding the utterance open (%s)", self.provider_name, why)
+        # Audio counts down the hold; the clock is the backstop if audio stops.
+        asyncio.get_running_loop().call_later(frames_left * FRAME_MS / 1000 + HOLD_BACKSTOP_S,
+                                              self._hold_backstop, stream, stream.hold.number)
+
+    def resume(self, participant: Participant | None = None) -> None:
+        """The turn detector heard ``participant`` start speaking again.
+
+        An utterance held open at the detector's last end of turn (see
+        ``unfinished_hold_ms``) goes on: what follows joins it, one transcript
+        for both. Otherwise nothing changes. ``None``: every participant.
+        """
+        wanted = _key(participant)
+        for key, stream in self._streams.items():
+            if participant is not None and key != wanted:
+                continue
+            if stream.hold is not None:
+                stream.hold = None
+                self._on_speech_resumed(stream, self._commit_pause_frames)
+            elif stream.flushing is not None:
+                stream.detector_resumed = True
+
+    def _hold_backstop(self, stream: _Stream, number: int) -> None:
+        # The hold counts audio; if the audio stopped coming, end it by the clock.
+        if stream.hold is not None and stream.hold.number == number and not self._closed:
+            self._finish_held(stream)
+
+    def _finish_held(self, stream: _Stream) -> None:
+        hold, stream.hold = stream.hold, None
+        if hold is None:
+            return
+        stream.endpointer.end_utterance()
+        self._finish_utterance(stream, "hold", upto=(hold.samples, hold.voiced))
+
+    def _finish_utterance(self, stream: _Stream, reason: str, *,
+                          upto: tuple[int, int] | None = None) -> None:
+        """Hand the utterance to the worker as a final (or drop it if too little speech).
+
+        ``upto``: (samples, voiced frames) where the utterance ended, when
+        frames came after that moment (a flush that waited for its transcript).
+        """
+        utt, voiced = stream.utt, stream.endpointer.loud_frames
+        speech_ms = stream.endpointer.voiced_frames * stream.endpointer.frame_ms
+        if upto is not None:
+            utt.truncate(upto[0])
+            voiced = upto[1]
         speculation, stream.speculation = stream.speculation, None
-        if speculation is not None and (reason == "max_length"
+        stream.hold = None
+        if speculation is not None and (reason == "max_length" or utt.broken
                                         or voiced != stream.speculation_voiced):
             self._drop_speculation(speculation)
             speculation = None
-        stream.frames, stream.samples, stream.since_partial = [], 0, 0
+        stream.utt, stream.since_partial = Utterance(), 0
+        stream.resumed = ""
         # At max_length the user is still speaking: the rest is the next utterance.
         stream.active = reason == "max_length"
         # Partials still queued for this utterance would arrive after nothing
         # new: the final replaces them.
         self._drop_jobs(lambda job: job.kind == "partial" and job.stream is stream)
         if reason == "max_length":
-            stream.endpointer.voiced_frames = 0
-        if not frames or (reason == "silence"
-                          and voiced * stream.endpointer.frame_ms < MIN_SPEECH_MS):
+            stream.endpointer.voiced_frames = stream.endpointer.loud_frames = 0
+        if not utt.frames or (reason == "silence"
+                              and speech_ms < MIN_SPEECH_MS):
             return
         self._make_room()
+        loop = asyncio.get_running_loop()
+        utterance_ms = utt.samples * 1000 / SAMPLE_RATE
         if speculation is not None:  # nothing new was said: its transcript is the final
-            self._enqueue(_Job("final", asyncio.get_running_loop().create_future(), stream,
-                               speculation.audio, reason, self._generation,
-                               source=speculation))
+            self._enqueue(_Job("final", loop.create_future(), stream, speculation.audio, reason,
+                               self._generation, source=speculation, base=speculation.base,
+                               utterance_ms=utterance_ms))
             return
-        self._enqueue(_Job("final", asyncio.get_running_loop().create_future(), stream,
-                           np.concatenate(frames), reason, self._generation))
+        if utt.broken or not self._incremental:
+            self._enqueue(_Job("final", loop.create_future(), stream, utt.audio(), reason,
+                               self._generation, utterance_ms=utterance_ms))
+            return
+        # Only what the pieces do not cover yet; nothing at all if no word came
+        # since (a few frames of onset alone would make Whisper repeat its prompt).
+        audio = utt.audio(utt.covered) if voiced - utt.covered_voiced >= MIN_TAIL_FRAMES \
+            else None
+        self._enqueue(_Job("final", loop.create_future(), stream, audio, reason,
+                           self._generation, base=utt, utterance_ms=utterance_ms))
 
-    def _maybe_speculate(self, stream: _Stream) -> None:
-        """Start transcribing at a pause; forget that transcript if speech resumes."""
-        silent = stream.endpointer.silent_frames
+    def _maybe_speculate(self, stream: _Stream, paused: int) -> None:
+        """Start transcribing at a pause; if speech resumes, keep that transcript
+        as a piece (incremental) or forget it."""
+        silent = stream.endpointer.quiet_frames
         if stream.speculation is not None:
-            if silent == 0:
-                self._discard_speculation(stream)
+            if silent == 0 and stream.speculation is not stream.flushing:
+                self._on_speech_resumed(stream, paused)
             return
         if not self._speculate_frames or silent != self._speculate_frames:
             return
+        self._start_speculation(stream)
+
+    def _start_speculation(self, stream: _Stream) -> _Job:
         # A partial still waiting would only delay this; the speculation covers more.
         self._drop_jobs(lambda job: job.kind == "partial" and job.stream is stream)
-        stream.speculation_voiced = stream.endpointer.voiced_frames
-        stream.speculation = self._enqueue(_Job(
+        utt = stream.utt
+        stream.resumed = ""
+        stream.speculation_voiced = stream.endpointer.loud_frames
+        base = utt if self._incremental and not utt.broken else None
+        job = stream.speculation = self._enqueue(_Job(
             "speculative", asyncio.get_running_loop().create_future(), stream,
-            np.concatenate(stream.frames), "speculative", self._generation))
+            utt.audio(utt.covered if base is not None else 0), "speculative",
+            self._generation, base=base, utterance_ms=utt.samples * 1000 / SAMPLE_RATE))
         self._stats["speculations"] += 1
+        return job
+
+    def _on_speech_resumed(self, stream: _Stream, paused: int) -> None:
+        speculation, stream.speculation = stream.speculation, None
+        if speculation is None:
+            return
+        utt: Utterance = stream.utt
+        stream.resumed = "speech"
+        finished = speculation.done.done()
+        if (speculation.base is not None and speculation.base is utt
+                and paused >= self._commit_pause_frames
+                and speculation.audio is not None
+                and speculation.audio.size >= self._commit_samples
+                and (not finished or speculation.result is not None)):
+            # A whole stretch of speech up to a real pause: keep its transcript
+            # as the next piece (now, or when the worker gets to it).
+            utt.cover(utt.covered + speculation.audio.size, stream.speculation_voiced)
+            stream.resumed = "piece"
+            if finished and speculation.result is not None:
+                self._commit(utt, speculation.result)
+            else:
+                speculation.commit = True
+            return
+        self._drop_speculation(speculation)
+
+    def _commit(self, utt: Utterance, result: _Result) -> None:
+        self._stats["pieces"] += 1
+        text = result.text.strip()
+        # Whisper may echo its prompt over audio with almost no speech in it.
+        if text and not (utt.pieces and _same_words(text, utt.pieces[-1])):
+            utt.pieces.append(text)
 
     def _discard_speculation(self, stream: _Stream) -> None:
         speculation, stream.speculation = stream.speculation, None
@@ -407,8 +665,12 @@ class WhisperSTT(stt.STT):
             return
         stream.since_partial = 0
         stream.partial_busy = True
+        utt = stream.utt
+        base = utt if self._incremental and not utt.broken else None
         self._enqueue(_Job("partial", asyncio.get_running_loop().create_future(), stream,
-                           np.concatenate(stream.frames), "partial", self._generation))
+                           utt.audio(utt.covered if base is not None else 0), "partial",
+                           self._generation, base=base,
+                           utterance_ms=utt.samples * 1000 / SAMPLE_RATE))
 
     # -- the queue ------------------------------------------------------------------
     def _enqueue(self, job: _Job) -> _Job:
@@ -456,6 +718,9 @@ class WhisperSTT(stt.STT):
             try:
                 if job.source is not None and job.source.result is not None:
                     self._reuse(job, job.source.result)
+                elif job.kind == "final" and job.audio is None and job.base is not None:
+                    # The pieces cover every word: nothing left to transcribe.
+                    self._reuse(job, _Result("", None, self._language, 0.0))
                 elif job.kind != "barrier" and job.audio is not None:
                     await self._run(loop, job, job.audio)
             finally:
@@ -467,11 +732,14 @@ class WhisperSTT(stt.STT):
 
     async def _run(self, loop: asyncio.AbstractEventLoop, job: _Job, audio: Audio) -> None:
         participant = job.stream.participant if job.stream else None
+        prompt = job.base.text() if job.base is not None else None
         try:
             result = await loop.run_in_executor(self._executor, self._transcribe, audio,
-                                                job.kind == "final")
+                                                job.kind == "final", prompt)
         except Exception as exc:  # the model failed on this audio; the next may work
             self._stats["errors"] += 1
+            if job.commit and job.base is not None:
+                job.base.broken = True  # its words are missing from the pieces
             self._emit_error_event(exc, context=f"{job.kind} transcription",
                                    participant=participant, is_recoverable=True)
             return
@@ -479,40 +747,47 @@ class WhisperSTT(stt.STT):
             return  # clear() ran meanwhile: the user's turn was discarded
         if job.kind == "speculative":
             job.result = result  # reported only if its utterance ends with nothing new
+            if job.commit and job.base is not None:
+                self._commit(job.base, result)
             return
-        self._report(job, result, participant, audio)
+        self._report(job, result, participant)
 
     def _reuse(self, job: _Job, result: _Result) -> None:
-        if job.generation != self._generation or job.audio is None:
+        if job.generation != self._generation or (job.audio is None and job.base is None):
             return
         self._stats["reused"] += 1
         participant = job.stream.participant if job.stream else None
-        self._report(job, result, participant, job.audio)
+        self._report(job, result, participant)
 
-    def _report(self, job: _Job, result: _Result, participant: Participant | None,
-                audio: Audio) -> None:
-        audio_ms = audio.size * 1000 / SAMPLE_RATE
+    def _report(self, job: _Job, result: _Result, participant: Participant | None) -> None:
+        audio_ms = job.utterance_ms
+        text = result.text
+        if job.base is not None:
+            echo = bool(job.base.pieces) and _same_words(text, job.base.pieces[-1])
+            text = job.base.text("" if echo else text)
         response = stt.TranscriptResponse(
             confidence=result.confidence, language=result.language,
             processing_time_ms=result.processing_ms, audio_duration_ms=audio_ms,
             model_name=self.model,
             other={"reason": job.reason, "speculative": job.source is not None,
                    "window_s": result.window_s,
+                   "pieces": len(job.base.pieces) if job.base is not None else 0,
                    "queued_ms": (time.perf_counter() - job.queued_at) * 1000
                    - (0.0 if job.source is not None else result.processing_ms)})
         if job.kind == "final":
             self._stats["finals"] += 1
             self._audio_ms += audio_ms
             self._busy_ms += result.processing_ms
-            self._emit_transcript_event(result.text, participant, response, mode="final")
+            self._emit_transcript_event(text, participant, response, mode="final")
         else:
             self._stats["partials"] += 1
-            self._emit_partial_transcript_event(result.text, participant, response)
+            self._emit_partial_transcript_event(text, participant, response)
 
     # -- inference (worker thread) ------------------------------------------------------
-    def _transcribe(self, audio: Audio, final: bool) -> _Result:
+    def _transcribe(self, audio: Audio, final: bool, prompt: str | None = None) -> _Result:
         started = time.perf_counter()
-        decoded = self._window.transcribe(audio) if self._window is not None else None
+        decoded = (self._window.transcribe(audio, prompt) if self._window is not None
+                   else None)
         if decoded is not None:
             self._stats["short_window"] += 1
             return _Result(text=decoded.text, confidence=math.exp(decoded.avg_logprob),
@@ -523,7 +798,7 @@ class WhisperSTT(stt.STT):
         segments, info = self._model.transcribe(
             audio, language=self._language, beam_size=self._beam_size,
             vad_filter=self._vad_filter, without_timestamps=True,
-            condition_on_previous_text=False,
+            condition_on_previous_text=False, initial_prompt=prompt or None,
             # Partials take the greedy pass only; finals may fall back to
             # sampling when the greedy text looks like a repetition loop.
             temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if final else 0.0)
@@ -537,10 +812,12 @@ class WhisperSTT(stt.STT):
         if not self._stats["finals"] and not self._stats["errors"]:
             return
         rtf = self._busy_ms / self._audio_ms if self._audio_ms else 0.0
-        logger.info("%s: %d finals (%d of %d speculations reused), %d partials, %d dropped, "
+        logger.info("%s: %d finals (%d of %d speculations reused, %d kept as pieces, "
+                    "%d held as unfinished), %d partials, %d dropped, "
                     "%d errors, final RTF %.2f, %d of %d inferences on the short window",
                     self.provider_name, self._stats["finals"],
                     self._stats["reused"], self._stats["speculations"],
+                    self._stats["pieces"], self._stats["held"],
                     self._stats["partials"], self._stats["dropped"], self._stats["errors"], rtf,
                     self._stats["short_window"],
                     self._stats["short_window"] + self._stats["full_window"])
@@ -556,19 +833,29 @@ def _confidence(segments: Iterable[Any]) -> float | None:
     return math.exp(total / weight) if weight else None
 
 
+def _same_words(a: str, b: str) -> bool:
+    """The same words, whatever the case and punctuation."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"[\w']+", text.lower())
+    return words(a) == words(b)
+
+
 def _reset_stream(stream: _Stream) -> None:
     stream.resampler.reset()
     stream.endpointer.reset()
     stream.preroll.clear()
     stream.remainder = np.zeros(0, np.float32)
-    stream.frames, stream.samples, stream.since_partial = [], 0, 0
+    stream.utt, stream.since_partial = Utterance(), 0
     stream.partial_busy = False
     stream.active = False
     stream.speculation = None
+    stream.hold = None
+    stream.resumed = ""
 
 
 def _check_params(*, cpu_threads: int, beam_size: int, partial_interval_ms: float,
-                  max_utterance_s: float, silence_ms: float, speculate_ms: float) -> None:
+                  max_utterance_s: float, silence_ms: float, speculate_ms: float,
+                  unfinished_hold_ms: float) -> None:
     if cpu_threads < 0:
         raise ValueError(f"cpu_threads must be >= 0 (0: CTranslate2 default), got {cpu_threads}")
     if beam_size < 1:
@@ -581,3 +868,7 @@ def _check_params(*, cpu_threads: int, beam_size: int, partial_interval_ms: floa
     if not 0 <= speculate_ms < silence_ms:
         raise ValueError(f"speculate_ms must be >= 0 (0: off) and < silence_ms "
                          f"({silence_ms:g}), got {speculate_ms}")
+    if not 0 <= unfinished_hold_ms <= silence_ms:
+        raise ValueError(f"unfinished_hold_ms must be >= 0 (0: off) and <= silence_ms "
+                         f"({silence_ms:g}: this STT's own end of utterance), "
+                         f"got {unfinished_hold_ms}")

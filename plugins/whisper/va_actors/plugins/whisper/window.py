@@ -44,6 +44,9 @@ COMPRESSION_RATIO_LIMIT = 2.4
 """faster-whisper's threshold for text that repeats itself."""
 LOGPROB_LIMIT = -1.0
 """faster-whisper's threshold for a doubtful decode."""
+MAX_PROMPT_TOKENS = 96
+"""Tokens of earlier text given to the decoder as context (Whisper's ``<|startofprev|>``):
+the end of what was already transcribed of the utterance."""
 REPEATS = 2
 """The same words this many times in a row: a loop too short for the ratio
 (a real "bye bye" only costs the full path)."""
@@ -91,8 +94,12 @@ class ShortWindow:
         self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]))
 
-    def transcribe(self, audio: Audio) -> Decoded | None:
+    def transcribe(self, audio: Audio, prompt: str | None = None) -> Decoded | None:
         """Transcribe 16 kHz mono ``audio``, or ``None``: use the full window.
+
+        ``prompt``: text said just before ``audio`` (the utterance's part
+        already transcribed), given to the decoder as previous text, as
+        Whisper does between its 30 s windows.
 
         ``None`` when the utterance does not fit with its margin, or when the
         text repeats itself, fills the token budget or is doubtful (Whisper's
@@ -107,18 +114,27 @@ class ShortWindow:
         window = math.ceil(window / FRAMES_PER_S) * FRAMES_PER_S
         if window > FULL_WINDOW_S * FRAMES_PER_S:
             return None
-        return self._decode(_padded(features, window), budget=max(
+        return self._decode(_padded(features, window), self._prompt_for(prompt), budget=max(
             MIN_TOKENS, math.ceil(audio.size / SAMPLE_RATE * MAX_TOKENS_PER_S)))
 
-    def _decode(self, features: npt.NDArray[np.float32], *, budget: int) -> Decoded | None:
+    def _prompt_for(self, previous: str | None) -> list[int]:
+        """Whisper's prompt, with the end of ``previous`` as the previous text."""
+        text = (previous or "").strip()
+        if not text:
+            return self._prompt
+        tokens = self._tokenizer.encode(" " + text)[-MAX_PROMPT_TOKENS:]
+        return [self._tokenizer.sot_prev, *tokens, *self._prompt]
+
+    def _decode(self, features: npt.NDArray[np.float32], prompt: list[int], *,
+                budget: int) -> Decoded | None:
         import ctranslate2
 
         model = self._model.model
         window_s = features.shape[-1] / FRAMES_PER_S
         encoded = model.encode(ctranslate2.StorageView.from_array(features[np.newaxis]))
         result = model.generate(
-            encoded, [self._prompt], beam_size=self._beam_size,
-            max_length=len(self._prompt) + budget, return_scores=True,
+            encoded, [prompt], beam_size=self._beam_size,
+            max_length=len(prompt) + budget, return_scores=True,
             suppress_blank=True,
             suppress_tokens=self._suppress)[0]
         tokens = [t for t in result.sequences_ids[0] if t < self._tokenizer.eot]
