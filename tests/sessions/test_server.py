@@ -157,7 +157,8 @@ async def test_metrics_parse_and_change_when_a_turn_completes(server: SessionSer
 
 @pytest.mark.timeout(180)
 async def test_a_new_session_takes_warm_processes_and_the_pool_refills(tmp_path: Path) -> None:
-    srv = SessionServer(template(tmp_path), ServeSettings(port=0, pool=1, limits=OPEN))
+    srv = SessionServer(template(tmp_path), ServeSettings(port=0, pool=1, limits=OPEN,
+                                                          refill_cpu_percent=101.0))
     await srv.start()
     try:
         assert srv.pool is not None

@@ -37,7 +37,7 @@ from va_actors.runtime.session_vars import SESSION_ID, SESSION_PORT
 from va_actors.runtime.sessions.admission import Admission, Limits
 from va_actors.runtime.sessions.metrics import SessionMetrics
 from va_actors.runtime.supervisor import PipelineStatus, Supervisor, SupervisorError
-from va_actors.runtime.supervisor.pool import WarmPool
+from va_actors.runtime.supervisor.pool import REFILL_CPU_PERCENT, WarmPool
 
 __all__ = ["SESSION_ID", "SESSION_PORT", "AdmissionRefused", "ServeSettings", "Session",
            "SessionServer", "serve_forever_signals"]
@@ -59,6 +59,8 @@ class ServeSettings:
         limits: admission thresholds.
         start_timeout_s: a session not running this long after POST is stopped.
         public_host: host name put in sessions' edge URLs.
+        refill_cpu_percent: the warm pool refills while the machine's CPU is
+            below this (a model loading beside a conversation slows its replies).
     """
 
     host: str = "127.0.0.1"
@@ -67,6 +69,7 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     start_timeout_s: float = 60.0
     public_host: str = "127.0.0.1"
+    refill_cpu_percent: float = REFILL_CPU_PERCENT
 
 
 @dataclass
@@ -167,7 +170,8 @@ class SessionServer:
         await self._services.start()
         self._services_up = True
         if self.settings.pool > 0:
-            self.pool = WarmPool(self._python, self.config.directory, self._run_dir)
+            self.pool = WarmPool(self._python, self.config.directory, self._run_dir,
+                                 refill_cpu_percent=self.settings.refill_cpu_percent)
             for actor in self.config.actors:
                 self.pool.want(actor, self.settings.pool)
             self.pool.start()

@@ -91,7 +91,7 @@ class WarmPool:
                  refill_cpu_percent: float = REFILL_CPU_PERCENT,
                  busy: Callable[[float], float] | None = None) -> None:
         self._python = python
-        self._refill_cpu = refill_cpu_percent
+        self.refill_cpu_percent = refill_cpu_percent
         self._busy = busy or _cpu_percent
         self._cwd = cwd
         self._dir = directory
@@ -193,7 +193,7 @@ class WarmPool:
         """Wait until the machine is not busy (a spare loads a model at full speed)."""
         waited = 0.0
         while waited < REFILL_DEFER_MAX_S and \
-                (await asyncio.to_thread(self._busy, QUIET_CHECK_S)) >= self._refill_cpu:
+                (await asyncio.to_thread(self._busy, QUIET_CHECK_S)) >= self.refill_cpu_percent:
             waited += QUIET_CHECK_S
 
     async def _start_one(self, slot: _Slot) -> Spare | None:
