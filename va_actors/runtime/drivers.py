@@ -212,7 +212,7 @@ class NodeDriver(Driver):
 
     @property
     def system_endpoint(self) -> str | None:
-        """The supervisor's ``sys.pub`` (``core.node.SystemView``): a node may watch the pipeline."""
+        """The supervisor's ``sys.pub`` (``core.node.SystemView``), to watch the pipeline."""
         # An ActorHost has its spec; a stand-in host (tests) may have none.
         endpoint = getattr(getattr(self.host, "spec", None), "sys_pub", None)
         return endpoint if isinstance(endpoint, str) else None
