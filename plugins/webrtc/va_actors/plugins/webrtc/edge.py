@@ -381,12 +381,10 @@ def _clean_name(name: object) -> str:
 
 
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
-    """The few plain fields of a processor's event worth showing (counts, labels)."""
-    keep: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in ("type", "event_id", "timestamp", "participant", "plugin_name", "session_id"):
-            continue
-        if isinstance(value, bool | int | float | str) and len(keep) < 6:
-            keep[key] = value if not isinstance(value, str) else value[:120]
-    return keep
-
+    """The plain fields of a processor's event worth showing: counts and texts first."""
+    skip = {"type", "event_id", "timestamp", "participant", "plugin_name", "session_id",
+            "frame_pts", "image_width", "image_height", "model_id", "user_metadata"}
+    plain = [(k, v) for k, v in data.items()
+             if k not in skip and isinstance(v, bool | int | float | str)]
+    plain.sort(key=lambda kv: not ("count" in kv[0] or kv[0] == "text"))
+    return {k: v[:120] if isinstance(v, str) else v for k, v in plain[:6]}

@@ -15,7 +15,7 @@ const state = {
   config: null, peer: null, participant: null, pc: null, ws: null, stream: null,
   connected: false, muted: false, lines: [], latencies: [], pipeline: null, peers: [],
   epoch: 0, errors: [], levels: { mic: [], agent: [] }, recording: [], recordRate: 0,
-  agentAudioAt: null, audio: null, pendingEar: [],
+  agentAudioAt: null, audio: null, pendingEar: [], faces: null,
 };
 window.vaEdge = state;
 
@@ -355,6 +355,7 @@ function onFeed(m) {
     case "actor": flashActor(m); break;
     case "epoch": state.epoch = m.epoch; break;
     case "peers": showPeers(m.peers || []); break;
+    case "state": showProcessorState(m); break;
     default: break;
   }
 }
@@ -467,6 +468,19 @@ function drawTurn(turn) {
       span.style.width = `${(100 * s[k]) / total}%`; // CSSOM: allowed by the page's CSP
       return span;
     }));
+}
+
+// -- processors (faces found, text read, ...) ----------------------------------------------
+const processorStates = new Map();
+
+function showProcessorState(m) {
+  const s = m.summary || {};
+  if (typeof s.detection_count === "number") state.faces = s.detection_count;
+  const shown = Object.entries(s).filter(([k]) => !k.endsWith("_ms") && k !== "model_id")
+    .map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");
+  processorStates.set(m.source, shown);
+  $("processor-state").textContent = [...processorStates].map(([k, v]) => `(${k}: ${v})`)
+    .join(" ");
 }
 
 // -- pipeline ---------------------------------------------------------------------------------
