@@ -104,8 +104,11 @@ async def test_talk_to_the_agent_in_a_browser_and_interrupt_it(tmp_path: Path) -
             page = await open_page(browser, url)
             users = await wait_lines(page, "user", 2, 60)
             agents = await wait_lines(page, "agent", 1, 60, final=False)
-            await wait_lines(page, "agent", 2, 60, final=False)  # the reply to the joke
-            await asyncio.sleep(6)  # the second reply plays out
+            agents = await wait_lines(page, "agent", 2, 60, final=False)  # the joke's reply
+            await page.wait_for_function(  # ... has been played out to the page
+                f"window.vaEdge.lastHeard && window.vaEdge.lastHeard.response_id === "
+                f"{json.dumps(agents[-1]['key'])} && !window.vaEdge.playing", timeout=60000)
+            await asyncio.sleep(1.0)  # the browser's jitter buffer empties
             agents = await lines_of(page, "agent")
             await page.screenshot(path=str(tmp_path / "page.png"))
             recording = await received_audio(page)

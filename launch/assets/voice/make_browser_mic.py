@@ -9,7 +9,9 @@ timeline, at 16 kHz mono:
 
 - ``browser_weather.wav``: the weather question at 1 s, then silence (11 s in all);
 - ``browser_bargein.wav``: the weather question at 1 s, and the joke question
-  at 6.5 s, while the agent is still answering the first (barge-in); 18 s.
+  at 12 s, while the agent is still answering the first (barge-in: a reply
+  of 60 tokens lasts 10 s or more, and starts within 1-5 s even on a busy
+  machine); 26 s.
 
 The tests and bench/browser.py make variants of these the same way
 (tests/integration/chromium.py, ``mic_file``).
@@ -29,7 +31,7 @@ RATE = 16000
 FILES = {
     "browser_weather.wav": ([Speech(HERE / "weather.wav", 1.0)], 11.0),
     "browser_bargein.wav": ([Speech(HERE / "weather.wav", 1.0),
-                             Speech(HERE / "joke.wav", 6.5)], 18.0),
+                             Speech(HERE / "joke.wav", 12.0)], 26.0),
 }
 
 

@@ -15,7 +15,8 @@ const state = {
   config: null, peer: null, participant: null, pc: null, ws: null, stream: null,
   connected: false, muted: false, lines: [], latencies: [], pipeline: null, peers: [],
   epoch: 0, errors: [], levels: { mic: [], agent: [] }, recording: [], recordRate: 0,
-  agentAudioAt: null, audio: null, pendingEar: [], faces: null,
+  agentAudioAt: null, audio: null, pendingEar: [], faces: null, playing: false,
+  lastHeard: null,
 };
 window.vaEdge = state;
 
@@ -406,6 +407,8 @@ function onAgent(m) {
 }
 
 function onHeard(m) {
+  state.playing = m.playing;
+  state.lastHeard = m;
   const item = live.agent.get(m.response_id || "reply");
   if (m.playing && !m.interrupted) {
     state.pendingEar.push({ since: performance.timeOrigin + performance.now(), id: m.response_id });
