@@ -141,12 +141,27 @@ async def chromium(audio: Path | None = None, video: Path | None = None, *,
 
 def _reap(before: set[int]) -> None:
     """Kill browser processes this context started that are still alive."""
-    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before
-            and "chrom" in p.name().lower()]
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and _is_browser(p)]
     for proc in left:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(left, timeout=5)
+
+
+def _is_browser(proc: psutil.Process) -> bool:
+    try:
+        return "chrom" in proc.name().lower()
+    except psutil.Error:  # already gone
+        return False
+
+
+def kill_browsers() -> None:
+    """SIGKILL every Chromium process under this one (a browser that dies, for tests)."""
+    for proc in psutil.Process().children(recursive=True):
+        if _is_browser(proc):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 async def connect_page(context: Any, url: str, *, name: str = "", timeout_s: float = 20) -> Any:

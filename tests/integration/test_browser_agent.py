@@ -12,7 +12,6 @@ recorded in the page, is what the LLM wrote (Whisper transcribes it again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import urllib.error
@@ -20,13 +19,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from tests.integration.chromium import (
     chromium,
     connect_page,
     have_chromium,
+    kill_browsers,
     received_audio,
     write_wav,
     y4m_file,
@@ -141,10 +140,7 @@ async def test_a_browser_that_vanishes_mid_reply_leaves_the_pipeline_running(
             page = await open_page(browser, url)
             await page.wait_for_function("window.vaEdge.agentAudioAt !== null", timeout=60000)
             # Mid-reply the browser dies: no hang-up, no unload, no DTLS goodbye.
-            for proc in psutil.Process().children(recursive=True):
-                if "chrom" in proc.name().lower():
-                    with contextlib.suppress(psutil.Error):
-                        proc.kill()
+            kill_browsers()
         run.wait_for(r"peer \w+ left", 15)
         # Garbage at the offer endpoint: refused with a reason, nothing else happens.
         status, answer = post(url + "offer", b"\x00garbage")

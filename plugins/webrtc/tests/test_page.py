@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pytest
 import zmq
 import zmq.asyncio
@@ -28,6 +27,7 @@ from tests.integration.chromium import (
     chromium,
     connect_page,
     have_chromium,
+    kill_browsers,
     mic_file,
     read_wav,
     received_audio,
@@ -196,10 +196,7 @@ async def test_a_browser_that_dies_is_dropped_by_the_watchdog(tmp_path: Path) ->
             await until(lambda: edge.peers and all(p.connected for p in edge.peers.values()),
                         10)
             # SIGKILL every browser process: no unload, no hang-up, no DTLS goodbye.
-            for proc in psutil.Process().children(recursive=True):
-                if "chrom" in proc.name().lower():
-                    with contextlib.suppress(psutil.Error):
-                        proc.kill()
+            kill_browsers()
             await until(lambda: not edge.peers, 8, "the edge to drop the dead browser's peer")
         async with chromium(mic) as browser:  # a new browser connects to the same edge
             await connect_page(browser, edge.server.url)
