@@ -132,7 +132,9 @@ def launched(pipeline: Path) -> Iterator[Launched]:
     try:
         yield Launched(proc)
     finally:
-        children = launcher.children(recursive=True)
+        children: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):  # it may have ended by itself
+            children = launcher.children(recursive=True)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -188,6 +188,27 @@ state.takeRecording = async () => {
   return { rate: state.recordRate, pcm: btoa(binary) };
 };
 
+// The receiving side of the agent's voice, from the browser's WebRTC statistics.
+state.audioStats = async () => {
+  if (!state.pc) return null;
+  const report = await state.pc.getStats();
+  let found = null;
+  report.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio") found = r;
+  });
+  if (!found) return null;
+  const per = (total) => (found.jitterBufferEmittedCount
+    ? (1000 * total) / found.jitterBufferEmittedCount : null);
+  return {
+    jitter_buffer_ms: per(found.jitterBufferDelay),
+    jitter_buffer_target_ms: per(found.jitterBufferTargetDelay || 0),
+    jitter_ms: 1000 * (found.jitter || 0),
+    packets_received: found.packetsReceived, packets_lost: found.packetsLost,
+    concealed_share: found.totalSamplesReceived
+      ? found.concealedSamples / found.totalSamplesReceived : null,
+  };
+};
+
 // -- connecting -------------------------------------------------------------------------------
 async function connect() {
   banner("");
