@@ -291,13 +291,15 @@ def _cpu_percent(proc: psutil.Process, seconds: float) -> float:
     return 100.0 * used / seconds
 
 
-async def run_cpu(tmp: Path, seconds: float, counts: tuple[int, ...]) -> dict[int, float]:
+async def run_cpu(tmp: Path, seconds: float, counts: tuple[int, ...],
+                  video: bool) -> dict[int, float]:
+    """Edge CPU (% of one core) with each number of peers in ``counts``."""
     port = free_port()
     pipeline = tmp / "cpu.toml"
     pipeline.write_text(CPU_PIPELINE.format(port=port))
     mic = mic_file(tmp / "cpu-mic.wav", [Speech(QUESTIONS[0], 0.5)], 4.0)
     camera = y4m_file(REPO / "launch/assets/video/faces.mp4", tmp / "camera.y4m",
-                      width=640, height=480, fps=15, seconds=4)
+                      width=640, height=480, fps=15, seconds=4) if video else None
     results: dict[int, float] = {}
     with launched(pipeline) as run:
         run.wait_for(r"talk to the agent at", 60)
@@ -307,11 +309,76 @@ async def run_cpu(tmp: Path, seconds: float, counts: tuple[int, ...]) -> dict[in
             pages: list[Any] = []
             for n in counts:
                 while len(pages) < n:
-                    pages.append(await _open(browser, f"http://127.0.0.1:{port}/"))
+                    page = await browser.new_page()
+                    await page.goto(f"http://127.0.0.1:{port}/")
+                    if not video:
+                        await page.select_option("#camera", "off")
+                    await page.click("#connect")
+                    await page.wait_for_function("window.vaEdge.connected", timeout=30000)
+                    pages.append(page)
                 await asyncio.sleep(3.0)  # codecs settle (VP8 ramps its bitrate)
                 results[n] = await asyncio.to_thread(_cpu_percent, edge, seconds)
-                print(f"edge CPU with {n} peer(s): {results[n]:.1f} %", flush=True)
+                what = "audio + video" if video else "audio only"
+                print(f"edge CPU with {n} peer(s), {what}: {results[n]:.1f} %", flush=True)
     return results
+
+
+# -- the hop alone: edge -> browser, nothing else running ------------------------------------
+class _Context:
+    """The edge's context in this process: what it publishes goes nowhere."""
+
+    name = "browser"
+    epoch = 0
+
+    def publish(self, stream: str, value: Any, **fields: Any) -> None:
+        pass
+
+    async def wait_started(self) -> None:
+        return None
+
+    def count_drop(self, reason: str, n: int = 1) -> None:
+        pass
+
+
+async def run_hop(bursts: int) -> tuple[list[float], dict[str, Any]]:
+    """ms from a reply's first frame handed to the edge to its first sound in the page.
+
+    The edge runs in this process (no pipeline), the page in Chromium; each
+    burst is 0.5 s of a tone after 1 s of silence.
+    """
+    from va_actors.core.audio import PcmData
+    from va_actors.core.node import Inbound
+    from va_actors.plugins.webrtc import WebRTCEdge
+
+    ctx = _Context()
+    edge = WebRTCEdge(port=0)
+    await edge.start(ctx)
+    task = asyncio.create_task(edge.run(ctx))
+    delays: list[float] = []
+    try:
+        async with chromium() as browser:
+            page = await connect_page(browser, edge.server.url)
+            await asyncio.sleep(2.0)
+            n = 8000
+            tone = (0.5 * 32767 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)).astype(np.int16)
+            for k in range(bursts):
+                pushed = time.time() * 1000
+                for i in range(0, n, 320):
+                    await edge.on_message(Inbound("tts.audio", PcmData(16000, "s16",
+                                                                       tone[i:i + 320].copy()),
+                                                  fields={"response_id": f"r{k}"}))
+                await asyncio.sleep(1.5)
+                onset = await page.evaluate(
+                    f"(() => {{ const r = vaEdge.levels.agent.find(([t, v]) => t > {pushed} "
+                    f"&& v > {SPEECH_RMS}); return r ? r[0] : null; }})()")
+                if onset is not None:
+                    delays.append(onset - pushed)
+            receiving = await page.evaluate("window.vaEdge.audioStats()")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await edge.close()
+    return delays, receiving or {}
 
 
 # -- report --------------------------------------------------------------------------------------
@@ -322,7 +389,8 @@ def stats(values: list[float]) -> tuple[float, float]:
 
 
 def section(command: str, browser: BrowserRun | None, file: list[float | None] | None,
-            cpu: dict[int, float] | None, elapsed_s: float) -> str:
+            hop: tuple[list[float], dict[str, Any]] | None, cpu: dict[int, float] | None,
+            cpu_audio: dict[int, float] | None, elapsed_s: float) -> str:
     lines = [BEGIN, "## Browser edge (WebRTC): mouth-to-ear and CPU per peer (preliminary)", "",
              "Command (from the repository root):", "", f"    {command}", "",
              f"Machine: {versions()}; aiortc {_version('aiortc')}, Chromium "
@@ -346,33 +414,44 @@ def section(command: str, browser: BrowserRun | None, file: list[float | None] |
             lines += ["", f"Of that, the edge handing a reply's first frame to WebRTC -> "
                       f"its first sound in the page (the page's \"to your ear\" segment): "
                       f"median {me:.0f} ms, p90 {pe:.0f} ms over {len(ear)} turns."]
-        rx = browser.receiving
-        if rx.get("jitter_buffer_ms") is not None:
-            lines += ["", f"The browser's jitter buffer held the agent's voice "
-                      f"{rx['jitter_buffer_ms']:.0f} ms on average (target "
-                      f"{rx['jitter_buffer_target_ms']:.0f} ms; interarrival jitter "
-                      f"{rx['jitter_ms']:.0f} ms; {rx['packets_lost']} of "
-                      f"{rx['packets_received']} packets lost; "
-                      f"{100 * (rx['concealed_share'] or 0):.1f} % of samples concealed)."]
+        lines += ["", _receiving(browser.receiving)]
         lines += ["", "Browser: end of the question in the page's own microphone tap -> first "
                   "agent sound in the page's tap of the received track (AudioWorklet, "
                   "the page's clock). File: end of the question on the script's timeline -> "
                   "the WAV sink starting the reply. Same launch file, same questions at the "
                   "same times, seeded LLM."]
+    if hop is not None and hop[0]:
+        med, p90 = stats(hop[0])
+        lines += ["", f"The hop alone (the edge in the bench's process, no pipeline; "
+                  f"{len(hop[0])} tone bursts): first frame handed to the edge -> first sound "
+                  f"in the page, median {med:.0f} ms, p90 {p90:.0f} ms. "
+                  + _receiving(hop[1])]
     if cpu:
-        lines += ["", "| peers | edge CPU (% of one core) | per peer |", "|---|---|---|"]
         idle = cpu.get(0, 0.0)
-        for n, value in sorted(cpu.items()):
-            per = f"{(value - idle) / n:.1f}" if n else "-"
-            lines.append(f"| {n} | {value:.1f} | {per} |")
-        lines += ["", "Each peer: Opus decode (its mic) and encode (the agent's voice, a "
-                  "tone playing all the time), VP8 decode of its 640x480 15 fps camera and "
-                  "VP8 encode of the same video looped back. The browser (one Chromium, one "
-                  "page per peer) runs on the same 2 cores, so 4 peers also measure "
-                  "contention."]
+        lines += ["", "| peers | media | edge CPU (% of one core) | per peer |",
+                  "|---|---|---|---|", f"| 0 | (agent voice playing) | {idle:.1f} | - |"]
+        for label, figures in (("Opus both ways", cpu_audio or {}),
+                               ("Opus + VP8 640x480 15 fps both ways", cpu)):
+            for n, value in sorted(figures.items()):
+                if n:
+                    lines.append(f"| {n} | {label} | {value:.1f} | {(value - idle) / n:.1f} |")
+        lines += ["", "Each peer: Opus decode (its microphone) and encode (the agent's voice, "
+                  "a tone playing all the time); with video also VP8 decode of its camera and "
+                  "VP8 encode of the first peer's camera looped back to it. The browser (one "
+                  "Chromium, one page per peer) runs on the same 2 cores: with 4 peers it "
+                  "cannot send every frame, so the per-peer video figure at 4 is a floor."]
     lines += ["", "Figures measured on a shared 2-core machine with other work running: "
               "preliminary; re-run on a quiet machine.", END]
     return "\n".join(lines)
+
+
+def _receiving(rx: dict[str, Any]) -> str:
+    if rx.get("jitter_buffer_ms") is None:
+        return ""
+    return (f"The browser's jitter buffer held the agent's voice {rx['jitter_buffer_ms']:.0f} ms "
+            f"on average (target {rx['jitter_buffer_target_ms']:.0f} ms; interarrival jitter "
+            f"{rx['jitter_ms']:.0f} ms; {rx['packets_lost']} of {rx['packets_received']} "
+            f"packets lost; {100 * (rx['concealed_share'] or 0):.1f} % of samples concealed).")
 
 
 def _version(name: str) -> str:
@@ -398,11 +477,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-s", type=float, default=10.0, help="CPU window per point")
     parser.add_argument("--no-voice", action="store_true", help="skip voice-to-voice")
     parser.add_argument("--no-cpu", action="store_true", help="skip CPU per peer")
+    parser.add_argument("--no-hop", action="store_true", help="skip the edge -> page hop alone")
+    parser.add_argument("--bursts", type=int, default=10, help="tone bursts for the hop")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    browser = file = cpu = None
+    browser = file = cpu = cpu_audio = None
+    hop: tuple[list[float], dict[str, Any]] | None = None
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_voice:
             asked = schedule(args.turns, args.gap)
@@ -411,11 +493,15 @@ def main(argv: list[str] | None = None) -> int:
             browser = asyncio.run(run_browser(asked, Path(tmp)))
             print("browser turns (ms):", [None if v is None else round(v)
                                           for v in browser.turns], flush=True)
+        if not args.no_hop:
+            hop = asyncio.run(run_hop(args.bursts))
+            print("edge -> page (ms):", [round(v) for v in hop[0]], flush=True)
         if not args.no_cpu:
-            cpu = asyncio.run(run_cpu(Path(tmp), args.cpu_s, (0, 1, 4)))
+            cpu = asyncio.run(run_cpu(Path(tmp), args.cpu_s, (0, 1, 4), video=True))
+            cpu_audio = asyncio.run(run_cpu(Path(tmp), args.cpu_s, (1, 4), video=False))
     command = " ".join([".venv/bin/python -m bench.browser",
                         *(argv if argv is not None else sys.argv[1:])])
-    text = section(command, browser, file, cpu, time.monotonic() - started)
+    text = section(command, browser, file, hop, cpu, cpu_audio, time.monotonic() - started)
     print(text)
     if not args.no_write:
         write_results(args.results, text, begin=BEGIN, end=END)
