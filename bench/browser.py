@@ -197,6 +197,10 @@ class BrowserRun:
     """The edge's own per-turn breakdowns (TurnLatencyEvent, plus the page's to_ear)."""
     receiving: dict[str, Any] = field(default_factory=dict)
     """The browser's statistics of the agent's audio (jitter buffer, loss)."""
+    inbound: list[float] = field(default_factory=list)
+    """Per turn, ms from the end of speech in the page's microphone to the end of speech
+    as the pipeline saw it (the turn detector's estimate: the question's audio arriving
+    late at the edge shows here)."""
 
 
 def segments(rows: np.ndarray, threshold: float) -> list[tuple[float, float]]:
@@ -225,14 +229,23 @@ async def run_browser(asked: list[Asked], tmp: Path) -> BrowserRun:
             await asyncio.sleep(total + 2)
             mic_rows = await levels(page, "mic")
             agent_rows = await levels(page, "agent")
-            edge = await page.evaluate("window.vaEdge.latencies.map(l => l.segments_ms)")
+            edge = await page.evaluate(
+                "window.vaEdge.latencies.map(l => ({...l.segments_ms, at_ms: l.at_ms, "
+                "total_ms: l.total_ms}))")
             receiving = await page.evaluate("window.vaEdge.audioStats()")
     spoken = segments(mic_rows, SPEECH_RMS)
     if len(spoken) != len(asked):
         raise SystemExit(f"found {len(spoken)} utterances in the page's microphone tap, "
                          f"expected {len(asked)}: {spoken}")
     heard = [a for a, _ in segments(agent_rows, SPEECH_RMS)]
-    return BrowserRun(_match([b for _, b in spoken], heard, scale=1.0), edge, receiving or {})
+    ends = [b for _, b in spoken]
+    inbound = []
+    for row in edge:  # the edge's end of speech (reply start - total) vs the page's
+        seen = row["at_ms"] - row["total_ms"]
+        before = [e for e in ends if e < seen + 300]
+        if before:
+            inbound.append(seen - before[-1])
+    return BrowserRun(_match(ends, heard, scale=1.0), edge, receiving or {}, inbound)
 
 
 async def _open(browser: Any, url: str) -> Any:
@@ -404,16 +417,27 @@ def section(command: str, browser: BrowserRun | None, file: list[float | None] |
                                   ("browser (Chromium, WebRTC)", got_b, browser.turns)):
             med, p90 = stats(got) if got else (float("nan"), float("nan"))
             lines.append(f"| {label} | {len(got)} of {len(asked)} | {med:.0f} | {p90:.0f} |")
+        ear = [row["to_ear"] for row in browser.edge if "to_ear" in row]
+        if browser.inbound and ear:
+            (mi, pi), (me, pe) = stats(browser.inbound), stats(ear)
+            lines += ["", f"**Edge overhead, measured hop by hop in the browser run: median "
+                      f"{mi + me:.0f} ms** = in {mi:.0f} (page microphone -> the pipeline's "
+                      f"end of speech; p90 {pi:.0f}) + out {me:.0f} (the edge's first frame "
+                      f"of a reply -> its first sound in the page; p90 {pe:.0f})."]
         if got_b and got_f:
             (mb, pb), (mf, pf) = stats(got_b), stats(got_f)
-            lines += ["", f"Edge overhead (browser minus file): median **{mb - mf:+.0f} ms**, "
-                      f"p90 **{pb - pf:+.0f} ms**."]
-        ear = [row["to_ear"] for row in browser.edge if "to_ear" in row]
-        if ear:
-            me, pe = stats(ear)
-            lines += ["", f"Of that, the edge handing a reply's first frame to WebRTC -> "
-                      f"its first sound in the page (the page's \"to your ear\" segment): "
-                      f"median {me:.0f} ms, p90 {pe:.0f} ms over {len(ear)} turns."]
+            lines += ["", f"End to end, browser minus file: median {mb - mf:+.0f} ms, "
+                      f"p90 {pb - pf:+.0f} ms. The two runs follow each other, so this "
+                      "difference also holds the LLM's and the TTS's run-to-run spread "
+                      "(the first token alone varied by seconds on a loaded machine); the "
+                      "hop-by-hop figure above does not."]
+        if browser.edge:
+            names = ["turn_detected", "final_transcript", "first_token", "first_audio",
+                     "audio_out", "to_ear"]
+            lines += ["", "The edge's own breakdown of the browser turns (the console's "
+                      "segments, from what reached the edge; to_ear from the page), median ms: "
+                      + ", ".join(f"{n} {stats([r[n] for r in browser.edge if n in r])[0]:.0f}"
+                                  for n in names if any(n in r for r in browser.edge)) + "."]
         lines += ["", _receiving(browser.receiving)]
         lines += ["", "Browser: end of the question in the page's own microphone tap -> first "
                   "agent sound in the page's tap of the received track (AudioWorklet, "
@@ -493,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             browser = asyncio.run(run_browser(asked, Path(tmp)))
             print("browser turns (ms):", [None if v is None else round(v)
                                           for v in browser.turns], flush=True)
+            for row in browser.edge:
+                print("  edge breakdown:", {k: round(v) for k, v in row.items()}, flush=True)
         if not args.no_hop:
             hop = asyncio.run(run_hop(args.bursts))
             print("edge -> page (ms):", [round(v) for v in hop[0]], flush=True)

@@ -465,6 +465,12 @@ async def test_the_page_feed_shows_the_conversation_and_the_turn_latency() -> No
             await edge.on_message(Inbound("llm.text", "It is sunny", fields={
                 "response_id": "r1", "final": True}))
             await until(lambda: any(m["type"] == "latency" for m in seen), 5, "latency")
+            # A page opened later gets the conversation so far, then "live".
+            late = await session.ws_connect(f"http://127.0.0.1:{edge.server.port}/ws")
+            replay: list[dict[str, Any]] = []
+            while not replay or replay[-1]["type"] != "live":
+                replay.append(json.loads((await late.receive(timeout=5)).data))
+            await late.close()
         finally:
             reader.cancel()
             await ws.close()
@@ -484,6 +490,11 @@ async def test_the_page_feed_shows_the_conversation_and_the_turn_latency() -> No
         assert sum(latency["segments_ms"].values()) == pytest.approx(latency["total_ms"])
         published = ctx.on("metrics")
         assert len(published) == 1 and isinstance(published[0], TurnLatencyEvent)
+        replayed = [m["type"] for m in replay]
+        assert replayed[0] == "hello" and replayed[-1] == "live"
+        assert [m["text"] for m in replay if m["type"] == "user"] == ["what is",
+                                                                      "what is the weather"]
+        assert "latency" in replayed and "peers" in replayed
 
 
 async def test_the_supervisors_view_reaches_the_page() -> None:

@@ -323,13 +323,16 @@ class WebRTCEdge(PlaybackSink):
                         "played_ms": round(event.played_ms), "interrupted": event.interrupted})
         if not event.playing or event.interrupted:
             return
-        latency = self._latency.playing(time.time_ns(), event.response_id)
+        now_ns = time.time_ns()
+        latency = self._latency.playing(now_ns, event.response_id)
         if latency is None:
             return
         self._context().publish("metrics", latency)
+        # at_ms: when the reply started going out (Unix ms): with total_ms it places
+        # the end of speech as the edge saw it, next to what the page heard.
         self.feed.send({"type": "latency", "user_text": latency.user_text,
                         "response_id": latency.response_id, "total_ms": latency.total_ms,
-                        "segments_ms": latency.segments_ms})
+                        "segments_ms": latency.segments_ms, "at_ms": now_ns / 1e6})
 
     # -- what the page shows ----------------------------------------------------------------
     def _on_text(self, msg: Inbound, text: str) -> None:

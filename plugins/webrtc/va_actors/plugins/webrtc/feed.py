@@ -2,7 +2,8 @@
 
 Messages (``type``):
 
-- ``hello``: edge name and settings, sent first;
+- ``hello``: edge name and settings, sent first; then the conversation so
+  far, replayed, and ``live``: what follows happens now;
 - ``user``: a transcript of a participant (``final`` false for partials);
 - ``agent``: a piece of the agent's reply text (``final`` ends the reply);
 - ``heard``: a playback report (what the listener heard; ``interrupted``);
@@ -84,6 +85,7 @@ class PageFeed:
         client.put(json.dumps(hello))
         for text in [*self._history, *self._latest.values()]:
             client.put(text)
+        client.put(json.dumps({"type": "live"}))  # what follows happens now
         self._clients.add(client)
         writer = asyncio.create_task(self._write(client))
         try:

@@ -16,7 +16,7 @@ const state = {
   connected: false, muted: false, lines: [], latencies: [], pipeline: null, peers: [],
   epoch: 0, errors: [], levels: { mic: [], agent: [] }, recording: [], recordRate: 0,
   agentAudioAt: null, audio: null, pendingEar: [], faces: null, playing: false,
-  lastHeard: null,
+  lastHeard: null, live: false,
 };
 window.vaEdge = state;
 
@@ -364,11 +364,14 @@ function watchOnly() {
 function onFeed(m) {
   switch (m.type) {
     case "hello":
+      // The conversation so far follows (replayed): start the views afresh.
+      resetViews();
       state.config = m;
       $("title").textContent = m.title;
       document.title = m.title;
       showPeers(m.peers || []);
       break;
+    case "live": state.live = true; break;
     case "user": onUser(m); break;
     case "agent": onAgent(m); break;
     case "heard": onHeard(m); break;
@@ -380,6 +383,17 @@ function onFeed(m) {
     case "state": showProcessorState(m); break;
     default: break;
   }
+}
+
+function resetViews() {
+  state.live = false;
+  state.lines.length = 0;
+  state.latencies.length = 0;
+  state.pendingEar.length = 0;
+  live.user.clear();
+  live.agent.clear();
+  $("transcript").replaceChildren();
+  $("latency").replaceChildren();
 }
 
 // -- transcript -------------------------------------------------------------------------------
@@ -431,7 +445,7 @@ function onHeard(m) {
   state.playing = m.playing;
   state.lastHeard = m;
   const item = live.agent.get(m.response_id || "reply");
-  if (m.playing && !m.interrupted) {
+  if (m.playing && !m.interrupted && state.live) {
     state.pendingEar.push({ since: performance.timeOrigin + performance.now(), id: m.response_id });
   }
   if (!item || !m.interrupted) return;
