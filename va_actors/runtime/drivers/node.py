@@ -60,6 +60,13 @@ class NodeDriver(Driver):
         """Count items the node dropped."""
         self.host.count_drop(reason, n)
 
+    @property
+    def system_endpoint(self) -> str | None:
+        """The supervisor's ``sys.pub`` (``core.node.SystemView``), to watch the pipeline."""
+        # An ActorHost has its spec; a stand-in host (tests) may have none.
+        endpoint = getattr(getattr(self.host, "spec", None), "sys_pub", None)
+        return endpoint if isinstance(endpoint, str) else None
+
     async def start(self) -> None:
         await self.plugin.start(self)
 

@@ -1,9 +1,10 @@
-"""The speaker model behind the sinks: a playout buffer that knows what was heard.
+"""The speaker model behind every edge: a playout buffer that knows what was heard.
 
-Pure bookkeeping, no clock and no I/O: the sink decides when samples are
-played (:meth:`Playout.take`), this module tracks which reply and which
-sentence every buffered sample belongs to, so a sink can say at any moment
-how much of a reply the user has heard and which words that covered.
+Pure bookkeeping, no clock and no I/O: the edge (a WAV file, a sound card, a
+WebRTC peer) decides when samples are played (:meth:`Playout.take`); this
+module tracks which reply and which sentence every buffered sample belongs
+to, so the edge can say at any moment how much of a reply the user has heard
+and which words that covered.
 """
 
 from __future__ import annotations
