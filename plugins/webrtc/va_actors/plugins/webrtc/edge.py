@@ -57,7 +57,8 @@ class WebRTCEdge(PlaybackSink):
 
     Args:
         host: address to listen on; only loopback unless you set another.
-        port: TCP port (0: any free one).
+        port: TCP port (0: any free one); a numeric string is taken too, so a session
+            server's ``port = "${VA_SESSION_PORT:-8780}"`` gives each session its own.
         sample_rate, channels: format of the microphone audio published.
         participant: user id of the peers (a page may send its own name).
         max_peers: peers connected at once; more are refused (503).
@@ -78,7 +79,7 @@ class WebRTCEdge(PlaybackSink):
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 8780,
+        port: int | str = 8780,
         sample_rate: int = 16000,
         channels: int = 1,
         participant: str = "user",
@@ -102,6 +103,8 @@ class WebRTCEdge(PlaybackSink):
                          ssl_cert=ssl_cert, ssl_key=ssl_key, title=title)
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be an address to listen on, got {host!r}")
+        if isinstance(port, str) and port.strip().isdigit():  # from "${VA_SESSION_PORT:-8780}"
+            port = int(port)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
         servers = ice_servers or []

@@ -309,11 +309,20 @@ function teardown() {
   $("save").disabled = state.recording.length === 0;
 }
 
+// Opened through a session server's GET /call, the page ends its session when the
+// call ends (?end=<the session's close URL>): one session per peer.
+const endSession = new URLSearchParams(window.location.search).get("end");
+
+function closeSession() {
+  if (endSession) navigator.sendBeacon(endSession);
+}
+
 async function hangUp() {
   const peer = state.peer;
   teardown();
   setStatus("not connected", "idle");
   if (peer) await fetch(`/peers/${peer}/hangup`, { method: "POST" }).catch(() => {});
+  closeSession();
 }
 
 function toggleMute() {
@@ -589,6 +598,7 @@ if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
 }
 window.addEventListener("pagehide", () => {
   if (state.peer && state.pc) navigator.sendBeacon(`/peers/${state.peer}/hangup`);
+  closeSession();
 });
 legend();
 listDevices().catch(() => {});
