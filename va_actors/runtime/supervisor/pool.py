@@ -32,6 +32,7 @@ from va_actors.runtime import env_refs
 from va_actors.runtime.config import ActorConfig
 from va_actors.runtime.exits import EXIT_CONFIG
 from va_actors.runtime.host.warm import WarmSpec
+from va_actors.runtime.lifeline import child_env
 
 __all__ = ["READY_TIMEOUT_S", "Spare", "WarmPool"]
 
@@ -202,7 +203,7 @@ class WarmPool:
         WarmSpec(actor=actor.name, plugin=actor.plugin, category=actor.category.value,
                  params=dict(actor.params), pipeline_dir=str(self._cwd),
                  log_level=self._log_level).write(path)
-        env = {**os.environ, **env_refs.expand(actor.env, os.environ)}
+        env = child_env({**os.environ, **env_refs.expand(actor.env, os.environ)})
         proc = await asyncio.create_subprocess_exec(
             self._python, "-m", "va_actors.runtime.host", "--warm", str(path), env=env,
             cwd=self._cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
