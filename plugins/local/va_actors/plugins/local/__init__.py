@@ -15,7 +15,7 @@ from .audio_sources import (
     parse_utterances,
 )
 from .devices import MicrophoneSource, SpeakerSink
-from .playout import Playout
+from .playout import Playout, Reply, Sentence
 from .sinks import PlaybackSink, WavSink
 from .video import SyntheticCamera, VideoFileSource
 from .wav import WavWriter
@@ -26,7 +26,9 @@ __all__ = [
     "MicrophoneSource",
     "PlaybackSink",
     "Playout",
+    "Reply",
     "ScriptedAudioSource",
+    "Sentence",
     "SpeakerSink",
     "SyntheticCamera",
     "Utterance",
