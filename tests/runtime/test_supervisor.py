@@ -62,10 +62,10 @@ params = {{ trigger = "{tmp_path / 'go'}" }}
 """ + sink(tmp_path / "rec.jsonl"))
     # echo's 3 replicas subscribe once, through their dispatcher.
     assert expected_subscribers(config, config.actor("mic")) == {
-        "mic.audio": 3, "mic.playback": 1}
+        "mic.audio": 3, "mic.turn": 1, "mic.playback": 1}
     assert expected_subscribers(config, config.actor("turn")) == {"turn.turn": 1}
     assert supervisor_topics(config)["turn"] == ["turn.turn"]
-    assert supervisor_topics(config)["sink"] == ["sink.playback"]
+    assert supervisor_topics(config)["sink"] == ["sink.turn", "sink.playback"]
 
 
 # -- restarts --------------------------------------------------------------------------------

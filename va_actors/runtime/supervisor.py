@@ -192,13 +192,14 @@ def restart_policy(settings: SupervisorDefaults) -> RestartPolicy:
 def supervisor_topics(config: PipelineConfig) -> dict[str, list[str]]:
     """Topics the supervisor reads per actor: ``<a>.turn`` and ``<a>.playback``.
 
-    Turn events come from turn detectors, STT and Realtime plugins; playback
-    state can only come from a node (a transport or sink), since no plugin
-    category publishes it.
+    Turn events come from turn detectors, STT and Realtime plugins, and from
+    nodes (an edge whose client cancels a reply asks for a bump this way);
+    playback state can only come from a node (a transport or sink), since no
+    plugin category publishes it.
     """
     wanted: dict[str, list[str]] = {}
     for actor in config.actors:
-        if actor.category in _TURN_CATEGORIES:
+        if actor.category in _TURN_CATEGORIES or actor.category is Category.NODE:
             wanted.setdefault(actor.name, []).append(f"{actor.name}.turn")
         if actor.category is Category.NODE:
             wanted.setdefault(actor.name, []).append(f"{actor.name}.playback")
