@@ -510,10 +510,15 @@ async def test_an_epoch_bump_cancels_the_response_and_drops_stale_audio(rig: Rig
         await rig.pipeline.llm("m1", "Once upon a time. ", final=False)
         await rig.pipeline.tts("m1", "Once upon a time.", seconds=0.5)
         await until(lambda: [p for p in rig.ctx.on("playback") if p.playing])
+        mark = len(client.received)
         rig.ctx.epoch = 1  # the user spoke while the agent played: the supervisor bumped
         await rig.node.on_epoch(1)
+        await rig.pipeline.turn_started()  # the turn detector's message comes a bit later
         done = await client.next("response.done")
         assert done["response"]["status_details"]["reason"] == "turn_detected"
+        # As from the API: speech_started, then the cancelled response's end.
+        later = client.types()[mark:]
+        assert later.index("input_audio_buffer.speech_started") < later.index("response.done")
         # The speaker model reports what was heard of it, for the LLM's history.
         cut = await until(lambda: [p for p in rig.ctx.on("playback") if p.interrupted])
         assert cut[0].response_id == "m1" and not cut[0].playing

@@ -51,6 +51,9 @@ TURN = "turn"
 PLAYBACK = "playback"
 MIN_COMMIT_MS = 100.0
 """The API refuses to commit less audio than this."""
+CUT_GRACE_S = 0.1
+"""After a barge-in's epoch bump, how long the response's end waits for the turn
+detector's start of speech, so the client sees speech_started first, as from the API."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,7 @@ class RealtimeSession:
         self._speech: tuple[str, float] | None = None  # (item id, audio_start_ms)
         self._wanted: _Wanted | None = None  # a response asked for, waiting for transcripts
         self._response: Response | None = None
+        self._cut: Response | None = None  # cut by a barge-in, its end not yet sent
         self._responses: dict[str, Response] = {}  # by item id
         self._sim_heard: dict[str, str] = {}  # LLM reply id -> heard, from the speaker model
         self._audio_sent = False
@@ -460,6 +464,7 @@ class RealtimeSession:
             self._speech = (new_id("item"), start)
             self._send("input_audio_buffer.speech_started", audio_start_ms=round(start),
                        item_id=self._speech[0])
+        self._end_cut()
         if (self._response is not None and self.config.interrupt_response
                 and not self._speaker.playing):
             # As the API: speech cancels the response in progress. While the
@@ -669,10 +674,19 @@ class RealtimeSession:
         self._output.reset()
         response = self._response
         if response is not None and response.epoch < epoch:
-            # The LLM's interrupt settles the reply; the speaker model reports
-            # what was heard (a client's truncate may correct it later).
+            # Its output is stale from now on (dropped on arrival). The LLM's
+            # interrupt settles the reply; the speaker model reports what was
+            # heard (a client's truncate may correct it later).
             response.llm_settled = True
             response.heard_reported = True
+            self._cut = response
+            self._timers.arm("cut", CUT_GRACE_S, self._end_cut)
+
+    def _end_cut(self) -> None:
+        """End the response a barge-in cut (after the speech_started that caused it)."""
+        response, self._cut = self._cut, None
+        self._timers.cancel("cut")
+        if response is not None:
             reason = "client_cancelled" if response.cancel_requested else "turn_detected"
             self._end(response, Status.CANCELLED, reason=reason)
 
