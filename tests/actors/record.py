@@ -46,7 +46,7 @@ class RecordingSink(Node):
             record["text"] = msg.value
         if isinstance(msg.value, BaseEvent):
             record["type"] = msg.value.type
-            for name in ("text", "playing", "interrupted", "response_id"):
+            for name in ("text", "playing", "interrupted", "response_id", "heard_text"):
                 value = getattr(msg.value, name, None)
                 if isinstance(value, str | bool):
                     record[name] = value
