@@ -92,6 +92,7 @@ async def test_a_spoken_question_gets_a_spoken_answer(gateway: str, tmp_path: Pa
         expected = words(said)
         matched = sum(1 for word in expected if word in spoken)
         assert expected and matched / len(expected) >= 0.8, (said, spoken)
+        client.check_protocol()
 
 
 async def test_barge_in_cancels_the_answer_and_truncation_keeps_what_was_heard(
@@ -131,6 +132,7 @@ async def test_barge_in_cancels_the_answer_and_truncation_keeps_what_was_heard(
         assert [words(u) for u in users] == [
             words("What is the weather usually like in the summer?"),
             words("Can you tell me a short joke?")]
+        client.check_protocol()
     # What the LLM keeps of the cut answer is what was heard: a true prefix of it.
     whole = words(cut["response"]["output"][0]["content"][0]["transcript"])
     reports = [r for r in read_jsonl(tmp_path / "playback.jsonl") if r.get("interrupted")]

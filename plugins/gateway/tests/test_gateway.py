@@ -116,13 +116,16 @@ class Rig:
     node: RealtimeGateway
     ctx: FakeContext
     pipeline: Pipeline
+    clients: list[ScriptedRealtimeClient] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return self.node.url
 
     def client(self, **kw: Any) -> ScriptedRealtimeClient:
-        return ScriptedRealtimeClient(self.url, **kw)
+        client = ScriptedRealtimeClient(self.url, **kw)
+        self.clients.append(client)
+        return client
 
 
 async def _rig(run: bool = True, **params: Any) -> AsyncIterator[Rig]:
@@ -131,8 +134,11 @@ async def _rig(run: bool = True, **params: Any) -> AsyncIterator[Rig]:
     await node.start(ctx)
     runner = asyncio.create_task(node.run(ctx)) if run else None
     await asyncio.sleep(0)
+    rig = Rig(node, ctx, Pipeline(node, ctx))
     try:
-        yield Rig(node, ctx, Pipeline(node, ctx))
+        yield rig
+        for client in rig.clients:  # every test checks the shapes of what it got
+            client.check_protocol()
     finally:
         if runner is not None:
             runner.cancel()

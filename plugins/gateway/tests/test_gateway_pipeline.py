@@ -18,7 +18,7 @@ from va_actors.runtime.config import load_pipeline
 from va_actors.testing import free_port, read_jsonl, supervised, until
 
 REPO = Path(__file__).resolve().parents[3]
-WEATHER = REPO / "launch" / "assets" / "voice" / "weather.wav"
+JOKE = REPO / "launch" / "assets" / "voice" / "joke.wav"
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -56,8 +56,8 @@ async def test_the_gateway_actor_serves_a_client_and_asks_for_a_barge_in(
             assert health.status == 200
         async with ScriptedRealtimeClient(f"ws://127.0.0.1:{port}/v1/realtime") as client:
             session = (await client.next("session.created"))["session"]
-            client.start_microphone(realtime=False)
-            await client.say(load_wav(WEATHER))
+            client.start_microphone()  # at the pace of real time, as a microphone
+            await client.say(load_wav(JOKE))
             audio = await until(lambda: [r for r in read_jsonl(tmp_path / "asr.jsonl")
                                          if r["topic"] == "gateway.audio"], 10, "audio")
             assert audio[0]["pts"] == 0 and all(
@@ -82,7 +82,9 @@ async def test_the_gateway_actor_serves_a_client_and_asks_for_a_barge_in(
             assert done["response"]["status"] == "cancelled"
             await until(lambda: log.epochs, 10, "an epoch bump")
             assert "turn started on gateway.turn" in log.epochs[0]["reason"]
-            assert [r["type"] for r in read_jsonl(tmp_path / "turns.jsonl")
-                    if "type" in r] == ["plugin.turn_started"]
+            asked = await until(lambda: [r["type"] for r in read_jsonl(tmp_path / "turns.jsonl")
+                                         if "type" in r], 10, "the cancel on gateway.turn")
+            assert asked == ["plugin.turn_started"]
             assert session["id"].startswith("sess_")
+            client.check_protocol()
         assert sup.epoch == 1

@@ -19,8 +19,11 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import copy
+import functools
 import json
 import time
+import typing
 import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +47,19 @@ def load_wav(path: str | Path, rate: int = RATE) -> np.ndarray:
         pcm = PcmData.from_bytes(wav.readframes(wav.getnframes()), wav.getframerate(),
                                  AudioFormat.S16, wav.getnchannels())
     return np.asarray(pcm.resample(rate, 1).to_int16().samples, dtype=np.int16)
+
+
+@functools.cache
+def _server_models() -> dict[str, Any]:
+    """The official SDK's model of every GA server event, by ``type``."""
+    from openai.types.realtime import RealtimeServerEvent  # dev dependency
+
+    union = typing.get_args(RealtimeServerEvent)[0]  # Annotated[Union[...], discriminator]
+    models: dict[str, Any] = {}
+    for model in typing.get_args(union):
+        for kind in typing.get_args(model.model_fields["type"].annotation):
+            models[kind] = model
+    return models
 
 
 @dataclass
@@ -151,6 +167,24 @@ class ScriptedRealtimeClient:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def check_protocol(self) -> None:
+        """Check every server event so far against the official SDK's GA models.
+
+        Each event must parse as the model its ``type`` names (required
+        fields, types, literals). Needs the ``openai`` package (a dev
+        dependency). Raises ``pydantic.ValidationError`` or AssertionError.
+        """
+        models = _server_models()
+        for received in self.received:
+            model = models.get(received.type)
+            assert model is not None, f"{received.type!r} is not a GA server event"
+            event = copy.deepcopy(received.event)
+            for direction in ("input", "output"):  # rates beside 24 kHz: the gateway's extension
+                fmt = event.get("session", {}).get("audio", {}).get(direction, {}).get("format")
+                if fmt and fmt.get("type") == "audio/pcm":
+                    fmt["rate"] = 24000
+            model.model_validate(event)
 
     def arrival(self, event: JSON) -> float:
         """When ``event`` arrived (``time.monotonic()``)."""
