@@ -224,8 +224,12 @@ async def test_a_second_client_gets_an_error_and_is_closed(rig: Rig) -> None:
         await third.next("session.created")
 
 
-async def test_the_beta_protocol_header_is_refused(rig: Rig) -> None:
-    async with rig.client(headers={"OpenAI-Beta": "realtime=v1"}) as client:
+@pytest.mark.parametrize("headers", [
+    {"OpenAI-Beta": "realtime=v1"},
+    {"Sec-WebSocket-Protocol": "realtime, openai-beta.realtime-v1"},
+])
+async def test_the_beta_protocol_is_refused(rig: Rig, headers: dict[str, str]) -> None:
+    async with rig.client(headers=headers) as client:
         assert error_of(await client.next("error"))["code"] == "beta_api_shape_disabled"
         await until(lambda: client.close_code is not None)
         assert client.close_code == 4000
@@ -244,6 +248,11 @@ async def test_api_key_and_origin_are_checked() -> None:
         async with ScriptedRealtimeClient(r.url, {"Authorization": "Bearer s3cret",
                                                   "Origin": "http://localhost:3000"}) as ok:
             await ok.next("session.created")
+        # A browser cannot set headers: the key comes as a subprotocol.
+        browser = {"Sec-WebSocket-Protocol": "realtime, openai-insecure-api-key.s3cret",
+                   "Origin": "http://127.0.0.1:8000"}
+        async with ScriptedRealtimeClient(r.url, browser) as page:
+            await page.next("session.created")
         assert "s3cret" not in repr(r.node)
 
 

@@ -240,10 +240,12 @@ class RealtimeGateway(Node):
             return refusal
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, protocols=(SUBPROTOCOL,))
         await ws.prepare(request)
-        if request.headers.get("OpenAI-Beta", "").lower().startswith("realtime"):
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if request.headers.get("OpenAI-Beta", "").lower().startswith("realtime") or any(
+                p.startswith("openai-beta.realtime") for p in offered):
             await self._reject(ws, BETA_CLOSE_CODE, "beta_api_shape_disabled",
                                "this server speaks the GA Realtime protocol; connect without "
-                               "the 'OpenAI-Beta: realtime=v1' header")
+                               "the 'OpenAI-Beta: realtime=v1' header (or subprotocol)")
             return ws
         if not self._running or self._session is not None:
             why = ("the pipeline is still starting" if not self._running else
