@@ -104,8 +104,11 @@ async def test_barge_in_cancels_the_answer_and_truncation_keeps_what_was_heard(
         first_audio = await client.next("response.output_audio.delta", timeout=60)
         first = first_audio["response_id"]
         started_playing = client.arrival(first_audio)
-        # The user asks the second question 1.5 s into the answer.
-        await client.say(np.concatenate([np.zeros(36000, np.int16), load_wav(JOKE)]))
+        # The user asks the second question right after the answer starts: the
+        # LLM is still writing the rest of it (the gateway sends audio faster
+        # than real time, so a reply fully sent is done, as from the API, and
+        # only a truncate can cut it).
+        await client.say(np.concatenate([np.zeros(2400, np.int16), load_wav(JOKE)]))
         cut = await client.next("response.done", timeout=30,
                                 where=lambda e: e["response"]["id"] == first)
         assert cut["response"]["status"] == "cancelled", cut
@@ -118,7 +121,7 @@ async def test_barge_in_cancels_the_answer_and_truncation_keeps_what_was_heard(
         # The client played audio in real time from its first piece until the cut.
         received_ms = client.audio(first).size / 24
         played_ms = min((client.arrival(cut) - started_playing) * 1000, received_ms)
-        assert 1000 < played_ms < received_ms
+        assert 0 < played_ms < received_ms
         item_id = cut["response"]["output"][0]["id"]
         await client.send({"type": "conversation.item.truncate", "item_id": item_id,
                            "content_index": 0, "audio_end_ms": int(played_ms)})
