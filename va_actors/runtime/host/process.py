@@ -8,6 +8,7 @@ the instance whose spec path it then reads from stdin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -97,8 +98,11 @@ async def _warm(path: str, parent: int) -> int:
     channel.write(b"ready\n")
     channel.close()
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    if not line.strip():
-        return EXIT_OK  # the pool let this one go
+    if not line.strip():  # the pool let this one go: release what the plugin holds
+        if prepared.driver is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(prepared.driver.close(), 5.0)
+        return EXIT_OK
     spec = _read_spec(line.strip())
     _setup(spec.log_level, spec.instance)
     return await ActorHost(spec, parent_pid=parent, prepared=prepared).run()
