@@ -31,6 +31,7 @@ from tests.integration.chromium import (
     y4m_file,
 )
 from tests.integration.harness import REPO, free_port, launched, transcribe, words
+from va_actors.testing import pipeline_copy_text
 
 VOICE = REPO / "launch" / "assets" / "voice"
 WEATHER = words("What is the weather usually like in the summer?")
@@ -44,10 +45,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),
 def variant(tmp_path: Path, name: str = "browser_agent.toml") -> tuple[Path, int]:
     """The launch file on a free port (tests run beside whatever uses 8780)."""
     port = free_port()
-    text = (REPO / "launch" / name).read_text()
-    assert "port = 8780" in text
+    text = pipeline_copy_text(REPO / "launch" / name)
+    listen = 'port = "${VA_SESSION_PORT:-8780}"'
+    assert listen in text
     path = tmp_path / name
-    path.write_text(text.replace("port = 8780", f"port = {port}"))
+    path.write_text(text.replace(listen, f"port = {port}"))
     return path, port
 
 
