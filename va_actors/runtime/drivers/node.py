@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # Imported for its registrations too: every actor can decode every core event type.
 from va_actors.core.node import Inbound, Node, Publishable
@@ -15,9 +15,6 @@ from va_actors.runtime.drivers.base import (
     inbound,
 )
 from va_actors.wire.codec import Message
-
-if TYPE_CHECKING:
-    pass
 
 
 # -- custom nodes -------------------------------------------------------------------
