@@ -87,10 +87,11 @@ def jitter_p99_ms(log: Path) -> float:
     return percentile(gaps, 0.99) if gaps else float("nan")
 
 
-async def concurrent(path: Path, directory: Path, count: int) -> dict[str, Any]:
+async def concurrent(path: Path, directory: Path, count: int,
+                     limits: Limits | None = None) -> dict[str, Any]:
     """``count`` sessions at once; their latency, the first one's jitter, refusals."""
-    server = SessionServer(load_pipeline(path), ServeSettings(port=0, pool=1,
-                                                              limits=Limits(max_sessions=0)))
+    server = SessionServer(load_pipeline(path), ServeSettings(
+        port=0, pool=1, limits=limits or Limits(max_sessions=0)))
     records: dict[str, list[float]] = {}
     observe = server.metrics.observe_turn
 
@@ -125,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=3, help="session starts per variant")
     parser.add_argument("--max", type=int, default=4, help="most concurrent sessions to try")
+    parser.add_argument("--force", action="store_true",
+                        help="admit past the load thresholds (to see what admission prevents)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -141,7 +144,9 @@ def main() -> None:
               f"{'met' if statistics.median(warm) < START_TARGET_MS else 'NOT met'})")
         n = 1
         while n <= args.max:
-            result = asyncio.run(concurrent(path, directory, n))
+            forced = Limits(max_sessions=0, max_cpu_percent=100, max_memory_percent=100,
+                            session_cpu_percent=0) if args.force else None
+            result = asyncio.run(concurrent(path, directory, n, forced))
             print(json.dumps(result))
             if result["refused"]:
                 break

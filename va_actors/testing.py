@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -34,8 +35,19 @@ from va_actors.runtime.config import PipelineConfig
 from va_actors.runtime.supervisor import Supervisor
 from va_actors.wire import decode
 
-__all__ = ["HOST_MODULE", "SysLog", "children_running", "host_processes", "kill_all",
-           "pipeline_copy_text", "read_jsonl", "run_launch", "supervised", "until"]
+__all__ = [
+    "HOST_MODULE",
+    "SysLog",
+    "children_running",
+    "free_port",
+    "host_processes",
+    "kill_all",
+    "pipeline_copy_text",
+    "read_jsonl",
+    "run_launch",
+    "supervised",
+    "until",
+]
 
 HOST_MODULE = "va_actors.runtime.host"
 """What every actor process's command line contains."""
@@ -77,6 +89,13 @@ async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for a test's own server)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def children_running(marker: str) -> list[psutil.Process]:

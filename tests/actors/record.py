@@ -27,7 +27,7 @@ def checksum(value: Any) -> int:
 
 _EVENT_FIELDS = ("text", "playing", "interrupted", "response_id", "custom",
                  "trailing_silence_ms", "duration_ms", "total_ms", "segments_ms", "user_text",
-                 "is_recoverable", "played_ms")
+                 "is_recoverable", "played_ms", "heard_text")
 """Event fields recorded when present (turn timing in audio time, latency breakdowns)."""
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from va_actors.core.events.base import PluginErrorEvent
 from va_actors.runtime.host.warm import PENDING_LIMIT, HostProxy, WarmSpec
+from va_actors.runtime.supervisor import pool as pool_module
+from va_actors.runtime.supervisor.pool import WarmPool
 
 
 class FakeHost:
@@ -93,3 +97,23 @@ async def test_a_warm_task_failure_becomes_an_error_event() -> None:
 def test_session_specific_params_are_built_at_assignment(params: dict[str, Any],
                                                           specific: bool) -> None:
     assert WarmSpec("a", "x:Y", "stt", params).session_specific is specific
+
+
+async def test_the_pool_refills_only_when_the_machine_is_quiet(tmp_path: Path) -> None:
+    readings = [95.0, 80.0, 30.0]
+    asked: list[float] = []
+
+    def busy(interval: float) -> float:
+        asked.append(interval)
+        return readings.pop(0)
+
+    pool = WarmPool(sys.executable, tmp_path, tmp_path, busy=busy)
+    await pool._quiet()
+    assert len(asked) == 3 and not readings  # waited through two busy readings
+
+
+async def test_a_machine_that_is_never_quiet_still_gets_spares(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool_module, "REFILL_DEFER_MAX_S", 1.0)
+    pool = WarmPool(sys.executable, tmp_path, tmp_path, busy=lambda _s: 100.0)
+    await asyncio.wait_for(pool._quiet(), 5)  # gives up waiting after the bound

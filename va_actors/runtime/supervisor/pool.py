@@ -32,6 +32,7 @@ from va_actors.runtime import env_refs
 from va_actors.runtime.config import ActorConfig
 from va_actors.runtime.exits import EXIT_CONFIG
 from va_actors.runtime.host.warm import WarmSpec
+from va_actors.runtime.lifeline import child_env
 
 __all__ = ["READY_TIMEOUT_S", "Spare", "WarmPool"]
 
@@ -91,7 +92,7 @@ class WarmPool:
                  refill_cpu_percent: float = REFILL_CPU_PERCENT,
                  busy: Callable[[float], float] | None = None) -> None:
         self._python = python
-        self._refill_cpu = refill_cpu_percent
+        self.refill_cpu_percent = refill_cpu_percent
         self._busy = busy or _cpu_percent
         self._cwd = cwd
         self._dir = directory
@@ -193,7 +194,7 @@ class WarmPool:
         """Wait until the machine is not busy (a spare loads a model at full speed)."""
         waited = 0.0
         while waited < REFILL_DEFER_MAX_S and \
-                (await asyncio.to_thread(self._busy, QUIET_CHECK_S)) >= self._refill_cpu:
+                (await asyncio.to_thread(self._busy, QUIET_CHECK_S)) >= self.refill_cpu_percent:
             waited += QUIET_CHECK_S
 
     async def _start_one(self, slot: _Slot) -> Spare | None:
@@ -202,7 +203,7 @@ class WarmPool:
         WarmSpec(actor=actor.name, plugin=actor.plugin, category=actor.category.value,
                  params=dict(actor.params), pipeline_dir=str(self._cwd),
                  log_level=self._log_level).write(path)
-        env = {**os.environ, **env_refs.expand(actor.env, os.environ)}
+        env = child_env({**os.environ, **env_refs.expand(actor.env, os.environ)})
         proc = await asyncio.create_subprocess_exec(
             self._python, "-m", "va_actors.runtime.host", "--warm", str(path), env=env,
             cwd=self._cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -15,16 +15,14 @@ from va_actors.core.audio import AudioFormat, PcmData
 from va_actors.core.checks import ParamProblem, resolve_path
 from va_actors.core.edge import Participant
 from va_actors.core.node import Node, NodeContext
+from va_actors.core.params import non_negative_number, optional_positive_int, positive_int
 
 from ._common import (
     FRAME_MS,
     Pacer,
     expand_path,
     logger,
-    non_negative_number,
-    optional_positive_int,
     participant_for,
-    positive_int,
     publish_finished,
     report_error,
 )

@@ -9,14 +9,13 @@ from typing import Any
 
 from va_actors.core.checks import ParamProblem
 from va_actors.core.node import Node, NodeContext
+from va_actors.core.params import optional_positive_int, positive_number
 from va_actors.core.video import SyntheticVideoTrack, VideoTrackClosedError
 from va_actors.core.video.track import VIDEO_TIME_BASE, SyntheticPattern
 
 from ._common import (
     Pacer,
     expand_path,
-    optional_positive_int,
-    positive_number,
     publish_finished,
     report_error,
 )
