@@ -61,7 +61,9 @@ BASELINE = (("smart_turn = true", "smart_turn = false"),
             ("window_s = 15", "window_s = 30"),
             ("partial_interval_ms = 0", "partial_interval_ms = 500"),
             ("warm_up = true", "warm_up = false"),
-            ('"--batch-threads", "2"', '"--batch-threads", "1"'))
+            ('"--batch-threads", "2"', '"--batch-threads", "1"'),
+            ("incremental = true", "incremental = false"),
+            ("unfinished_hold_ms = 800", "unfinished_hold_ms = 0"))
 """The settings of the agent before the latency work (bench/RESULTS.md, Voice)."""
 SEED = 7
 

@@ -14,7 +14,8 @@ seconds of silence after each so the reply has finished, and reports:
   for an utterance heard as several turns, the reply to its last turn;
 * word error rate of the final transcripts (all turns of an utterance
   joined) against the references (bench/wer.py);
-* splits (an utterance that became more than one user turn), false "still
+* splits (an utterance that became more than one user turn: final
+  transcripts, less those the LLM took as the same turn going on), false "still
   talking" waits (the utterance's turn ended more than 1.5 s after its
   speech did, measured against the corpus's own speech end), utterances lost
   (no turn at all) and utterances that got other than exactly one reply;
@@ -73,11 +74,18 @@ class Heard:
     group: str
     duration_s: float
     turns: int = 0
+    """User turns the agent took: final transcripts, less those the LLM took as the
+    same turn going on (the user resumed before the reply was heard)."""
+    detector_turns: int = 0
+    """Ends of turn the turn detector reported (the STT may hold one, the LLM merge it)."""
     transcript: str = ""
     word_errors: int = 0
     reference_words: int = 0
     replies: int = 0
-    """Replies the LLM started in this utterance's time."""
+    """Replies the LLM started in this utterance's time, less those a continuation of
+    the same turn replaced before any was heard."""
+    merged: int = 0
+    """Transcripts that continued the turn before them (one user turn)."""
     superseded: int = 0
     """Of those, replies cut short (by a newer transcript or barge-in)."""
     hold_ms: float | None = None
@@ -200,23 +208,32 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
         custom = r["custom"]
         i = slot(at(r) - (float(custom["detected_ms"]) - float(custom["start_ms"])))
         if i is not None:
-            heard[i].turns += 1
+            heard[i].detector_turns += 1
             detected_ms[i] = at(r)
     texts: dict[int, list[str]] = {}
     started: dict[str, int] = {}
     finished: dict[str, bool] = {}
     latencies: list[tuple[int | None, dict[str, Any]]] = []
     last_transcript: int | None = None
+    transcripts: dict[int, int] = {}
+    replaced: set[str] = set()
+    last_reply: str | None = None
     for r in sorted((r for r in records if "ts_ns" in r), key=lambda r: int(r["ts_ns"])):
         i = slot(at(r))
         if r.get("type") == "plugin.stt_transcript" and i is not None:
             texts.setdefault(i, []).append(str(r.get("text", "")))
+            transcripts[i] = transcripts.get(i, 0) + 1
             last_transcript = i
         elif r.get("topic") == "llm.text" and r.get("response_id"):
             # A reply answers the latest transcript, however long its first token took.
             reply = str(r["response_id"])
-            if last_transcript is not None:
-                started.setdefault(reply, last_transcript)
+            if reply not in started and last_transcript is not None:
+                started[reply] = last_transcript
+                if r.get("continues"):
+                    heard[last_transcript].merged += 1
+                    if last_reply is not None:
+                        replaced.add(last_reply)  # never heard: the turn went on
+            last_reply = reply
             if r.get("final"):
                 finished[reply] = not r.get("interrupted")
         elif r.get("type") == "metrics.turn_latency":
@@ -227,9 +244,12 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
             heard[owner].latency = {"total": float(r["total_ms"]), **r.get("segments_ms", {})}
             heard[owner].all_totals_ms.append(float(r["total_ms"]))
     for reply, i in started.items():
+        if reply in replaced:
+            continue
         heard[i].replies += 1
         heard[i].superseded += not finished.get(reply, False)
     for i, (utt, h) in enumerate(zip(utterances, heard, strict=True)):
+        h.turns = max(0, transcripts.get(i, 0) - h.merged)
         h.transcript = " ".join(t.strip() for t in texts.get(i, []) if t.strip())
         h.word_errors = word_errors(utt.text, h.transcript)
         h.reference_words = len(normalise(utt.text))
@@ -294,7 +314,8 @@ def print_report(label: str, heard: Sequence[Heard]) -> None:
     for h in heard:
         if h.split or h.held or h.turns == 0 or h.replies != 1:
             hold = "-" if h.hold_ms is None else f"{h.hold_ms:.0f}"
-            print(f"    {h.id}: {h.turns} turn(s), {h.replies} repl(ies) "
+            print(f"    {h.id}: {h.turns} turn(s) ({h.detector_turns} detector ends, "
+                  f"{h.merged} merged), {h.replies} repl(ies) "
                   f"({h.superseded} superseded), turn end {hold} ms after speech")
 
 

@@ -308,6 +308,7 @@ async def test_llm_user_resuming_before_the_reply_was_heard_makes_one_turn() -> 
                         ("assistant", "one two three four five six")]
         [fields] = [f for s, c, _, f in host.published if s == "text" and c.final]
         assert fields["user_text"] == "If the reader will excuse me, I will say nothing."
+        assert fields["continues"] is True
     finally:
         await host.close()
 

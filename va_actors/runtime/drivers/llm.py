@@ -55,7 +55,8 @@ class LLMDriver(Driver):
     Every chunk of a reply carries the transcript's epoch and one
     ``response_id``; the reply ends with ``TextChunk(final=True)`` holding the
     whole text (header field ``interrupted=True`` when a newer transcript
-    superseded it) and ``user_text``, the user turn it answers. One reply at
+    superseded it) and ``user_text``, the user turn it answers; the chunks of a
+    reply that continues the last turn (below) carry ``continues=True``. One reply at
     a time: ``respond()`` itself ends the reply in flight when a new one
     starts. On barge-in, ``llm.interrupt(epoch)``.
 
@@ -133,6 +134,8 @@ class LLMDriver(Driver):
         response_id: str | None = None
         index = 0
         final: Any = None
+        # A continuation says so on every chunk: its reply replaces the unheard one.
+        marks: dict[str, Any] = {"continues": True} if continues else {}
         replies = (self.plugin.respond(text, participant, continues=True) if continues
                    else self.plugin.respond(text, participant))
         async with contextlib.aclosing(replies) as replies:
@@ -146,16 +149,16 @@ class LLMDriver(Driver):
                     final = item
                 elif delta:
                     host.publish("text", TextChunk(delta, False, response_id, index),
-                                 epoch=epoch)
+                                 epoch=epoch, **marks)
                     index += 1
         turn.in_flight = False
         whole = str(getattr(final, "text", "") or "")
         chunk = TextChunk(whole, True, response_id or uuid.uuid4().hex, index)
         if getattr(final, "interrupted", False):
             host.publish("text", chunk, epoch=epoch, interrupted=True,
-                         user_text=turn.user_text)
+                         user_text=turn.user_text, **marks)
         else:
-            host.publish("text", chunk, epoch=epoch, user_text=turn.user_text)
+            host.publish("text", chunk, epoch=epoch, user_text=turn.user_text, **marks)
 
     async def on_epoch(self, epoch: int) -> None:
         if self._turn is not None:
