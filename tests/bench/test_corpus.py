@@ -136,3 +136,33 @@ def test_turns_transcripts_and_replies_are_matched_to_the_utterance_they_belong_
     assert (short.turns, short.replies, short.word_errors, short.split) == (1, 0, 0, False)
     counts = summary([long, short])["all"]
     assert (counts["splits"], counts["false_waits"], counts["not_one_reply"]) == (1, 1, 2)
+
+
+def test_a_transcript_the_llm_took_as_the_same_turn_going_on_is_no_split() -> None:
+    [utt] = [u for u in load() if u.id == "librispeech_2412_153948_0000"]
+    [first] = schedule_ms([utt], gap_s=5.0)
+    end = first + utt.speech_s[1] * 1000
+    wall = 5_000_000.0
+
+    def at(ms: float) -> int:
+        return int((wall + ms) * 1e6)
+
+    records = [
+        _turn(first + 300, first + 7500, first + 7800, wall + first + 7800),
+        {"type": "plugin.stt_transcript", "text": "If the reader will excuse me,",
+         "ts_ns": at(first + 7900)},
+        {"topic": "llm.text", "response_id": "a", "text": "Sure", "ts_ns": at(first + 8000)},
+        {"topic": "llm.text", "response_id": "a", "final": True, "interrupted": True,
+         "text": "Sure", "ts_ns": at(first + 8400)},
+        _turn(first + 8200, end, end + 300, wall + end + 300),
+        {"type": "plugin.stt_transcript", "text": "the narrative would be tedious",
+         "ts_ns": at(end + 400)},
+        # The user went on before the first reply was heard: one turn, one reply.
+        {"topic": "llm.text", "response_id": "b", "text": "Indeed", "continues": True,
+         "ts_ns": at(end + 600)},
+        {"topic": "llm.text", "response_id": "b", "final": True, "text": "Indeed.",
+         "continues": True, "ts_ns": at(end + 900)},
+    ]
+    [heard] = analyse([utt], [first], records)
+    assert (heard.turns, heard.detector_turns, heard.merged) == (1, 2, 1)
+    assert (heard.replies, heard.superseded, heard.split) == (1, 0, False)
