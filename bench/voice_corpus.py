@@ -231,8 +231,10 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
                 started[reply] = last_transcript
                 if r.get("continues"):
                     heard[last_transcript].merged += 1
-                    if last_reply is not None:
-                        replaced.add(last_reply)  # never heard: the turn went on
+                    # Never heard: the turn went on. (A cut reply's own chunks may be
+                    # missing: the recorder drops agent text of an older epoch.)
+                    if last_reply is not None and started[last_reply] == last_transcript:
+                        replaced.add(last_reply)
             last_reply = reply
             if r.get("final"):
                 finished[reply] = not r.get("interrupted")

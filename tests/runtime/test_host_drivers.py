@@ -34,6 +34,7 @@ from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import QueuedVideoTrack, VideoFrame
 from va_actors.runtime import drivers, plugins
+from va_actors.runtime.drivers import llm as drivers_llm
 from va_actors.runtime.spec import ActorSpec, InputSpec
 from va_actors.wire import Message, TextChunk, decode, encode_audio, encode_event, encode_text
 from va_actors.wire.codec import encode_video
@@ -819,3 +820,27 @@ async def test_host_publish_from_a_plugin_thread_goes_through_the_loop(
         host._remove_readers()
         sub.close(0)
         host._close_sockets()
+
+
+async def test_llm_a_bump_long_after_the_reply_was_done_does_not_make_a_continuation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    host = PlaybackHost()
+    llm = ScriptedLLM("a b", delay=0.01)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        await _reply_started(host, driver, "In 1813.")
+        await settle(host, lambda: any(c.final for c in host.on("text")))
+        # No playback report named it (a sink that lost them), and the next question
+        # barges in 9 s later: that reply was done long ago, so this is a new turn.
+        monkeypatch.setattr(drivers_llm, "CUT_GRACE_S", 0.05)
+        await asyncio.sleep(0.1)
+        host.epoch = 1
+        await driver.on_epoch(1)
+        await driver.on_input(event_msg(transcript("Eight. The press yard."), epoch=1))
+        await settle(host, lambda: sum(c.final for c in host.on("text")) == 2)
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        users = [m.content for m in llm.conversation.messages if m.role == "user"]
+        assert users == ["In 1813.", "Eight. The press yard."]
+    finally:
+        await host.close()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,11 @@ def _is_final_transcript(event: BaseEvent) -> bool:
             and event.mode == "final")
 
 
+CUT_GRACE_S = 3.0
+"""An epoch bump this soon after a reply was done may still cut it before it was
+heard (its audio is still being synthesised): the supervisor's resume grace."""
+
+
 @dataclass
 class _Turn:
     """The latest user turn and what became of its reply."""
@@ -40,8 +46,11 @@ class _Turn:
     user_text: str
     response_id: str | None = None
     in_flight: bool = True
+    finished_at: float = 0.0
+    """Monotonic time its reply was done (while ``in_flight`` is False)."""
     cut: bool = False
-    """An epoch bump (barge-in, or the user resuming) ended it."""
+    """An epoch bump (the user resuming, or a barge-in) came while its reply was in
+    flight or within ``CUT_GRACE_S`` after: the reply may not have been heard."""
     heard: bool = False
     """A sink reported playing some of it."""
 
@@ -151,7 +160,7 @@ class LLMDriver(Driver):
                     host.publish("text", TextChunk(delta, False, response_id, index),
                                  epoch=epoch, **marks)
                     index += 1
-        turn.in_flight = False
+        turn.in_flight, turn.finished_at = False, time.monotonic()
         whole = str(getattr(final, "text", "") or "")
         chunk = TextChunk(whole, True, response_id or uuid.uuid4().hex, index)
         if getattr(final, "interrupted", False):
@@ -161,8 +170,12 @@ class LLMDriver(Driver):
             host.publish("text", chunk, epoch=epoch, user_text=turn.user_text, **marks)
 
     async def on_epoch(self, epoch: int) -> None:
-        if self._turn is not None:
-            self._turn.cut = True
+        turn = self._turn
+        # A bump long after the reply was done is the next question's barge-in or
+        # start: that reply played (or never will), whatever the reports said.
+        if turn is not None and (turn.in_flight
+                                 or time.monotonic() - turn.finished_at <= CUT_GRACE_S):
+            turn.cut = True
         await self.plugin.interrupt(epoch)
 
 
