@@ -338,7 +338,7 @@ async def test_llm_after_a_heard_reply_the_next_transcript_is_a_new_turn() -> No
     try:
         reply_id = await _reply_started(host, driver, "count for me")
         await driver.on_input(event_msg(AudioPlaybackEvent(
-            playing=True, response_id=reply_id, played_ms=40.0, epoch=0)))
+            playing=True, response_id=reply_id, played_ms=400.0, epoch=0)))
         host.epoch = 1  # a barge-in: the user heard some of it
         await driver.on_epoch(1)
         await settle(host, lambda: all(t.done() for t in host.tasks))
@@ -350,6 +350,28 @@ async def test_llm_after_a_heard_reply_the_next_transcript_is_a_new_turn() -> No
         assert [(m.role, m.content) for m in llm.conversation.messages] == [
             ("user", "count for me"), ("assistant", "one"), ("user", "stop"),
             ("assistant", "one two three four five six")]
+    finally:
+        await host.close()
+
+
+async def test_llm_a_resume_as_the_reply_starts_playing_is_still_the_same_turn() -> None:
+    host = PlaybackHost()
+    llm = ScriptedLLM("one two three four five six", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        reply_id = await _reply_started(host, driver, "nor of the circumstances,")
+        # 40 ms had played when the user's start of turn came: they spoke first.
+        await driver.on_input(event_msg(AudioPlaybackEvent(
+            playing=True, response_id=reply_id, played_ms=40.0, epoch=0)))
+        host.epoch = 1
+        await driver.on_epoch(1)
+        await driver.on_input(event_msg(transcript("the narrative would be tedious."),
+                                        epoch=1))
+        await settle(host, lambda: any(c.final for c in host.on("text")))
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        users = [m.content for m in llm.conversation.messages if m.role == "user"]
+        assert users == ["nor of the circumstances, the narrative would be tedious."]
     finally:
         await host.close()
 

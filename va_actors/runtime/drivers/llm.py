@@ -39,6 +39,12 @@ CUT_GRACE_S = 3.0
 heard (its audio is still being synthesised): the supervisor's resume grace."""
 
 
+HEARD_MS = 300.0
+"""Audio of a reply played before it counts as heard. A user whose start of turn
+comes sooner began speaking before the reply did (a turn detector reports a
+start some 200 ms into the speech): they went on, they did not answer it."""
+
+
 @dataclass
 class _Turn:
     """The latest user turn and what became of its reply."""
@@ -52,7 +58,7 @@ class _Turn:
     """An epoch bump (the user resuming, or a barge-in) came while its reply was in
     flight or within ``CUT_GRACE_S`` after: the reply may not have been heard."""
     heard: bool = False
-    """A sink reported playing some of it."""
+    """A sink reported ``HEARD_MS`` of it played."""
 
 
 class LLMDriver(Driver):
@@ -132,7 +138,7 @@ class LLMDriver(Driver):
         """Keep only what the user heard of a reply cut off by barge-in."""
         turn = self._turn
         if (turn is not None and event.response_id == turn.response_id
-                and (event.playing or event.played_ms > 0 or event.heard_text)):
+                and event.played_ms >= HEARD_MS):
             turn.heard = True
         if event.interrupted and event.response_id:
             self.plugin.conversation.truncate_message(event.response_id, event.heard_text)
