@@ -137,7 +137,8 @@ def _run_dir(chk: Checker, doc: Mapping[str, Any], base: Path) -> str | None:
 
 
 def _finish_actor(draft: Draft, node_outputs: Mapping[str, set[str]]) -> ActorConfig:
-    assert draft.name and draft.plugin and draft.plugin_class and draft.category
+    assert draft.name and draft.plugin and draft.category
+    assert draft.plugin_class is not None or draft.environment is not None
     streams = published_streams(draft)
     if streams is None:  # a node that does not say: what others read from it
         streams = node_outputs.get(draft.name, set()) | {"events"}
@@ -146,7 +147,7 @@ def _finish_actor(draft: Draft, node_outputs: Mapping[str, set[str]]) -> ActorCo
         category=draft.category, inputs=tuple(f"{a}.{s}" for a, s, _ in draft.inputs),
         params=draft.params, env=draft.env, replicas=draft.replicas,
         max_inflight=draft.max_inflight, input_options=dict(draft.input_options),
-        supervisor=draft.supervisor,
+        supervisor=draft.supervisor, environment=draft.environment,
         outputs=tuple(sorted(streams)), line=draft.line,
     )
 

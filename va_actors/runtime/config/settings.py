@@ -15,6 +15,7 @@ from typing import Any
 
 from va_actors.runtime.categories import Category
 from va_actors.runtime.config.graph import layers
+from va_actors.runtime.environments import Environment
 
 __all__ = [
     "ActorConfig",
@@ -123,7 +124,8 @@ class ActorConfig:
     Attributes:
         name: actor name; its topics are ``<name>.<stream>``.
         plugin: the plugin reference as written.
-        plugin_class: the resolved class.
+        plugin_class: the resolved class; None when the actor runs in its own
+            ``environment`` (its plugin was checked there by the probe).
         category: what kind of plugin it is (decides how the host drives it).
         inputs: topics it subscribes to, ``<actor>.<stream>``.
         params: keyword arguments for the plugin class.
@@ -132,6 +134,8 @@ class ActorConfig:
         max_inflight: work items in flight per replica.
         input_options: per-input settings (fps, staleness bound) by topic.
         supervisor: effective supervision settings (defaults plus overrides).
+        environment: the Python environment its host runs in (``environment``
+            or ``python`` in the file), or None for va-launch's own.
         outputs: streams it publishes. For a node that declares none: the
             streams other actors read from it, plus ``events``.
         line: line of its ``[[actor]]`` header.
@@ -139,7 +143,7 @@ class ActorConfig:
 
     name: str
     plugin: str
-    plugin_class: type
+    plugin_class: type | None
     category: Category
     inputs: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -148,6 +152,7 @@ class ActorConfig:
     max_inflight: int = 1
     input_options: Mapping[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
+    environment: Environment | None = None
     outputs: tuple[str, ...] = ()
     line: int = 1
 

@@ -60,10 +60,20 @@ class Overseer(Protocol):
 
 @dataclass(frozen=True)
 class Launch:
-    """How instance processes are started: interpreter and working directory."""
+    """How instance processes are started: interpreter and working directory.
+
+    ``python`` runs every host whose actor has no environment of its own (and
+    every dispatcher, which never imports the plugin).
+    """
 
     python: str
     cwd: Path
+
+    def interpreter(self, actor: ActorConfig, *, dispatcher: bool = False) -> str:
+        """The interpreter that runs ``actor``'s host: its environment's, or ours."""
+        if actor.environment is None or dispatcher:
+            return self.python
+        return str(actor.environment.python)
 
 
 class Watcher:
@@ -183,7 +193,8 @@ class Watcher:
         self._kill_reason = ""
         self.exit_code = None
         self.proc = await asyncio.create_subprocess_exec(
-            self._launch.python, "-m", "va_actors.runtime.host", str(self.spec_path),
+            self._launch.interpreter(self.actor, dispatcher=self.dispatcher),
+            "-m", "va_actors.runtime.host", str(self.spec_path),
             env=env, stdin=asyncio.subprocess.DEVNULL, cwd=self._launch.cwd,
             # Own process group: a terminal's Ctrl-C reaches only the supervisor,
             # which then stops actors in order; killpg also takes an actor's helpers.
