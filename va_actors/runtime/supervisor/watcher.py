@@ -207,7 +207,9 @@ class Watcher:
         with contextlib.suppress(psutil.Error):
             self._ps = psutil.Process(self.proc.pid)
             self._ps.cpu_percent(None)  # the first call only sets the baseline
-        logger.info("started %s (pid %d); extra env: %s", self.name, self.proc.pid,
+        where = self.actor.environment
+        logger.info("started %s (pid %d)%s; extra env: %s", self.name, self.proc.pid,
+                    f" in {where.describe()}" if where and not self.dispatcher else "",
                     ", ".join(sorted(self.actor.env)) or "none")
         self.set_state(State.STARTING)
         if self._overseer.stopping or self.stopping:
