@@ -196,7 +196,7 @@ def _sync(env: Environment, progress: TextIO) -> None:
     if not (project / ".python-version").exists():
         # The supervisor's own Python, unless the project pins one: uv would
         # otherwise look for (or try to download) another interpreter.
-        command += ["--python", sys.executable]
+        command += ["--python", os.path.abspath(sys.executable)]
     child_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     # Always the project's own .venv: an exported UV_PROJECT_ENVIRONMENT (the
     # workspace's .venv) must never be synced to an actor's requirements.
@@ -250,7 +250,7 @@ def _run(command: list[str], env: Mapping[str, str],
 
 def _sync_problem(code: int, tail: list[str]) -> EnvironmentProblem:
     said = " | ".join(line.strip() for line in tail[-8:]) or f"uv exited with code {code}"
-    text = "\n".join(tail)
+    text = " ".join(" ".join(tail).split())  # uv wraps long lines to the terminal's width
     if "not found in the package registry" in text:
         return EnvironmentProblem(
             f"uv sync failed: a requirement is not on the package index: {said}",
