@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from va_actors.runtime.environments import EnvKind, Environment, prepare
+from va_actors.runtime.environments import Environment, EnvKind, prepare
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -84,7 +84,8 @@ def test_a_missing_environment_names_the_actor_and_the_environment(tmp_path: Pat
     done = _check(path)
     assert done.returncode == 2, done.stderr
     assert "actor 'where': environment 'envs/nowhere': directory" in done.stderr
-    assert "does not exist" in done.stderr and "pipeline.toml:9:" in done.stderr  # the environment line
+    # line 9: the environment key
+    assert "does not exist" in done.stderr and "pipeline.toml:9:" in done.stderr
 
 
 def test_run_with_a_missing_environment_starts_nothing(tmp_path: Path) -> None:

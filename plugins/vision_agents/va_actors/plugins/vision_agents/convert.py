@@ -50,5 +50,5 @@ def from_stream_pcm(pcm: Any) -> PcmData:
     """getstream's PcmData as ours."""
     fmt = getattr(pcm.format, "value", pcm.format)
     return PcmData(sample_rate=int(pcm.sample_rate), format=AudioFormat(str(fmt)),
-                   samples=pcm.samples, pts=pcm.pts, dts=getattr(pcm, "dts", None), time_base=pcm.time_base,
-                   channels=int(pcm.channels))
+                   samples=pcm.samples, pts=pcm.pts, dts=getattr(pcm, "dts", None),
+                   time_base=pcm.time_base, channels=int(pcm.channels))
