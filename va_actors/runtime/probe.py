@@ -95,8 +95,9 @@ def run_probe(python: Path, plugin: str, params: Mapping[str, Any], base_dir: Pa
         ProbeFailed: the interpreter did not start, va-actors is not installed
             there, or the probe crashed or timed out.
     """
+    # default=str: a TOML date in params was already reported; it must not crash the check.
     request = json.dumps({"plugin": plugin, "params": dict(params), "base_dir": str(base_dir),
-                          "what": what})
+                          "what": what}, default=str)
     try:
         done = subprocess.run([str(python), "-m", "va_actors.runtime.probe"], input=request,
                               capture_output=True, text=True, errors="replace",
