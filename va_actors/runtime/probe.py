@@ -169,6 +169,10 @@ def unmet_requirements() -> list[str]:
 
 
 def _answer(request: Mapping[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = {"va_actors": _installed_version(),
+                              "requirements": unmet_requirements()}
+    if answer["requirements"]:
+        return answer  # importing va-actors' runtime could fail on them: say what is wrong
     # Imported here: an environment without va-actors' dependencies must still
     # get as far as reporting them.
     from va_actors.runtime.config.actors import plugin_issues
@@ -176,8 +180,7 @@ def _answer(request: Mapping[str, Any]) -> dict[str, Any]:
     from va_actors.runtime.plugins import PluginError, category, resolve
     from va_actors.wire.limits import PROTOCOL_VERSION
 
-    answer: dict[str, Any] = {"va_actors": _installed_version(), "protocol": PROTOCOL_VERSION,
-                              "requirements": unmet_requirements()}
+    answer["protocol"] = PROTOCOL_VERSION
     ref = str(request["plugin"])
     base_dir = Path(request["base_dir"])
     try:

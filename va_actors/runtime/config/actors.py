@@ -226,16 +226,16 @@ def _probe_versions(chk: Checker, draft: Draft, report: ProbeReport) -> bool:
     assert env is not None
     where = (*draft.path, env.kind.value)
     label = f"{draft.label}{env.describe()}: "
-    if report.protocol != PROTOCOL_VERSION:
-        chk.issue(where, f"{label}its va-actors {report.va_actors} speaks wire protocol "
-                         f"{report.protocol}, this supervisor {PROTOCOL_VERSION}",
-                  "install va-actors there from this workspace (a path dependency)")
-        return False
     if report.requirements:
         chk.issue(where, f"{label}version clash: va-actors' host needs "
                          f"{'; '.join(report.requirements)}",
                   "upgrade those packages there, or use a uv project (environment = ...) so "
                   "uv resolves them together")
+        return False
+    if report.protocol != PROTOCOL_VERSION:
+        chk.issue(where, f"{label}its va-actors {report.va_actors} speaks wire protocol "
+                         f"{report.protocol}, this supervisor {PROTOCOL_VERSION}",
+                  "install va-actors there from this workspace (a path dependency)")
         return False
     return True
 
