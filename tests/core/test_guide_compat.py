@@ -104,7 +104,7 @@ async def test_final_transcript_subscribers_do_not_get_partials() -> None:
 
 
 def test_the_stt_actor_still_routes_partials_as_transcripts() -> None:
-    from va_actors.runtime.drivers import _stt_route
+    from va_actors.runtime.drivers.audio import _stt_route
 
     assert _stt_route(STTPartialTranscriptEvent(text="hel")) == "transcript"
     assert _stt_route(STTTranscriptEvent(text="hello")) == "transcript"

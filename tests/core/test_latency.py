@@ -57,6 +57,33 @@ def test_without_a_turn_detector_the_transcript_ends_the_turn() -> None:
     assert event.segments_ms["turn_detected"] == 0
 
 
+def test_a_speech_model_answers_before_the_user_transcript_arrives() -> None:
+    # A Realtime model: its VAD ends the turn, it speaks, the user's transcript comes late.
+    tracker = TurnLatencyTracker()
+    tracker.turn_ended(1_500 * MS, trailing_silence_ms=500)
+    tracker.text(1_900 * MS, "resp_1", speech_model=True)
+    tracker.audio(1_950 * MS, "resp_1")
+    tracker.final_transcript(2_100 * MS, "what is the weather")
+    event = tracker.playing(2_000 * MS, "resp_1")
+    assert event is not None and event.total_ms == pytest.approx(1_000)
+    assert event.segments_ms == pytest.approx({"turn_detected": 500, "final_transcript": 0,
+                                               "first_token": 400, "first_audio": 50,
+                                               "audio_out": 50})
+
+
+def test_llm_text_still_waits_for_the_turn_transcript() -> None:
+    # A reply of the turn before, arriving once a new turn ended, is not this turn's.
+    tracker = TurnLatencyTracker()
+    tracker.turn_ended(1_000 * MS, 0)
+    tracker.text(1_100 * MS, "old")
+    tracker.final_transcript(1_200 * MS, "new question")
+    tracker.text(1_300 * MS, "new")
+    tracker.audio(1_400 * MS, "new")
+    event = tracker.playing(1_500 * MS, "new")
+    assert event is not None and event.segments_ms["first_token"] == pytest.approx(100)
+    assert tracker.playing(1_600 * MS, "old") is None
+
+
 def test_median_and_p90_of_turn_totals() -> None:
     assert median_p90([900.0, 700.0, 800.0]) == (800.0, 900.0)
     assert median_p90([float(ms) for ms in range(100, 1100, 100)]) == (550.0, 900.0)

@@ -133,6 +133,51 @@ async def test_interrupt_stops_emission_and_no_old_epoch_chunk_escapes() -> None
     assert done and done[0].interrupted
 
 
+async def test_interrupt_adopts_the_session_epoch_and_ignores_older_ones() -> None:
+    engine = ShapeTTS(tone(16000, 0.1))
+    await engine.interrupt()  # the guide's form: one more
+    assert (engine.epoch, engine.stopped) == (1, 1)
+    await engine.interrupt(epoch=5)  # the session's epoch, several bumps later
+    assert (engine.epoch, engine.stopped) == (5, 2)
+    await engine.interrupt(epoch=5)  # a repeated broadcast
+    await engine.interrupt(epoch=3)  # an older one
+    assert (engine.epoch, engine.stopped) == (5, 2)
+    chunks = await collect(engine)
+    assert chunks and {c.epoch for c in chunks} == {5}
+
+
+class OverridingTTS(ShapeTTS):
+    """A plugin that overrides interrupt() the old way: no epoch, then super()."""
+
+    def __init__(self) -> None:
+        super().__init__(tone(16000, 0.1))
+        self.hooks: list[int] = []
+
+    async def interrupt(self) -> None:  # type: ignore[override]
+        self.hooks.append(self.epoch)  # the epoch has already moved
+        await super().interrupt()
+
+
+class SilentOverrideTTS(ShapeTTS):
+    """An override that never calls super(): the epoch moves all the same."""
+
+    async def interrupt(self, epoch: int | None = None) -> None:
+        return None
+
+
+async def test_interrupt_overrides_keep_one_epoch_moved_once() -> None:
+    engine = OverridingTTS()
+    await engine.interrupt(epoch=4)  # type: ignore[call-arg]
+    assert (engine.epoch, engine.hooks, engine.stopped) == (4, [4], 1)
+    await engine.interrupt()
+    assert (engine.epoch, engine.hooks, engine.stopped) == (5, [4, 5], 2)
+    await engine.interrupt(epoch=2)  # type: ignore[call-arg]
+    assert (engine.epoch, engine.hooks) == (5, [4, 5])  # older: the hook does not run
+    silent = SilentOverrideTTS(tone(16000, 0.1))
+    await silent.interrupt(epoch=3)
+    assert (silent.epoch, silent.stopped) == (3, 0)
+
+
 async def test_empty_text_is_an_error_event_not_a_crash() -> None:
     engine = ShapeTTS(tone(16000, 0.1))
     errors: list[TTSErrorEvent] = []

@@ -1,4 +1,4 @@
-"""Fixtures for the guide port tests: the fake Acme provider on 127.0.0.1."""
+"""Fixtures for the guide tests: the fake Acme provider on 127.0.0.1, and import paths."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 HERE = Path(__file__).parent
-if str(HERE) not in sys.path:  # the ported plugin package ``acme`` and ``fake_acme``
-    sys.path.insert(0, str(HERE))
+VERBATIM = HERE / "verbatim"
+# The ported plugin package ``acme`` and ``fake_acme``; the guide's blocks as written,
+# their stand-in providers and actor wrappers (an actor process gets the same three
+# through PYTHONPATH: ``guide_actors.PYTHONPATH``).
+for directory in (VERBATIM / "providers", VERBATIM / "blocks", VERBATIM, HERE):
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
 
 from fake_acme import API_KEY, AcmeState, make_app  # noqa: E402
 

@@ -35,3 +35,11 @@ def speech(rate: int, seconds: float, channels: int = 1) -> PcmData:
     wave = (0.3 * 32767 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
     samples = np.tile(wave, (channels, 1)) if channels > 1 else wave
     return PcmData(sample_rate=rate, format="s16", samples=samples, channels=channels)
+
+
+def over_wire(event: BaseEvent, topic: str = "a.events") -> BaseEvent:
+    """``event`` after the real wire codec: encoded to frames, decoded as a receiver does."""
+    from va_actors.wire import decode, encode_event
+
+    frames = encode_event(topic, event, seq=0, epoch=0, source="a")
+    return decode([bytes(f) for f in frames]).event()

@@ -18,7 +18,15 @@ from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
 from va_actors.core.events.base import BaseEvent, PluginBaseEvent, PluginErrorEvent
-from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal, Realtime, VideoLLM
+from va_actors.core.llm import (
+    LLM,
+    LLMContextEvent,
+    LLMResponseDelta,
+    LLMResponseFinal,
+    Realtime,
+    VideoLLM,
+)
+from va_actors.core.llm import events as llm_events
 from va_actors.core.processors import ProcessorStateEvent, VideoProcessorPublisher
 from va_actors.core.stt import STT, STTErrorEvent, STTTranscriptEvent
 from va_actors.core.tts import TTS
@@ -264,6 +272,26 @@ async def test_llm_history_keeps_only_what_the_user_heard(host: FakeHost) -> Non
     assert said == [("user", "count for me"), ("assistant", "one two")]
 
 
+async def test_llm_context_sets_instructions_verbatim_and_starts_afresh(
+        host: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "secret.md").write_text("the agent's private notes")
+    monkeypatch.chdir(tmp_path)
+    llm = ScriptedLLM("ok")
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    await driver.on_input(event_msg(transcript("earlier session")))
+    await settle(host, lambda: any(c.final for c in host.on("text")))
+    await driver.on_input(event_msg(LLMContextEvent(
+        instructions="Be brief. See @secret.md", new_conversation=True)))
+    # A remote client's instructions are taken as written: no file is read for it.
+    assert llm.instructions == "Be brief. See @secret.md"
+    assert list(llm.conversation.messages) == []
+    await driver.on_input(event_msg(LLMContextEvent(instructions=None)))
+    assert llm.instructions == "Be brief. See @secret.md"  # None keeps them
+    assert llm._build_messages("hi")[0] == {"role": "system",
+                                            "content": "Be brief. See @secret.md"}
+
+
 # -- TTS -----------------------------------------------------------------------------------
 class SlowTTS(TTS):
     """10 ms of audio per character, streamed in 4 pieces with ``delay`` between."""
@@ -326,6 +354,32 @@ async def test_tts_barge_in_drops_buffered_text_and_old_audio(host: FakeHost) ->
     await driver.on_input(text_msg("New reply.", "r2", 0, final=True, epoch=1))
     await settle(host, lambda: tts.said[-1] == "New reply.")
     await settle(host, lambda: any(stamp == 1 for s, _, stamp, _ in host.published))
+
+
+async def test_tts_holds_the_session_epoch(host: FakeHost) -> None:
+    host.epoch = 4  # a restarted TTS joins a session that has had four barge-ins
+    tts = SlowTTS(delay=0.03)
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    assert tts.epoch == 4
+    await driver.on_input(text_msg("First sentence here. Second one.", "r1", 0, epoch=4))
+    await settle(host, lambda: len(host.on("audio")) >= 1)
+    host.epoch = 7  # several bumps in a row: one epoch, not a count of interrupts
+    await driver.on_epoch(7)
+    assert tts.epoch == 7
+
+
+async def test_tts_text_of_a_new_epoch_is_not_cut_by_its_late_epoch_notice(
+        host: FakeHost) -> None:
+    tts = SlowTTS(delay=0.01)
+    driver = drivers.TTSDriver(host, tts)
+    await driver.start()
+    host.epoch = 1  # the control thread has the new epoch; on_epoch has not run yet
+    await driver.on_input(text_msg("After the barge-in.", "r2", 0, final=True, epoch=1))
+    await settle(host, lambda: tts.said == ["After the barge-in."])
+    await driver.on_epoch(1)  # arrives late: the TTS already holds epoch 1
+    await settle(host, lambda: sum(p.samples.size for p in host.on("audio")) == 160 * 19)
+    assert tts.epoch == 1
 
 
 async def test_tts_drops_the_rest_of_a_superseded_reply(host: FakeHost) -> None:
@@ -415,6 +469,104 @@ async def test_realtime_publishes_agent_audio_with_its_epoch(host: FakeHost) -> 
     assert llm.epoch == 3
     await driver.on_input(audio_msg(1, epoch=3))
     assert [stamp for s, _, stamp, _ in host.published if s == "audio"] == [2, 3]
+
+
+class ServerVADRealtime(Realtime):
+    """Plays a provider with server VAD: a turn, both transcripts, audio, a cut final."""
+
+    def __init__(self, fail_connect: BaseException | None = None) -> None:
+        super().__init__()
+        self.fail_connect = fail_connect
+        self.playback: list[AudioPlaybackEvent] = []
+        self.flushed: list[Participant | None] = []
+
+    async def connect(self) -> None:
+        if self.fail_connect is not None:
+            self._emit_error_event(self.fail_connect, context="connect", is_recoverable=False)
+            raise self.fail_connect
+        self._emit_connected_event()
+
+    async def simple_audio_response(self, pcm: PcmData,
+                                    participant: Participant | None = None) -> None:
+        self.events.send(TurnStartedEvent(participant=participant))
+        self.events.send(TurnEndedEvent(participant=participant, trailing_silence_ms=500))
+        self._emit_user_speech_transcription("hello there", participant=participant)
+        self.events.send(llm_events.RealtimeAgentSpeechTranscriptionEvent(
+            text="Hi", mode="delta", response_id="resp_1"))
+        self._emit_audio_output_event(pcm, response_id="resp_1")
+        self.events.send(llm_events.RealtimeAgentSpeechTranscriptionEvent(
+            text=" you", mode="delta", response_id="resp_1"))
+        self._emit_audio_output_event(pcm, response_id="resp_1")
+        self.events.send(llm_events.RealtimeAgentSpeechTranscriptionEvent(
+            text="Hi", mode="final", response_id="resp_1", interrupted=True))
+
+    def on_playback(self, event: AudioPlaybackEvent) -> None:
+        self.playback.append(event)
+
+    async def flush(self, participant: Participant | None = None) -> None:
+        self.flushed.append(participant)
+
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_realtime_routes_turns_transcripts_and_labelled_audio(host: FakeHost) -> None:
+    rt = ServerVADRealtime()
+    driver = drivers.RealtimeDriver(host, rt)
+    await driver.start()
+    await driver.on_input(audio_msg(0))
+    turns = host.on("turn")
+    assert [type(t) for t in turns] == [TurnStartedEvent, TurnEndedEvent]
+    user, *agent = host.on("transcript")
+    assert isinstance(user, STTTranscriptEvent) and user.text == "hello there"
+    assert [(c.text, c.final, c.response_id, c.index) for c in agent] == [
+        ("Hi", False, "resp_1", 0), (" you", False, "resp_1", 1), ("Hi", True, "resp_1", 2)]
+    final_fields = [f for s, _, _, f in host.published if s == "transcript"][-1]
+    assert final_fields == {"interrupted": True}
+    labels = [f for s, _, _, f in host.published if s == "audio"]
+    # each chunk says which reply it is and what the reply has said so far
+    assert labels == [{"response_id": "resp_1", "text": "Hi", "synthesis_id": "resp_1"},
+                      {"response_id": "resp_1", "text": "Hi you", "synthesis_id": "resp_1"}]
+    assert not any(isinstance(v, llm_events.RealtimeAgentSpeechTranscriptionEvent)
+                   for v in host.on("events"))
+
+
+async def test_realtime_takes_playback_reports_and_the_turn_detectors_end(host: FakeHost) -> None:
+    rt = ServerVADRealtime()
+    driver = drivers.RealtimeDriver(host, rt)
+    await driver.start()
+    report = AudioPlaybackEvent(playing=False, interrupted=True, response_id="resp_1",
+                                played_ms=420.0)
+    await driver.on_input(wire(encode_event("speaker.playback", report, seq=0, epoch=1,
+                                            source="speaker")))
+    who = Participant(user_id="ann", id="ann-1")
+    await driver.on_input(event_msg(TurnEndedEvent(participant=who)))
+    assert [(p.response_id, p.played_ms, p.interrupted) for p in rt.playback] == [
+        ("resp_1", 420.0, True)]
+    assert [p.user_id for p in rt.flushed if p is not None] == ["ann"]
+
+
+async def test_realtime_refused_key_is_reported_once_and_the_actor_stays_up(
+        host: FakeHost) -> None:
+    rt = ServerVADRealtime(fail_connect=PermissionError("invalid_api_key"))
+    driver = drivers.RealtimeDriver(host, rt)
+    await driver.start()  # does not raise: a restart could not fix a refused key
+    assert host.on("events") == []  # held: before "start" nobody may be subscribed
+    await driver.run()
+    errors = [v for v in host.on("events") if isinstance(v, llm_events.RealtimeErrorEvent)]
+    assert len(errors) == 1 and not errors[0].is_recoverable  # the plugin's own, once
+    assert host.failures == []
+
+
+async def test_realtime_temporary_connect_failure_fails_the_actor(host: FakeHost) -> None:
+    driver = drivers.RealtimeDriver(host, ServerVADRealtime(
+        fail_connect=ConnectionError("refused")))
+    with pytest.raises(ConnectionError):
+        await driver.start()  # the supervisor restarts it with its backoff
 
 
 class WatchingVLM(VideoLLM):

@@ -13,6 +13,7 @@ import click
 # (module, command attribute): each command lives in its own module.
 _COMMANDS = [
     ("va_actors.cli.run", "run"),
+    ("va_actors.cli.serve", "serve"),
     ("va_actors.cli.check", "check"),
     ("va_actors.cli.tap", "tap"),
     ("va_actors.cli.status", "status"),

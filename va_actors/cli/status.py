@@ -194,13 +194,15 @@ def _show(data: Mapping[str, Any], as_json: bool) -> None:
 @click.command("status")
 @click.option("--run-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Run directory of the pipeline (default: the newest running one).")
+@click.option("--session", default=None,
+              help="A session of `va-launch serve` (its id, as POST /sessions returned it).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--watch", is_flag=True, help="Refresh every second until Ctrl-C.")
-def status(run_dir: str | None, as_json: bool, watch: bool) -> None:
+def status(run_dir: str | None, session: str | None, as_json: bool, watch: bool) -> None:
     """Show every instance of a running pipeline: pid, state, restarts, CPU, memory, drops."""
     where = Path(run_dir) if run_dir else None
     try:
-        manifest = rundir.find_manifest(where)
+        manifest = rundir.find_manifest(where, session=session)
     except rundir.RunDirError as exc:
         click.echo(f"va-launch status: {exc}", err=True)
         sys.exit(EXIT_NOT_FOUND)

@@ -189,11 +189,13 @@ def _print(message: Message, as_json: bool) -> None:
               help="Stop after N messages.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after S seconds.")
+@click.option("--session", default=None,
+              help="A session of `va-launch serve` (its id, as POST /sessions returned it).")
 def tap(topics: tuple[str, ...], run_dir: str | None, as_json: bool, hz: bool,
-        count: int | None, timeout: float | None) -> None:
+        count: int | None, timeout: float | None, session: str | None) -> None:
     """Print messages on TOPICS (prefixes: mic.audio, stt., stt, or "" for all)."""
     try:
-        manifest = rundir.find_manifest(Path(run_dir) if run_dir else None)
+        manifest = rundir.find_manifest(Path(run_dir) if run_dir else None, session=session)
     except rundir.RunDirError as exc:
         click.echo(f"va-launch tap: {exc}", err=True)
         sys.exit(EXIT_NOT_FOUND)

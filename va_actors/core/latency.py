@@ -6,6 +6,10 @@ slow turn shows *where* the time went:
     end of speech -> turn detected -> final transcript -> first LLM token
                   -> first TTS audio -> audio out
 
+For a speech-to-speech (Realtime) model the same chain reads: end of speech
+-> the provider's VAD ends the turn -> (no transcript on the path: 0) -> first
+text of its answer -> first audio of it -> audio out.
+
 Every timestamp is a wire header ``ts`` (ns, one clock for every process on
 the machine). :class:`TurnLatencyTracker` is fed the messages an observer
 actor sees and returns a :class:`TurnLatencyEvent` once a turn's agent audio
@@ -49,6 +53,7 @@ class _Turn:
     response_id: str | None = None
     first_token_ns: int | None = None
     first_audio_ns: int | None = None
+    speech_model: bool = False
 
 
 @dataclass
@@ -79,15 +84,23 @@ class TurnLatencyTracker:
                 turn.speech_end_ns = turn.detected_ns = ts_ns
         turn.user_text = f"{turn.user_text} {text}".strip()
 
-    def text(self, ts_ns: int, response_id: str | None) -> None:
-        """A chunk of agent text; the first one of a reply is its first token."""
+    def text(self, ts_ns: int, response_id: str | None, *, speech_model: bool = False) -> None:
+        """A chunk of agent text; the first one of a reply is its first token.
+
+        ``speech_model``: the text is a speech-to-speech model's transcript of
+        its own answer. Such a model answers from the audio, so its reply
+        belongs to the turn as soon as the turn ended (the user's transcript is
+        a side product that may come later) and the transcript segment is 0.
+        """
         if response_id is None or response_id in self._by_response:
             return
         turn = self._turn
-        if turn.transcript_ns is None or turn.response_id is not None:
+        ready = turn.speech_end_ns is not None if speech_model else turn.transcript_ns is not None
+        if not ready or turn.response_id is not None:
             return
         turn.response_id = response_id
         turn.first_token_ns = ts_ns
+        turn.speech_model = speech_model
         self._by_response[response_id] = turn
 
     def audio(self, ts_ns: int, response_id: str | None) -> None:
@@ -101,7 +114,8 @@ class TurnLatencyTracker:
         turn = self._by_response.pop(response_id or "", None)
         if turn is None or None in (turn.speech_end_ns, turn.first_audio_ns):
             return None
-        marks = [turn.speech_end_ns, turn.detected_ns, turn.transcript_ns, turn.first_token_ns,
+        transcript = turn.detected_ns if turn.speech_model else turn.transcript_ns
+        marks = [turn.speech_end_ns, turn.detected_ns, transcript, turn.first_token_ns,
                  turn.first_audio_ns, ts_ns]
         known = [m for m in marks if m is not None]
         if len(known) != len(marks):

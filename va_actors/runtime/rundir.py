@@ -60,6 +60,8 @@ class Manifest:
     started_at: float = field(default_factory=time.time)
     epoch: int = 0
     instances: list[InstanceRecord] = field(default_factory=list)
+    session: str | None = None
+    """The session id when the pipeline runs as one session of ``va-launch serve``."""
 
     def to_json(self) -> str:
         """The manifest as pretty JSON text."""
@@ -103,15 +105,18 @@ def _private_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
-def create_run_dir(pipeline: str, *, pid: int | None = None, path: Path | None = None) -> Path:
+def create_run_dir(pipeline: str, *, pid: int | None = None, path: Path | None = None,
+                   session: str | None = None) -> Path:
     """Create and return a private run directory for ``pipeline``.
 
-    ``path`` overrides the default place (``<base>/<pipeline>-<pid>``). The
+    ``path`` overrides the default place (``<base>/<pipeline>-<pid>``, and
+    ``-<session>`` after it for one session of ``va-launch serve``). The
     pipeline owns the directory and removes it at clean shutdown, so an
     existing one must be empty or a stale run directory (its supervisor gone,
     then it is emptied); anything else is an error rather than a deletion.
     """
-    target = path if path is not None else base_dir() / f"{pipeline}-{pid or os.getpid()}"
+    name = f"{pipeline}-{pid or os.getpid()}" + (f"-{session}" if session else "")
+    target = path if path is not None else base_dir() / name
     if path is None:
         _private_dir(target.parent)
     if (target / MANIFEST).exists():
@@ -127,7 +132,7 @@ def create_run_dir(pipeline: str, *, pid: int | None = None, path: Path | None =
     # The sys sockets must fit; instance sockets are checked as they are named.
     endpoint(target, SYS_PULL_NAME)
     if path is not None:
-        _link_from_base(target, f"{pipeline}-{pid or os.getpid()}")
+        _link_from_base(target, name)
     return target
 
 
@@ -229,8 +234,9 @@ def live_manifests(base: Path | None = None) -> list[Manifest]:
     return found
 
 
-def find_manifest(run_dir: Path | None = None, *, base: Path | None = None) -> Manifest:
-    """The manifest of ``run_dir``, or of the newest live pipeline under ``base``.
+def find_manifest(run_dir: Path | None = None, *, base: Path | None = None,
+                  session: str | None = None) -> Manifest:
+    """The manifest of ``run_dir``, of session ``session``, or of the newest live pipeline.
 
     Raises RunDirError when there is no running pipeline to attach to.
     """
@@ -241,6 +247,11 @@ def find_manifest(run_dir: Path | None = None, *, base: Path | None = None) -> M
                               f"(supervisor pid {manifest.supervisor_pid} is gone)")
         return manifest
     live = live_manifests(base)
+    if session is not None:
+        live = [m for m in live if m.session == session]
+        if not live:
+            raise RunDirError(f"no running session {session!r} found under "
+                              f"{base or base_dir()}; list them with GET /sessions")
     if not live:
         raise RunDirError(f"no running pipeline found under {base or base_dir()}; start one "
                           "with `va-launch run FILE` or pass --run-dir")

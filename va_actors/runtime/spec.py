@@ -85,6 +85,9 @@ class ActorSpec:
             ROUTER endpoint, each replica connects to it and receives its work
             items there instead of subscribing to the inputs itself.
         max_inflight: work items a replica may hold at once (dispatcher's cap).
+        env: environment variables the host sets before it resolves the
+            params (a session's id and port: ``VA_SESSION_ID``, ...). Never
+            secrets: those come from the process environment only.
     """
 
     actor: str
@@ -105,6 +108,7 @@ class ActorSpec:
     log_level: str = "INFO"
     work_endpoint: str | None = None
     max_inflight: int = 1
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_dispatcher(self) -> bool:
@@ -148,6 +152,9 @@ class ActorSpec:
                             f"ERROR, got {self.log_level!r}")
         self._check_inputs()
         self._check_expected()
+        if not isinstance(self.env, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()):
+            raise SpecError("actor spec: 'env' must be a map of strings to strings")
 
     def _check_names(self) -> None:
         for name in ("actor", "instance"):

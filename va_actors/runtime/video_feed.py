@@ -79,17 +79,18 @@ class _TrackingForwarder(VideoForwarder):
     """A VideoForwarder whose handlers are wrapped in :class:`_Tracked`."""
 
     def __init__(self, feed: VideoFeed, track: QueuedVideoTrack, name: str) -> None:
-        super().__init__(track, fps=FORWARDER_FPS, name=name)
+        super().__init__(track, fps=FORWARDER_FPS, name=name, shared=True)
         self._feed = feed
         self._wrappers: dict[Any, _Tracked] = {}
 
     def add_frame_handler(self, on_frame: FrameHandler, *, fps: float | None = None,
-                          name: str | None = None) -> None:
+                          name: str | None = None) -> FrameHandler:
         """Register ``on_frame`` (see VideoForwarder) behind a completion wrapper."""
         wrapper = self._wrappers.get(on_frame) or _Tracked(self._feed, on_frame)
         self._wrappers[on_frame] = wrapper
         default = getattr(on_frame, "__qualname__", None) or type(on_frame).__qualname__
         super().add_frame_handler(wrapper, fps=fps, name=name or str(default))
+        return on_frame
 
     def remove_frame_handler(self, on_frame: FrameHandler) -> HandlerRemoval:
         """Unregister ``on_frame``; frames waiting only for it are done."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from va_actors.core.events import (
     PluginBaseEvent,
     PluginErrorEvent,
     RemoteError,
+    RemoteObject,
     UnknownEventError,
     event_class,
 )
@@ -121,13 +123,22 @@ def test_nested_dataclass_fields_are_rebuilt() -> None:
     assert back.response.confidence == 0.9 and back.language == "en"
 
 
-def test_unknown_type_and_unserialisable_values_give_clear_errors() -> None:
+def test_unknown_type_and_unserialisable_values_give_clear_errors(
+        caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(UnknownEventError, match=r"plugin\.nope"):
         BaseEvent.from_dict({"type": "plugin.nope"})
     with pytest.raises(ConversionError, match=r"has no .type."):
         BaseEvent.from_dict({"text": "x"})
-    with pytest.raises(ConversionError, match=r"AcmeQuotaEvent\.plan.*object"):
+    # A value with no wire form no longer costs the event: it goes as its repr,
+    # with one warning naming the event and the field.
+    with caplog.at_level(logging.WARNING, logger="va_actors.core.events.convert"):
+        data = AcmeQuotaEvent(plan=object()).to_dict()  # type: ignore[arg-type]
         AcmeQuotaEvent(plan=object()).to_dict()  # type: ignore[arg-type]
+    back = BaseEvent.from_dict(data)
+    assert isinstance(back, AcmeQuotaEvent) and isinstance(back.plan, RemoteObject)
+    assert back.plan.type_name == "object" and "object at 0x" in str(back.plan.text)
+    warnings = [r.getMessage() for r in caplog.records if "AcmeQuotaEvent.plan" in r.getMessage()]
+    assert len(warnings) == 1 and "repr" in warnings[0]
     with pytest.raises(ConversionError, match="not a TTSAudioEvent"):
         TTSAudioEvent.from_dict(TurnStartedEvent().to_dict())
     assert event_class("plugin.turn_started") is TurnStartedEvent

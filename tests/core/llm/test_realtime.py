@@ -183,3 +183,26 @@ async def test_defaults_and_validation() -> None:
     with pytest.raises(ValueError, match="fps"):
         FakeRealtime(fps=0)
     assert isinstance(model, llm.AudioLLM) and isinstance(model, llm.VideoLLM)
+
+
+class SpeechOnlyRealtime(llm.Realtime):
+    """What the guide's Realtime defines: connect, simple_audio_response, close."""
+
+    async def connect(self) -> None:
+        self._emit_connected_event()
+
+    async def simple_audio_response(self, pcm: PcmData,
+                                    participant: Participant | None = None) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._emit_disconnected_event()
+
+
+async def test_a_speech_only_realtime_needs_no_simple_response(
+        caplog: pytest.LogCaptureFixture) -> None:
+    model = SpeechOnlyRealtime()
+    replies = [item async for item in model.respond("hello there")]
+    (final,) = replies
+    assert isinstance(final, llm.LLMResponseFinal) and final.text == "" and final.error is None
+    assert "cannot reply to text" in caplog.text

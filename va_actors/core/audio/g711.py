@@ -1,4 +1,4 @@
-"""G.711 (mu-law and A-law): companding tables computed once, and payload parsing."""
+"""G.711 (mu-law and A-law), the telephone codec: 8-bit codes <-> int16 samples."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import numpy as np
 
 from va_actors.core.audio.samples import SampleArray
 
-__all__ = ["G711_DECODE", "G711_ENCODE", "G711Encoding", "G711Mapping", "g711_mapping",
-           "g711_payload"]
+__all__ = ["G711Encoding", "G711Mapping", "decode", "encode"]
 
 
 class G711Mapping(StrEnum):
@@ -65,23 +64,23 @@ def _nearest_code_table(decode: SampleArray) -> SampleArray:
     return codes.astype(np.uint8)
 
 
-G711_DECODE: dict[G711Mapping, SampleArray] = {
+_G711_DECODE: dict[G711Mapping, SampleArray] = {
     G711Mapping.MULAW: _mulaw_decode_table(),
     G711Mapping.ALAW: _alaw_decode_table(),
 }
-G711_ENCODE: dict[G711Mapping, SampleArray] = {
-    law: _nearest_code_table(table) for law, table in G711_DECODE.items()
+_G711_ENCODE: dict[G711Mapping, SampleArray] = {
+    law: _nearest_code_table(table) for law, table in _G711_DECODE.items()
 }
 
 
-def g711_mapping(mapping: object) -> G711Mapping:
+def _g711_mapping(mapping: object) -> G711Mapping:
     try:
         return G711Mapping(str(mapping.value if isinstance(mapping, Enum) else mapping).lower())
     except ValueError:
         raise ValueError(f"mapping must be 'mulaw' or 'alaw', got {mapping!r}") from None
 
 
-def g711_payload(data: object, encoding: object) -> bytes:
+def _g711_payload(data: object, encoding: object) -> bytes:
     enc = str(encoding.value if isinstance(encoding, Enum) else encoding).lower()
     if enc not in ("raw", "base64"):
         raise ValueError(f"encoding must be 'raw' or 'base64', got {encoding!r}")
@@ -90,3 +89,16 @@ def g711_payload(data: object, encoding: object) -> bytes:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"g711_data must be bytes or a base64 str, got {type(data).__name__}")
     return base64.b64decode(data) if enc == "base64" else bytes(data)
+
+
+def decode(data: object, mapping: object, encoding: object, channels: int) -> SampleArray:
+    """int16 samples (interleaved) of G.711 ``data``; a partial last frame is dropped."""
+    table = _G711_DECODE[_g711_mapping(mapping)]
+    codes = np.frombuffer(_g711_payload(data, encoding), dtype=np.uint8)
+    return table[codes[: codes.size - codes.size % channels]]
+
+
+def encode(samples: SampleArray, mapping: object) -> bytes:
+    """G.711 codes of int16 ``samples``."""
+    table = _G711_ENCODE[_g711_mapping(mapping)]
+    return bytes(table[samples.view(np.uint16)].tobytes())

@@ -21,50 +21,44 @@ import io
 import logging
 import wave
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, overload
 
 import numpy as np
 import soxr
-
-from va_actors.core.audio.g711 import (
-    G711_DECODE,
-    G711_ENCODE,
-    G711Encoding,
-    G711Mapping,
-    g711_mapping,
-    g711_payload,
-)
-from va_actors.core.audio.samples import (
-    DTYPES,
-    RESAMPLE_QUALITY,
-    WIDTHS,
-    AudioFormat,
-    AudioFormatType,
-    SampleArray,
-    channel_major,
-    check_mix,
-    coerce_array,
-    convert_samples,
-    empty_samples,
-    float_to_int16,
-    frame_count,
-    int16_to_float32,
-    mix_channels,
-    positive_int,
-    soxr_input,
-    soxr_output,
-)
 
 if TYPE_CHECKING:
     # PyAV is imported only by to_av_frame: an idle actor process should not
     # pay ~16 MB RSS for it (issue #6). from_av_frame gets a frame, so no import.
     import av
 
+from va_actors.core.audio import av_audio, g711
+from va_actors.core.audio.g711 import G711Encoding, G711Mapping
+from va_actors.core.audio.samples import (
+    _DTYPES,
+    _RESAMPLE_QUALITY,
+    _WIDTHS,
+    AudioFormat,
+    AudioFormatType,
+    SampleArray,
+    _channel_major,
+    _check_mix,
+    _coerce_array,
+    _convert_samples,
+    _empty,
+    _float_to_int16,
+    _frame_count,
+    _int16_to_float32,
+    _mix_channels,
+    _positive_int,
+    _soxr_input,
+    _soxr_output,
+)
+
 __all__ = ["AudioFormat", "AudioFormatType", "G711Encoding", "G711Mapping", "PcmData",
            "SampleArray"]
 
 logger = logging.getLogger(__name__)
+
 
 
 class _HasBytesData(Protocol):
@@ -74,36 +68,6 @@ class _HasBytesData(Protocol):
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 ResponseChunk: TypeAlias = "BytesLike | PcmData | _HasBytesData"
-
-
-# --------------------------------------------------------------------------
-# PyAV helpers
-
-_AV_FORMATS: dict[str, tuple[AudioFormat, bool]] = {
-    # PyAV format name -> (our format, planar)
-    "s16": (AudioFormat.S16, False),
-    "s16p": (AudioFormat.S16, True),
-    "flt": (AudioFormat.F32, False),
-    "fltp": (AudioFormat.F32, True),
-}
-# Formats decoders produce that we carry as f32: name -> (zero level, full scale).
-_AV_WIDE_FORMATS: dict[str, tuple[float, float]] = {
-    "u8": (128.0, 128.0), "s32": (0.0, 2.0**31), "s64": (0.0, 2.0**63), "dbl": (0.0, 1.0),
-}
-_AV_LAYOUTS: dict[int, str] = {
-    1: "mono",
-    2: "stereo",
-    3: "3.0",
-    4: "quad",
-    5: "5.0",
-    6: "5.1",
-    7: "6.1",
-    8: "7.1",
-}
-
-
-def _time_base_fraction(time_base: float) -> Fraction:
-    return Fraction(time_base).limit_denominator(1 << 30)
 
 
 class PcmData:
@@ -140,13 +104,13 @@ class PcmData:
         participant: Any = None,
     ) -> None:
         fmt = AudioFormat.validate(format)
-        self.sample_rate: int = positive_int(sample_rate, "sample_rate")
-        self.channels: int = positive_int(channels, "channels")
+        self.sample_rate: int = _positive_int(sample_rate, "sample_rate")
+        self.channels: int = _positive_int(channels, "channels")
         self.format: AudioFormat = fmt
         self.samples: SampleArray = (
-            empty_samples(fmt, self.channels)
+            _empty(fmt, self.channels)
             if samples is None
-            else channel_major(samples, fmt, self.channels)
+            else _channel_major(samples, fmt, self.channels)
         )
         self.pts = pts
         self.dts = dts
@@ -165,17 +129,17 @@ class PcmData:
     @property
     def num_samples(self) -> int:
         """Samples per channel (the length of the clip in sample periods)."""
-        return frame_count(self.samples)
+        return _frame_count(self.samples)
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
-        return frame_count(self.samples) / self.sample_rate
+        return _frame_count(self.samples) / self.sample_rate
 
     @property
     def duration_ms(self) -> float:
         """Length in milliseconds."""
-        return frame_count(self.samples) * 1000.0 / self.sample_rate
+        return _frame_count(self.samples) * 1000.0 / self.sample_rate
 
     @property
     def stereo(self) -> bool:
@@ -244,17 +208,17 @@ class PcmData:
         every channel) are dropped.
         """
         fmt = AudioFormat.validate(format)
-        channels = positive_int(channels, "channels")
+        channels = _positive_int(channels, "channels")
         if not isinstance(audio_bytes, bytes):
             if not isinstance(audio_bytes, bytearray | memoryview):
                 raise TypeError(f"audio_bytes must be bytes-like, got {type(audio_bytes).__name__}")
             # Copy so later writes to a mutable buffer cannot change the samples.
             audio_bytes = bytes(audio_bytes)
-        frame_width = WIDTHS[fmt] * channels
+        frame_width = _WIDTHS[fmt] * channels
         usable = len(audio_bytes) - len(audio_bytes) % frame_width
         if usable != len(audio_bytes):
             logger.debug("from_bytes: dropping %d misaligned bytes", len(audio_bytes) - usable)
-        flat = np.frombuffer(audio_bytes, dtype=DTYPES[fmt], count=usable // WIDTHS[fmt])
+        flat = np.frombuffer(audio_bytes, dtype=_DTYPES[fmt], count=usable // _WIDTHS[fmt])
         return cls(sample_rate, fmt, flat, channels=channels)
 
     @classmethod
@@ -278,7 +242,7 @@ class PcmData:
                 f"array must be a numpy.ndarray, got {type(array).__name__}; "
                 "use from_bytes() for bytes or from_response() for provider responses"
             )
-        return cls(sample_rate, fmt, coerce_array(array, fmt), channels=channels)
+        return cls(sample_rate, fmt, _coerce_array(array, fmt), channels=channels)
 
     @classmethod
     def from_av_frame(cls, frame: av.AudioFrame) -> PcmData:
@@ -288,23 +252,7 @@ class PcmData:
         decoders produce (u8, s32 from 24-bit files, s64, dbl) become f32.
         ``pts``, ``dts`` and ``time_base`` (as float seconds) are carried over.
         """
-        name = frame.format.name
-        base = name.removesuffix("p")
-        if name not in _AV_FORMATS and base not in _AV_WIDE_FORMATS:
-            raise ValueError(
-                f"unsupported AudioFrame format {name!r}; expected one of "
-                f"{', '.join([*_AV_FORMATS, *_AV_WIDE_FORMATS])} (planar variants too)"
-            )
-        fmt, planar = _AV_FORMATS.get(name, (AudioFormat.F32, frame.format.is_planar))
-        channels = frame.layout.nb_channels
-        if frame.samples == 0:
-            samples = empty_samples(fmt, channels)
-        else:
-            raw = frame.to_ndarray()
-            if base in _AV_WIDE_FORMATS:
-                zero, scale = _AV_WIDE_FORMATS[base]
-                raw = ((raw.astype(np.float64) - zero) / scale).astype(np.float32)
-            samples = raw if planar else raw.reshape(-1)
+        fmt, samples, channels = av_audio.samples_of(frame)
         time_base = frame.time_base
         return cls(
             frame.sample_rate,
@@ -331,12 +279,9 @@ class PcmData:
         Multichannel input is interleaved; trailing bytes that do not fill a
         frame are dropped.
         """
-        table = G711_DECODE[g711_mapping(mapping)]
-        channels = positive_int(channels, "channels")
-        payload = g711_payload(g711_data, encoding)
-        codes = np.frombuffer(payload, dtype=np.uint8)
-        codes = codes[: codes.size - codes.size % channels]
-        return cls(sample_rate, AudioFormat.S16, table[codes], channels=channels)
+        channels = _positive_int(channels, "channels")
+        samples = g711.decode(g711_data, mapping, encoding, channels)
+        return cls(sample_rate, AudioFormat.S16, samples, channels=channels)
 
     @overload
     @classmethod
@@ -393,8 +338,8 @@ class PcmData:
         of the stream is dropped.
         """
         fmt = AudioFormat.validate(format)
-        sample_rate = positive_int(sample_rate, "sample_rate")
-        channels = positive_int(channels, "channels")
+        sample_rate = _positive_int(sample_rate, "sample_rate")
+        channels = _positive_int(channels, "channels")
         if isinstance(response, PcmData):
             return response
         if isinstance(response, bytes | bytearray | memoryview):
@@ -422,33 +367,33 @@ class PcmData:
         with this method leaves edge artifacts: use ``Resampler`` for streams.
         Down-mixing averages the channels; up-mixing copies mono.
         """
-        rate = positive_int(target_sample_rate, "target_sample_rate")
+        rate = _positive_int(target_sample_rate, "target_sample_rate")
         channels = self.channels if target_channels is None else target_channels
-        channels = positive_int(channels, "target_channels")
+        channels = _positive_int(channels, "target_channels")
         if rate == self.sample_rate and channels == self.channels:
             return self
-        check_mix(self.channels, channels)
+        _check_mix(self.channels, channels)
         if rate == self.sample_rate:
-            samples = mix_channels(self.samples, self.channels, channels)
+            samples = _mix_channels(self.samples, self.channels, channels)
         elif self.samples.shape[-1] == 0:
-            samples = empty_samples(self.format, channels)
+            samples = _empty(self.format, channels)
         else:
-            floats = soxr_input(self.samples, self.channels, channels, self.format)
-            out = soxr.resample(floats, self.sample_rate, rate, RESAMPLE_QUALITY)
-            samples = soxr_output(out, self.format, min(self.channels, channels), channels)
+            floats = _soxr_input(self.samples, self.channels, channels, self.format)
+            out = soxr.resample(floats, self.sample_rate, rate, _RESAMPLE_QUALITY)
+            samples = _soxr_output(out, self.format, min(self.channels, channels), channels)
         return self._like(samples, sample_rate=rate, channels=channels)
 
     def to_float32(self) -> PcmData:
         """Return an ``f32`` copy scaled to [-1, 1) (``self`` if already ``f32``)."""
         if self.format is AudioFormat.F32:
             return self
-        return self._like(int16_to_float32(self.samples), format=AudioFormat.F32)
+        return self._like(_int16_to_float32(self.samples), format=AudioFormat.F32)
 
     def to_int16(self) -> PcmData:
         """Return an ``s16`` copy, rounded and clipped (``self`` if already ``s16``)."""
         if self.format is AudioFormat.S16:
             return self
-        return self._like(float_to_int16(self.samples), format=AudioFormat.S16)
+        return self._like(_float_to_int16(self.samples), format=AudioFormat.S16)
 
     def to_bytes(self) -> bytes:
         """Interleaved little-endian PCM bytes in this clip's format."""
@@ -466,20 +411,8 @@ class PcmData:
 
     def to_av_frame(self) -> av.AudioFrame:
         """A planar PyAV ``AudioFrame`` (``s16p`` or ``fltp``) with rate and pts."""
-        import av
-
-        layout = _AV_LAYOUTS.get(self.channels)
-        if layout is None:
-            raise ValueError(f"no PyAV layout for channels={self.channels}")
-        av_format = "s16p" if self.format is AudioFormat.S16 else "fltp"
-        planes = np.ascontiguousarray(self.samples.reshape(self.channels, -1))
-        frame = av.AudioFrame.from_ndarray(planes, format=av_format, layout=layout)
-        frame.sample_rate = self.sample_rate
-        if self.pts is not None:
-            frame.pts = self.pts
-        if self.time_base is not None:
-            frame.time_base = _time_base_fraction(self.time_base)
-        return frame
+        return av_audio.frame_of(self.samples, self.format, self.channels, self.sample_rate,
+                                 self.pts, self.time_base)
 
     def g711_bytes(
         self,
@@ -488,9 +421,8 @@ class PcmData:
         mapping: G711Mapping | Literal["mulaw", "alaw"] = G711Mapping.MULAW,
     ) -> bytes:
         """Encode to G.711 bytes, resampling/mixing to ``sample_rate``/``channels``."""
-        table = G711_ENCODE[g711_mapping(mapping)]
         pcm = self.resample(sample_rate, channels).to_int16()
-        return bytes(table[pcm.data.view(np.uint16)].tobytes())
+        return g711.encode(pcm.data, mapping)
 
     # ---------------------------------------------------------------- editing
 
@@ -503,7 +435,7 @@ class PcmData:
         if not isinstance(other, PcmData):
             raise TypeError(f"append expects PcmData, got {type(other).__name__}")
         adjusted = other.resample(self.sample_rate, self.channels)
-        addition = convert_samples(adjusted.samples, self.format)
+        addition = _convert_samples(adjusted.samples, self.format)
         if addition.shape[-1] == 0:
             return self
         if self.samples.shape[-1] == 0:
@@ -518,7 +450,7 @@ class PcmData:
 
     def clear(self) -> None:
         """Remove all samples in place, keeping rate, format and metadata."""
-        self.samples = empty_samples(self.format, self.channels)
+        self.samples = _empty(self.format, self.channels)
 
     def head(self, duration_s: float, pad: bool = False, pad_at: str = "end") -> PcmData:
         """The first ``duration_s`` seconds; zero-padded to length if ``pad``."""
@@ -558,7 +490,7 @@ class PcmData:
         after the previous one. The last piece is shorter unless ``pad_last``
         zero-pads it. ``pts`` advances with each piece when ``time_base`` is set.
         """
-        size = positive_int(chunk_size, "chunk_size")
+        size = _positive_int(chunk_size, "chunk_size")
         if not 0 <= overlap < size:
             raise ValueError(f"overlap must be in [0, chunk_size={size}), got {overlap!r}")
         return self._windows(size, size - overlap, pad_last)
@@ -599,7 +531,7 @@ class _ByteAligner:
         self._rate = sample_rate
         self._format = fmt
         self._channels = channels
-        self._frame_width = WIDTHS[fmt] * channels
+        self._frame_width = _WIDTHS[fmt] * channels
         self._pending = bytearray()
 
     def _feed(self, chunk: object) -> PcmData | None:

@@ -18,13 +18,13 @@ from va_actors.core.audio.samples import (
     AudioFormat,
     AudioFormatType,
     SampleArray,
-    check_mix,
-    convert_samples,
-    empty_samples,
-    mix_channels,
-    positive_int,
-    soxr_input,
-    soxr_output,
+    _check_mix,
+    _convert_samples,
+    _empty,
+    _mix_channels,
+    _positive_int,
+    _soxr_input,
+    _soxr_output,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ class Resampler:
         target_channels: int = 1,
         target_format: AudioFormatType = AudioFormat.S16,
     ) -> None:
-        self._rate = positive_int(target_sample_rate, "target_sample_rate")
-        self._channels = positive_int(target_channels, "target_channels")
+        self._rate = _positive_int(target_sample_rate, "target_sample_rate")
+        self._channels = _positive_int(target_channels, "target_channels")
         self._format = AudioFormat.validate(target_format)
         self._source: tuple[int, int] | None = None
         self._stream: soxr.ResampleStream | None = None
@@ -121,7 +121,7 @@ class Resampler:
         the same input format right away.
         """
         tail = self._drain()
-        samples = empty_samples(self._format, self._channels) if tail is None else tail
+        samples = _empty(self._format, self._channels) if tail is None else tail
         return PcmData(
             self._rate,
             self._format,
@@ -145,7 +145,7 @@ class Resampler:
 
     def _configure(self, rate: int, channels: int) -> SampleArray | None:
         """Switch to a new input rate/channel count; return the old stream's tail."""
-        check_mix(channels, self._channels)
+        _check_mix(channels, self._channels)
         tail = self._drain()
         if self._source is not None:
             logger.info(
@@ -166,13 +166,13 @@ class Resampler:
 
     def _convert(self, samples: SampleArray, channels: int) -> SampleArray:
         if self._stream is None:
-            mixed = mix_channels(samples, channels, self._channels)
-            return convert_samples(mixed, self._format)
-        floats = soxr_input(samples, channels, self._channels, self._format)
+            mixed = _mix_channels(samples, channels, self._channels)
+            return _convert_samples(mixed, self._format)
+        floats = _soxr_input(samples, channels, self._channels, self._format)
         if floats.shape[0]:
             self._primed = True
         out = self._stream.resample_chunk(floats)
-        return soxr_output(out, self._format, self._stream_channels, self._channels)
+        return _soxr_output(out, self._format, self._stream_channels, self._channels)
 
     def _drain(self) -> SampleArray | None:
         """Flush the soxr stream; None when it holds nothing."""
@@ -183,4 +183,4 @@ class Resampler:
         out = stream.resample_chunk(last_in if self._stream_channels > 1 else last_in[:, 0], True)
         stream.clear()
         self._primed = False
-        return soxr_output(out, self._format, self._stream_channels, self._channels)
+        return _soxr_output(out, self._format, self._stream_channels, self._channels)

@@ -1,8 +1,9 @@
-"""Sample arrays: formats, validation, s16 <-> f32 conversion, channel mixing, soxr glue.
+"""Sample arrays: the two formats, channel-major layout, conversion, channel mixing.
 
-Shared by :class:`~va_actors.core.audio.pcm.PcmData` (one-shot operations on a
-clip) and :class:`~va_actors.core.audio.resampler.Resampler` (streams), so
-both convert and mix the same way.
+What :class:`~va_actors.core.audio.PcmData`, the streaming Resampler and the
+AudioQueue share: ``s16`` <-> ``f32`` with the symmetric scale 32768, mono
+and multichannel arrays as ``(n,)`` and ``(channels, n)``, and the array
+shapes soxr wants.
 """
 
 from __future__ import annotations
@@ -15,31 +16,8 @@ from typing import Any, Literal, SupportsIndex, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "DTYPES",
-    "RESAMPLE_QUALITY",
-    "S16_SCALE",
-    "WIDTHS",
-    "AudioFormat",
-    "AudioFormatType",
-    "SampleArray",
-    "channel_major",
-    "check_mix",
-    "coerce_array",
-    "convert_samples",
-    "empty_samples",
-    "float_to_int16",
-    "frame_count",
-    "int16_to_float32",
-    "mix_channels",
-    "mix_weights",
-    "positive_int",
-    "round_to_int16",
-    "soxr_input",
-    "soxr_output",
-]
-
 SampleArray: TypeAlias = npt.NDArray[Any]
+
 
 class AudioFormat(StrEnum):
     """Sample format of a :class:`PcmData`; compares equal to its string value."""
@@ -71,21 +49,21 @@ _FORMAT_NAMES: dict[str, AudioFormat] = {
     "f32": AudioFormat.F32,
     "float32": AudioFormat.F32,
 }
-DTYPES: dict[AudioFormat, np.dtype[Any]] = {
+_DTYPES: dict[AudioFormat, np.dtype[Any]] = {
     AudioFormat.S16: np.dtype(np.int16),
     AudioFormat.F32: np.dtype(np.float32),
 }
-WIDTHS: dict[AudioFormat, int] = {AudioFormat.S16: 2, AudioFormat.F32: 4}
-S16_SCALE = 32768.0
-_INV_S16_SCALE = np.float32(1.0 / S16_SCALE)
-RESAMPLE_QUALITY = "HQ"
+_WIDTHS: dict[AudioFormat, int] = {AudioFormat.S16: 2, AudioFormat.F32: 4}
+_S16_SCALE = 32768.0
+_INV_S16_SCALE = np.float32(1.0 / _S16_SCALE)
+_RESAMPLE_QUALITY = "HQ"
 
 
 # --------------------------------------------------------------------------
 # validation helpers
 
 
-def positive_int(value: object, name: str) -> int:
+def _positive_int(value: object, name: str) -> int:
     """Return ``value`` as a positive int or raise ValueError naming ``name``."""
     if type(value) is int and value > 0:
         return value
@@ -99,14 +77,14 @@ def positive_int(value: object, name: str) -> int:
     return int(as_int)
 
 
-def channel_major(samples: object, fmt: AudioFormat, channels: int) -> SampleArray:
+def _channel_major(samples: object, fmt: AudioFormat, channels: int) -> SampleArray:
     """Validate dtype and return samples as (n,) for mono or (channels, n)."""
     if not isinstance(samples, np.ndarray):
         raise TypeError(
             f"samples must be a numpy.ndarray, got {type(samples).__name__}; "
             "use PcmData.from_bytes() for bytes or PcmData.from_numpy() for other arrays"
         )
-    expected = DTYPES[fmt]
+    expected = _DTYPES[fmt]
     if samples.dtype != expected:
         raise TypeError(
             f"samples dtype {samples.dtype} does not match format={fmt.value!r} "
@@ -132,28 +110,28 @@ def channel_major(samples: object, fmt: AudioFormat, channels: int) -> SampleArr
     raise ValueError(f"samples must be 1-D or 2-D, got shape {samples.shape}")
 
 
-def frame_count(samples: SampleArray) -> int:
+def _frame_count(samples: SampleArray) -> int:
     return int(samples.shape[-1]) if samples.ndim else 0
 
 
-def empty_samples(fmt: AudioFormat, channels: int) -> SampleArray:
+def _empty(fmt: AudioFormat, channels: int) -> SampleArray:
     shape: tuple[int, ...] = (0,) if channels == 1 else (channels, 0)
-    return np.zeros(shape, dtype=DTYPES[fmt])
+    return np.zeros(shape, dtype=_DTYPES[fmt])
 
 
 # --------------------------------------------------------------------------
 # sample conversions (shared with the streaming Resampler)
 
 
-def int16_to_float32(samples: SampleArray) -> SampleArray:
+def _int16_to_float32(samples: SampleArray) -> SampleArray:
     return np.multiply(samples, _INV_S16_SCALE, dtype=np.float32)
 
 
-def float_to_int16(samples: SampleArray) -> SampleArray:
-    return round_to_int16(np.multiply(samples, S16_SCALE, dtype=np.float32))
+def _float_to_int16(samples: SampleArray) -> SampleArray:
+    return _round_to_int16(np.multiply(samples, _S16_SCALE, dtype=np.float32))
 
 
-def round_to_int16(scaled: SampleArray) -> SampleArray:
+def _round_to_int16(scaled: SampleArray) -> SampleArray:
     """Round float32 values on the int16 scale to int16, in place where possible."""
     # minimum/maximum: np.clip costs about 1 us more per call on small arrays.
     np.minimum(scaled, 32767.0, out=scaled)
@@ -162,16 +140,16 @@ def round_to_int16(scaled: SampleArray) -> SampleArray:
     return scaled.astype(np.int16)
 
 
-def convert_samples(samples: SampleArray, fmt: AudioFormat) -> SampleArray:
+def _convert_samples(samples: SampleArray, fmt: AudioFormat) -> SampleArray:
     """Convert an int16/float32 array to the dtype of ``fmt`` with scaling."""
-    if samples.dtype == DTYPES[fmt]:
+    if samples.dtype == _DTYPES[fmt]:
         return samples
     if fmt is AudioFormat.F32:
-        return int16_to_float32(samples)
-    return float_to_int16(samples)
+        return _int16_to_float32(samples)
+    return _float_to_int16(samples)
 
 
-def coerce_array(array: SampleArray, fmt: AudioFormat) -> SampleArray:
+def _coerce_array(array: SampleArray, fmt: AudioFormat) -> SampleArray:
     """Convert an arbitrary numeric array to ``fmt`` for ``from_numpy``.
 
     Integer arrays are taken as 16-bit-scale sample values and float arrays as
@@ -180,34 +158,34 @@ def coerce_array(array: SampleArray, fmt: AudioFormat) -> SampleArray:
     kind = array.dtype.kind
     if kind == "f":
         floats = array if array.dtype == np.float32 else array.astype(np.float32)
-        return floats if fmt is AudioFormat.F32 else float_to_int16(floats)
+        return floats if fmt is AudioFormat.F32 else _float_to_int16(floats)
     if kind in "iu":
         if array.dtype != np.int16:
             array = np.clip(array, -32768, 32767).astype(np.int16)
-        return array if fmt is AudioFormat.S16 else int16_to_float32(array)
+        return array if fmt is AudioFormat.S16 else _int16_to_float32(array)
     raise TypeError(f"array dtype must be integer or float, got {array.dtype}")
 
 
-def check_mix(src: int, dst: int) -> None:
+def _check_mix(src: int, dst: int) -> None:
     if src != dst and src != 1 and dst != 1:
         raise ValueError(
             f"cannot convert {src} channels to {dst}; only mono <-> N channels is supported"
         )
 
 
-def mix_channels(samples: SampleArray, src: int, dst: int) -> SampleArray:
+def _mix_channels(samples: SampleArray, src: int, dst: int) -> SampleArray:
     """Down-mix (average) to mono or up-mix mono (copy) to ``dst`` channels."""
     if src == dst:
         return samples
-    check_mix(src, dst)
+    _check_mix(src, dst)
     if dst > 1:
         return np.repeat(samples.reshape(1, -1), dst, axis=0)
-    mixed: SampleArray = mix_weights(src, 1.0) @ samples.astype(np.float32, copy=False)
-    return round_to_int16(mixed) if samples.dtype == np.int16 else mixed
+    mixed: SampleArray = _mix_weights(src, 1.0) @ samples.astype(np.float32, copy=False)
+    return _round_to_int16(mixed) if samples.dtype == np.int16 else mixed
 
 
 @functools.lru_cache(maxsize=32)
-def mix_weights(channels: int, gain: float) -> SampleArray:
+def _mix_weights(channels: int, gain: float) -> SampleArray:
     """Row vector that averages ``channels`` rows and scales by ``gain``.
 
     One BLAS product mixes and scales: ~2x faster than adding strided rows.
@@ -215,7 +193,7 @@ def mix_weights(channels: int, gain: float) -> SampleArray:
     return np.full(channels, gain / channels, dtype=np.float32)
 
 
-def soxr_input(samples: SampleArray, src: int, dst: int, fmt: AudioFormat) -> SampleArray:
+def _soxr_input(samples: SampleArray, src: int, dst: int, fmt: AudioFormat) -> SampleArray:
     """Prepare channel-major samples for soxr.
 
     Returns float32 on the scale of ``fmt`` (+-32768 for s16, +-1 for f32),
@@ -224,23 +202,23 @@ def soxr_input(samples: SampleArray, src: int, dst: int, fmt: AudioFormat) -> Sa
     """
     gain = 1.0
     if samples.dtype == np.int16 and fmt is AudioFormat.F32:
-        gain = 1.0 / S16_SCALE
+        gain = 1.0 / _S16_SCALE
     elif samples.dtype == np.float32 and fmt is AudioFormat.S16:
-        gain = S16_SCALE
+        gain = _S16_SCALE
     if dst < src:
-        check_mix(src, dst)
-        mixed: SampleArray = mix_weights(src, gain) @ samples.astype(np.float32, copy=False)
+        _check_mix(src, dst)
+        mixed: SampleArray = _mix_weights(src, gain) @ samples.astype(np.float32, copy=False)
         return mixed
     if gain != 1.0 or samples.dtype != np.float32:
         samples = np.multiply(samples, np.float32(gain), dtype=np.float32)
     return samples if samples.ndim == 1 else np.ascontiguousarray(samples.T)
 
 
-def soxr_output(frames: SampleArray, fmt: AudioFormat, src: int, dst: int) -> SampleArray:
-    """soxr output (see :func:`soxr_input`) to channel-major ``fmt``, up-mixed if needed."""
+def _soxr_output(frames: SampleArray, fmt: AudioFormat, src: int, dst: int) -> SampleArray:
+    """soxr output (see :func:`_soxr_input`) to channel-major ``fmt``, up-mixed if needed."""
     if frames.size == 0:  # soxr emits in blocks: a third of 20 ms chunks give nothing
-        return empty_samples(fmt, dst)
+        return _empty(fmt, dst)
     samples = frames if frames.ndim == 1 else frames.T
     if fmt is AudioFormat.S16:
-        samples = round_to_int16(samples)
-    return mix_channels(samples, src, dst) if dst > src else samples
+        samples = _round_to_int16(samples)
+    return _mix_channels(samples, src, dst) if dst > src else samples

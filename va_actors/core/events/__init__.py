@@ -10,7 +10,7 @@ from va_actors.core.events.base import (
     register_event_class,
     registered_event_types,
 )
-from va_actors.core.events.convert import ConversionError, RemoteError
+from va_actors.core.events.convert import ConversionError, RemoteError, RemoteObject
 from va_actors.core.events.manager import EventManager
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PluginBaseEvent",
     "PluginErrorEvent",
     "RemoteError",
+    "RemoteObject",
     "UnknownEventError",
     "event_class",
     "register_event_class",

@@ -8,9 +8,16 @@ tagged so that any receiver (in any language) can tell what they are:
 - ``{"__error__": "<exception class name>", "message": "..."}``
 - ``{"__blob__": i}``: the i-th binary payload carried beside the map (the wire
   codec sends those as their own ZeroMQ frames instead of inside msgpack).
+- ``{"__object__": "<class name>", "value": ...}`` or ``{"__object__": ...,
+  "repr": "..."}``: an object that is not of the field's declared type (a
+  provider SDK's response a plugin passed on), as JSON data (pydantic
+  ``model_dump``, dataclass fields with ISO 8601 datetimes) or, failing that,
+  as its ``repr``. It arrives as a :class:`RemoteObject`.
 
 Dataclasses, enums and datetimes are rebuilt from the receiving class's type
-hints.
+hints. Encoding never fails on a plugin's value: what has no wire form is
+carried as above, or dropped (``None``) with one warning naming the event
+and field, so the event itself always arrives.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import json
+import logging
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from va_actors.core.json_values import to_json_value
+
+logger = logging.getLogger(__name__)
+
 Blobs = list[Any]
+
+PROVIDER_FORM_MAX_CHARS = 16_384
+"""Largest provider object (as JSON text, or its repr) an event carries; an
+event header must stay well under the wire's 64 KiB."""
 
 
 class RemoteError(Exception):
@@ -46,6 +64,109 @@ class ConversionError(TypeError):
     """A value cannot be turned into (or read back from) msgpack-able data."""
 
 
+class RemoteObject:
+    """An object of another process that crossed the wire as data.
+
+    Plugins put their provider's own objects in events (the guide's
+    ``response=result``); those travel as JSON data or as their repr, and the
+    receiver gets this: attribute and item access to the data, so
+    ``event.response.confidence`` reads as it did in the sending process.
+
+    Attributes:
+        type_name: the original object's class name.
+        data: its fields as plain JSON data (None when only its repr came).
+        text: its repr, when it had no JSON form.
+    """
+
+    __slots__ = ("data", "text", "type_name")
+
+    def __init__(self, type_name: str, data: Any = None, text: str | None = None) -> None:
+        self.type_name = type_name
+        self.data = data
+        self.text = text
+
+    def __getattr__(self, name: str) -> Any:
+        data = object.__getattribute__(self, "data")
+        if not name.startswith("__") and isinstance(data, Mapping) and name in data:
+            return _remote_view(data[name], f"{self.type_name}.{name}")
+        known = sorted(data) if isinstance(data, Mapping) else []
+        raise AttributeError(f"{self.type_name} (from another process) has no field {name!r}"
+                             + (f"; fields: {', '.join(map(str, known))}" if known
+                                else "; only its repr crossed the wire"))
+
+    def __getitem__(self, key: Any) -> Any:
+        if self.data is None:
+            raise KeyError(key)
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field of the data, or ``default``."""
+        return self.data.get(key, default) if isinstance(self.data, Mapping) else default
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RemoteObject):
+            return NotImplemented
+        return (self.type_name, self.data, self.text) == (other.type_name, other.data,
+                                                          other.text)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable data, like a dict
+
+    def __repr__(self) -> str:
+        shown = self.data if self.text is None else self.text
+        return f"RemoteObject({self.type_name}: {shown!r})"
+
+
+def _remote_view(value: Any, name: str) -> Any:
+    if isinstance(value, Mapping):
+        return RemoteObject(name, value)
+    if isinstance(value, list):
+        return [_remote_view(v, name) for v in value]
+    return value
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _warn_once(where: str, type_name: str, message: str) -> None:
+    key = (re.sub(r"\[[^\]]*\]", "", where), type_name)  # one warning per field, not per item
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    logger.warning("%s: %s", key[0], message)
+
+
+def provider_form(value: Any, where: str = "value") -> dict[str, Any] | None:
+    """``value`` tagged as a :class:`RemoteObject` (JSON data, else its repr); None if neither.
+
+    The JSON data is a pydantic model's ``model_dump``, a dataclass's fields
+    (datetimes as ISO 8601 text), or what :func:`~va_actors.core.json_values.to_json_value`
+    makes of it; above :data:`PROVIDER_FORM_MAX_CHARS` the repr is used.
+    """
+    name = getattr(value, "type_name", None) if isinstance(value, RemoteObject) else None
+    name = name or type(value).__name__
+    if isinstance(value, RemoteObject):
+        data, text = value.data, value.text
+        return {"__object__": name, "value": data} if text is None else \
+            {"__object__": name, "repr": text}
+    try:
+        data = to_json_value(value)
+        if len(json.dumps(data, ensure_ascii=False)) <= PROVIDER_FORM_MAX_CHARS:
+            return {"__object__": name, "value": data}
+        reason = f"a {name} larger than {PROVIDER_FORM_MAX_CHARS} characters of JSON"
+    except (TypeError, ValueError) as exc:
+        reason = f"a {name} has no JSON form ({exc})"
+    try:
+        text = repr(value)
+    except Exception as exc:  # a provider object whose repr itself fails
+        _warn_once(where, name, f"{reason} and no repr ({type(exc).__name__}: {exc}); "
+                   "the field is sent as None, the event still goes")
+        return None
+    if len(text) > PROVIDER_FORM_MAX_CHARS:
+        text = text[:PROVIDER_FORM_MAX_CHARS] + "…"
+    _warn_once(where, name, f"{reason}; sent as its repr (the event still goes)")
+    return {"__object__": name, "repr": text}
+
+
 def _blob(data: Any, blobs: Blobs | None) -> Any:
     if blobs is None:
         return bytes(data)
@@ -62,8 +183,14 @@ def _unblob(value: Any, blobs: Sequence[Any] | None) -> Any:
     return value
 
 
-def to_plain(value: Any, blobs: Blobs | None = None, where: str = "value") -> Any:
-    """Return ``value`` as msgpack-able data; binary payloads go to ``blobs`` if given."""
+def to_plain(value: Any, blobs: Blobs | None = None, where: str = "value",
+             hint: Any = Any) -> Any:
+    """Return ``value`` as msgpack-able data; binary payloads go to ``blobs`` if given.
+
+    ``hint`` is the declared type of the field ``value`` sits in: a dataclass
+    of another type there (a provider's response in a ``TranscriptResponse``
+    field) and values of no known kind are carried by :func:`provider_form`.
+    """
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, bytes | bytearray | memoryview):
@@ -82,20 +209,45 @@ def to_plain(value: Any, blobs: Blobs | None = None, where: str = "value") -> An
     special = _encode_media(value, blobs)
     if special is not None:
         return special
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _declares(hint, value):
+        hints = field_hints(type(value))
         return {
-            f.name: to_plain(getattr(value, f.name), blobs, f"{where}.{f.name}")
+            f.name: to_plain(getattr(value, f.name), blobs, f"{where}.{f.name}",
+                             hints.get(f.name, Any))
             for f in dataclasses.fields(value)
             if f.name != "original"  # transport-local objects stay in-process
         }
     if isinstance(value, Mapping):
-        return {str(k): to_plain(v, blobs, f"{where}[{k!r}]") for k, v in value.items()}
+        item = _item_hint(hint, 1)
+        return {str(k): to_plain(v, blobs, f"{where}[{k!r}]", item) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [to_plain(v, blobs, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise ConversionError(
-        f"{where}: cannot serialise a value of type {type(value).__name__} "
-        "(use str, numbers, bool, bytes, lists, dicts, dataclasses, PcmData or VideoFrame)"
-    )
+        item = _item_hint(hint, 0)
+        return [to_plain(v, blobs, f"{where}[{i}]", item) for i, v in enumerate(value)]
+    return provider_form(value, where)
+
+
+def _declares(hint: Any, value: Any) -> bool:
+    """False when ``hint`` names classes and ``value`` is an instance of none of them."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_declares(arm, value) for arm in typing.get_args(hint)
+                   if arm is not type(None))
+    if isinstance(hint, type) and hint not in (object, Any):
+        return isinstance(value, hint)
+    return True  # Any, TypeVars, generics: nothing to hold the value against
+
+
+def _item_hint(hint: Any, position: int) -> Any:
+    """The element type of ``list[X]`` (position 0) or the value type of ``dict[K, V]`` (1)."""
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if position == 1 and origin in (dict, Mapping) and len(args) == 2:
+        return args[1]
+    if position == 0 and origin in (list, Sequence, set, frozenset) and args:
+        return args[0]
+    if position == 0 and origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return args[0]
+    return Any
 
 
 def _encode_media(value: Any, blobs: Blobs | None) -> dict[str, Any] | None:
@@ -149,10 +301,14 @@ def _decode_tagged(value: Mapping[str, Any], blobs: Sequence[Any] | None) -> Any
         )
     if "__blob__" in value:
         return _unblob(value, blobs)
+    if "__object__" in value:
+        text = value.get("repr")
+        return RemoteObject(str(value["__object__"]), value.get("value"),
+                            str(text) if text is not None else None)
     return None
 
 
-_TAGS = ("__error__", "__pcm__", "__frame__", "__blob__")
+_TAGS = ("__error__", "__pcm__", "__frame__", "__blob__", "__object__")
 
 
 def from_plain(value: Any, hint: Any = Any, blobs: Sequence[Any] | None = None) -> Any:
@@ -184,6 +340,11 @@ def _from_plain_class(value: Any, hint: type, blobs: Sequence[Any] | None) -> An
         return hint(value)
     if issubclass(hint, dt.datetime) and isinstance(value, int | float):
         return dt.datetime.fromtimestamp(value, tz=dt.UTC)
+    if issubclass(hint, dt.datetime) and isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
         return build_dataclass(hint, value, blobs)
     return _from_plain_any(value, blobs)

@@ -275,3 +275,25 @@ class EventManager:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._subscriptions.clear()
+
+
+class WithEvents:
+    """An :attr:`events` manager that exists even if ``__init__`` never set one.
+
+    Vision Agents' examples and the plugin guide's Gotchas write plugin
+    ``__init__`` methods that do not call ``super().__init__()``; a base
+    class deriving from this still has its events.
+    """
+
+    _events: EventManager | None = None
+
+    @property
+    def events(self) -> EventManager:
+        """The plugin's event manager."""
+        if self._events is None:
+            self._events = EventManager()
+        return self._events
+
+    @events.setter
+    def events(self, manager: EventManager) -> None:
+        self._events = manager

@@ -3,6 +3,7 @@
 from va_actors.core.llm import events
 from va_actors.core.llm.conversation import Conversation, Message
 from va_actors.core.llm.events import (
+    LLMContextEvent,
     LLMErrorEvent,
     LLMResponseChunkEvent,
     LLMResponseCompletedEvent,
@@ -42,6 +43,7 @@ from va_actors.core.llm.llm import (
     is_recoverable_error,
 )
 from va_actors.core.llm.realtime import Realtime
+from va_actors.core.llm.tool_calls import ToolCalling
 from va_actors.core.llm.vlm import AudioLLM, OmniLLM, VideoLLM
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "FunctionParameter",
     "FunctionRegistry",
     "InvalidArgumentsError",
+    "LLMContextEvent",
     "LLMErrorEvent",
     "LLMResponseChunkEvent",
     "LLMResponseCompletedEvent",
@@ -72,6 +75,7 @@ __all__ = [
     "RealtimeDisconnectedEvent",
     "RealtimeErrorEvent",
     "RealtimeUserSpeechTranscriptionEvent",
+    "ToolCalling",
     "ToolEndEvent",
     "ToolResultError",
     "ToolSchema",

@@ -74,6 +74,25 @@ class ToolEndEvent(PluginBaseEvent):
 
 
 @dataclass(kw_only=True)
+class LLMContextEvent(PluginBaseEvent):
+    """What the LLM should know before its next reply, sent by an edge.
+
+    The realtime gateway sends one when a client session starts (the
+    session's instructions, a fresh conversation) and when the client changes
+    the instructions (``session.update``). The LLM actor applies it between
+    replies; a reply in flight keeps what it started with.
+
+    Attributes:
+        instructions: new system instructions; None keeps the current ones.
+        new_conversation: forget the conversation so far (a new session).
+    """
+
+    type: str = field(default="plugin.llm_context", init=False)
+    instructions: str | None = None
+    new_conversation: bool = False
+
+
+@dataclass(kw_only=True)
 class LLMErrorEvent(PluginErrorEvent):
     """The LLM provider or plugin failed."""
 
@@ -169,11 +188,18 @@ class RealtimeUserSpeechTranscriptionEvent(PluginBaseEvent):
 
 @dataclass(kw_only=True)
 class RealtimeAgentSpeechTranscriptionEvent(PluginBaseEvent):
-    """What the agent said, as transcribed by the realtime provider."""
+    """What the agent said, as transcribed by the realtime provider.
+
+    ``response_id`` names the response (the id its audio carries, so a
+    speaker's playback reports and the transcript can be matched);
+    ``interrupted`` marks a final cut down to what the user heard.
+    """
 
     type: str = field(default="plugin.realtime_agent_speech_transcription", init=False)
     text: str = ""
     mode: Literal["delta", "replacement", "final"] = "final"
+    response_id: str | None = None
+    interrupted: bool = False
 
 
 @dataclass(kw_only=True)

@@ -21,238 +21,58 @@ import abc
 import asyncio
 import contextvars
 import dataclasses
-import datetime as dt
 import enum
 import functools
 import inspect
-import json
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar, overload
+from typing import Any, TypeVar
 
 from va_actors.core.edge.types import Participant
+from va_actors.core.epochs import in_interrupt, install_interrupt
 from va_actors.core.events import BaseEvent, EventManager
+from va_actors.core.json_values import to_json_value
 from va_actors.core.llm.conversation import Conversation
+from va_actors.core.llm.errors import is_recoverable_error, status_code
 from va_actors.core.llm.events import (
     LLMErrorEvent,
     LLMResponseDeltaEvent,
     LLMResponseFinalEvent,
-    ToolEndEvent,
-    ToolStartEvent,
 )
-from va_actors.core.llm.function_registry import (
-    F,
-    FunctionRegistry,
-    InvalidArgumentsError,
-    ToolSchema,
-    UnknownFunctionError,
+from va_actors.core.llm.function_registry import FunctionRegistry
+from va_actors.core.llm.instructions import expand_instructions
+from va_actors.core.llm.response_text import response_text
+from va_actors.core.llm.responses import LLMResponseDelta, LLMResponseEvent, LLMResponseFinal
+from va_actors.core.llm.tool_calls import (
+    NormalizedToolCallItem,
+    ToolCache,
+    ToolCalling,
+    ToolCallResult,
+    ToolResultError,
+    ToolTimeoutError,
 )
+
+# Names this module always offered (plugins import them from here).
+__all__ = [
+    "LLM",
+    "LLMResponseDelta",
+    "LLMResponseEvent",
+    "LLMResponseFinal",
+    "NormalizedToolCallItem",
+    "ToolCallResult",
+    "ToolResultError",
+    "ToolTimeoutError",
+    "expand_instructions",
+    "is_recoverable_error",
+    "to_json_value",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-# ---------------------------------------------------------------------------
-# Public data types
-# ---------------------------------------------------------------------------
-
-
-class NormalizedToolCallItem(TypedDict):
-    """A provider-neutral tool call: ``arguments_json`` is a dict (or raw JSON text)."""
-
-    name: str
-    type: NotRequired[Literal["tool_call"]]
-    arguments_json: NotRequired[dict[str, Any] | str]
-    id: NotRequired[str | None]
-    thought_signature: NotRequired[str]
-
-
-ToolCallResult = tuple[Mapping[str, Any], Any, Exception | None]
-"""``(tool_call, result, error)``: ``result`` is JSON data, ``{"error": ...}`` on failure."""
-
-
-@dataclass
-class LLMResponseEvent(Generic[T]):
-    """What a legacy ``simple_response`` returns: the provider's response and its text."""
-
-    original: T
-    text: str
-    exception: Exception | None = None
-
-
-@dataclass
-class LLMResponseDelta:
-    """A piece of streamed reply text.
-
-    ``epoch`` is the epoch in force when the reply started; ``item_id`` names
-    the reply's message in the conversation (both set by :meth:`LLM.respond`).
-    """
-
-    delta: str
-    content_index: int | None = None
-    item_id: str | None = None
-    output_index: int | None = None
-    sequence_number: int | None = None
-    is_first_chunk: bool = False
-    time_to_first_token_ms: float | None = None
-    epoch: int = 0
-
-
-@dataclass
-class LLMResponseFinal:
-    """The end of a reply: its whole text (after every tool round).
-
-    ``interrupted``: the reply was cut off (barge-in) and ``text`` is what had
-    been produced. ``error``: the provider failed and ``text`` is what had
-    been produced before.
-    """
-
-    text: str = ""
-    item_id: str | None = None
-    latency_ms: float | None = None
-    time_to_first_token_ms: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    total_tokens: int | None = None
-    model: str | None = None
-    original: Any = None
-    interrupted: bool = False
-    error: str | None = None
-    epoch: int = 0
-
-
-class ToolTimeoutError(TimeoutError):
-    """A tool call did not finish within its timeout."""
-
-
-class ToolResultError(TypeError):
-    """A tool returned a value that cannot be serialised to JSON."""
-
-
-# ---------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, set | frozenset):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    dump = getattr(value, "model_dump", None)  # pydantic models
-    if callable(dump):
-        return dump()
-    raise TypeError(f"object of type {type(value).__name__} is not JSON serialisable")
-
-
-def to_json_value(value: Any) -> Any:
-    """``value`` as plain JSON data (dicts, lists, str, numbers, bool, None).
-
-    Dataclasses, enums, datetimes, sets and pydantic models are converted.
-
-    Raises:
-        TypeError: something in ``value`` has no JSON form.
-    """
-    try:
-        return json.loads(json.dumps(value, default=_json_default, ensure_ascii=False))
-    except (ValueError, RecursionError) as exc:
-        raise TypeError(str(exc)) from exc
-
-
-_RETRYABLE_WORDS = ("ratelimit", "rate_limit", "timeout", "timedout", "connection",
-                    "unavailable", "overloaded", "temporar", "throttl", "busy")
-_PERMANENT_WORDS = ("auth", "permission", "forbidden", "notfound", "invalid", "badrequest",
-                    "unprocessable", "quota")
-
-
-def is_recoverable_error(exc: BaseException) -> bool:
-    """Guess whether a provider error is temporary (retrying may succeed).
-
-    HTTP status codes decide when the exception carries one (408/409/425/429
-    and 5xx are temporary); then timeouts and connection errors are temporary,
-    programming errors and auth/validation failures permanent; anything else
-    is assumed temporary.
-    """
-    status = _status_code(exc)
-    if status is not None:
-        return status in (408, 409, 425, 429) or status >= 500
-    if isinstance(exc, PermissionError):
-        return False
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    name = type(exc).__name__.lower()
-    if any(word in name for word in _RETRYABLE_WORDS):
-        return True
-    if isinstance(exc, NotImplementedError | TypeError | AttributeError | LookupError
-                  | ValueError | AssertionError):
-        return False
-    return not any(word in name for word in _PERMANENT_WORDS)
-
-
-def _status_code(exc: BaseException) -> int | None:
-    for holder in (exc, getattr(exc, "response", None)):
-        for attr in ("status_code", "status", "code"):
-            value = getattr(holder, attr, None)
-            if isinstance(value, int) and not isinstance(value, bool) and 100 <= value < 600:
-                return value
-    return None
-
-
-_MD_REFERENCE = re.compile(r"(?<![\w@])@(\w[\w./-]*\.md)\b")
-_MISSING_REFERENCE = "*(File not found or could not be read)*"
-
-
-def expand_instructions(text: str, base_dir: str | Path | None = None) -> str:
-    """Append the contents of every ``@file.md`` that ``text`` mentions.
-
-    Files are read relative to ``base_dir`` (default: the current directory)
-    and must lie inside it; a missing or outside file gets a placeholder and a
-    logged warning.
-    """
-    names = list(dict.fromkeys(_MD_REFERENCE.findall(text)))
-    if not names:
-        return text
-    base = Path(base_dir if base_dir is not None else Path.cwd()).resolve()
-    parts = [text, "", "## Referenced Documentation:"]
-    for name in names:
-        parts += ["", f"### {name}", _read_reference(base, name)]
-    return "\n".join(parts)
-
-
-def _read_reference(base: Path, name: str) -> str:
-    path = (base / name).resolve()
-    if not path.is_relative_to(base):
-        logger.warning("instructions: @%s is outside %s; not read", name, base)
-        return _MISSING_REFERENCE
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        logger.warning("instructions: cannot read @%s: %s", name, exc)
-        return _MISSING_REFERENCE
-
-
-def _field(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _arguments_text(arguments: Any) -> str:
-    if isinstance(arguments, str):
-        return arguments
-    return json.dumps(arguments if arguments is not None else {}, default=_json_default,
-                      ensure_ascii=False)
 
 
 # ---------------------------------------------------------------------------
@@ -272,9 +92,6 @@ class _Failure:
 @dataclass
 class _LegacyResult:
     value: Any
-
-
-_ToolKey = tuple[str, str]
 
 
 @dataclass(eq=False)
@@ -297,51 +114,11 @@ class _Reply:
     first_delta_at: float | None = None
     count: int = 0
     settled: bool = False
-    tool_cache: dict[_ToolKey, tuple[Any, Exception | None]] = field(default_factory=dict)
+    tool_cache: ToolCache = field(default_factory=dict)
 
 
 _CURRENT_REPLY: contextvars.ContextVar[_Reply | None] = contextvars.ContextVar(
     "va_actors_llm_reply", default=None)
-# The LLM whose interrupt() is running in this task (its epoch is already advanced).
-_IN_INTERRUPT: contextvars.ContextVar[object | None] = contextvars.ContextVar(
-    "va_actors_llm_in_interrupt", default=None)
-
-
-def _wrap_interrupt(hook: Callable[..., Any]) -> Callable[..., Awaitable[None]]:
-    """Make a plugin's ``interrupt`` override advance the epoch exactly once.
-
-    The outermost call advances the epoch and cancels the reply in flight,
-    then runs the plugin's hook; ``super().interrupt()`` inside it is then a
-    no-op. Overrides without an ``epoch`` parameter keep working.
-    """
-    params = inspect.signature(hook).parameters
-    takes_epoch = "epoch" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-    @functools.wraps(hook)
-    async def interrupt(self: LLM, epoch: int | None = None) -> None:
-        if _IN_INTERRUPT.get() is self:
-            await _call_hook(hook, self, epoch, takes_epoch)
-            return
-        if not self._advance_epoch(epoch):
-            return
-        token = _IN_INTERRUPT.set(self)
-        try:
-            await _call_hook(hook, self, epoch, takes_epoch)
-        except Exception as exc:
-            logger.exception("%s.interrupt() failed", type(self).__name__)
-            self._send_error(exc, context="interrupt")
-        finally:
-            _IN_INTERRUPT.reset(token)
-
-    interrupt.__va_epoch_wrapper__ = True  # type: ignore[attr-defined]
-    return interrupt
-
-
-async def _call_hook(hook: Callable[..., Any], llm: LLM, epoch: int | None,
-                     takes_epoch: bool) -> None:
-    result = hook(llm, epoch=epoch) if takes_epoch else hook(llm)
-    if inspect.isawaitable(result):
-        await result
 
 
 # ---------------------------------------------------------------------------
@@ -349,7 +126,7 @@ async def _call_hook(hook: Callable[..., Any], llm: LLM, epoch: int | None,
 # ---------------------------------------------------------------------------
 
 
-class LLM(abc.ABC):
+class LLM(ToolCalling, abc.ABC):
     """Base class of LLM plugins.
 
     Args:
@@ -373,6 +150,7 @@ class LLM(abc.ABC):
         self._conversation = conversation if conversation is not None else Conversation()
         self._epoch = 0
         self._reply: _Reply | None = None
+        self._no_text_warned: set[str] = set()
         if max_tool_rounds is not None:
             self.max_tool_rounds = max_tool_rounds
         if instructions:
@@ -380,12 +158,10 @@ class LLM(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        hook = cls.__dict__.get("interrupt")
-        if hook is not None and not getattr(hook, "__va_epoch_wrapper__", False):
-            setattr(cls, "interrupt", _wrap_interrupt(hook))  # noqa: B010 - mypy: method
+        install_interrupt(cls)
 
     # -- lifecycle ------------------------------------------------------------
-    async def start(self) -> None:  # noqa: B027 - optional hook, not abstract
+    async def start(self) -> None:
         """Start the plugin (no-op by default)."""
 
     async def close(self) -> None:
@@ -399,11 +175,14 @@ class LLM(abc.ABC):
         """The system instructions, with ``@file.md`` references expanded."""
         return self._instructions
 
-    def set_instructions(self, instructions: str, base_dir: str | Path | None = None) -> None:
+    def set_instructions(self, instructions: str, base_dir: str | Path | None = None, *,
+                         expand_references: bool = True) -> None:
         """Set the system instructions; ``@file.md`` mentions are read and appended.
 
         ``base_dir`` is where referenced files are looked up (default: the
-        current directory).
+        current directory). ``expand_references=False`` keeps the text as it
+        is: for instructions from a remote client, who must not have the
+        agent read its files.
         """
         if not isinstance(instructions, str):
             reference = getattr(instructions, "full_reference", None)
@@ -411,7 +190,8 @@ class LLM(abc.ABC):
                 raise TypeError(f"instructions must be a str, got {type(instructions).__name__}")
             self._instructions = reference
             return
-        self._instructions = expand_instructions(instructions, base_dir)
+        self._instructions = (expand_instructions(instructions, base_dir) if expand_references
+                              else instructions)
 
     @property
     def conversation(self) -> Conversation:
@@ -462,9 +242,29 @@ class LLM(abc.ABC):
         (The loose signature here lets both forms type-check in plugins.)
         """
 
-    def _create_response_event(self, original: T, text: str) -> LLMResponseEvent[T]:
-        """Wrap a provider response and its text as an :class:`LLMResponseEvent`."""
+    def _create_response_event(self, original: T, text: str | None = None,
+                               ) -> LLMResponseEvent[T]:
+        """Wrap a provider response and its text as an :class:`LLMResponseEvent`.
+
+        Without ``text`` (the guide's ``self._create_response_event(response)``)
+        the text is read from the response in the shapes provider SDKs use
+        (:mod:`va_actors.core.llm.response_text`); the response stays the
+        event's ``original``.
+        """
+        if text is None:
+            found = response_text(original)
+            if found is None:
+                self._warn_no_text(original)
+            text = found or ""
         return LLMResponseEvent(original, text)
+
+    def _warn_no_text(self, original: object) -> None:
+        kind = type(original).__name__
+        if kind not in self._no_text_warned:
+            self._no_text_warned.add(kind)
+            logger.warning("%s: found no reply text in a %s (looked for choices[0].message."
+                           "content, output_text, text, content); pass it as "
+                           "_create_response_event(response, text)", self.provider_name, kind)
 
     # -- epochs and barge-in --------------------------------------------------
     @property
@@ -480,8 +280,13 @@ class LLM(abc.ABC):
         repeated broadcast is harmless). Plugins may override this to stop
         provider work; the base behaviour runs first either way.
         """
-        if _IN_INTERRUPT.get() is not self:
+        if not in_interrupt(self):
             self._advance_epoch(epoch)
+
+    def _interrupt_failed(self, error: Exception) -> None:
+        logger.error("%s.interrupt() failed: %s: %s", type(self).__name__,
+                     type(error).__name__, error, exc_info=error)
+        self._send_error(error, context="interrupt")
 
     def _advance_epoch(self, epoch: int | None) -> bool:
         new = self._epoch + 1 if epoch is None else epoch
@@ -697,6 +502,10 @@ class LLM(abc.ABC):
     def _is_stopped(self, reply: _Reply) -> bool:
         return reply.stopped or reply.epoch != self._epoch
 
+    def _tool_cache(self) -> ToolCache:
+        reply = self._current_reply()
+        return reply.tool_cache if reply is not None else {}
+
     def _current_reply(self) -> _Reply | None:
         reply = _CURRENT_REPLY.get()
         return reply if reply is not None and reply.owner is self else None
@@ -704,7 +513,7 @@ class LLM(abc.ABC):
     def _send_error(self, error: BaseException, *, context: str) -> None:
         self.events.send(LLMErrorEvent(
             plugin_name=self.provider_name, error=error, context=context,
-            error_code=str(_status_code(error) or type(error).__name__),
+            error_code=str(status_code(error) or type(error).__name__),
             is_recoverable=is_recoverable_error(error),
         ))
 
@@ -717,326 +526,6 @@ class LLM(abc.ABC):
             else is_recoverable,
         ))
 
-    # -- function calling -----------------------------------------------------
-    @overload
-    def register_function(self, name: F, description: None = None,
-                          parameters_schema: None = None) -> F: ...
-
-    @overload
-    def register_function(self, name: str | None = None, description: str | None = None,
-                          parameters_schema: Mapping[str, Any] | None = None,
-                          ) -> Callable[[F], F]: ...
-
-    def register_function(self, name: str | F | None = None, description: str | None = None,
-                          parameters_schema: Mapping[str, Any] | None = None,
-                          ) -> F | Callable[[F], F]:
-        """Decorator registering a sync or async function the model may call."""
-        if callable(name):
-            return self.function_registry.register(name)
-        return self.function_registry.register(name, description, parameters_schema)
-
-    def get_available_functions(self) -> list[ToolSchema]:
-        """Schemas of every registered function."""
-        return self.function_registry.get_tool_schemas()
-
-    async def call_function(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
-        """Run a registered function (validated; sync ones in a worker thread)."""
-        return await self.function_registry.call_function(name, arguments)
-
-    def _get_tools_for_provider(self) -> list[dict[str, Any]]:
-        """The registered functions in the provider's format."""
-        return self._convert_tools_to_provider_format(self.get_available_functions())
-
-    def _convert_tools_to_provider_format(self, tools: Sequence[ToolSchema],
-                                          ) -> list[dict[str, Any]]:
-        """Tool schemas in OpenAI chat-completions ``tools`` format (override for others)."""
-        return [{
-            "type": "function",
-            "function": {
-                "name": tool["name"],
-                "description": tool.get("description", ""),
-                "parameters": tool.get("parameters_schema")
-                or {"type": "object", "properties": {}},
-            },
-        } for tool in tools]
-
-    def _extract_tool_calls_from_response(self, response: Any) -> list[NormalizedToolCallItem]:
-        """Tool calls in a provider response; none by default.
-
-        OpenAI-compatible plugins can return ``self._extract_openai_tool_calls(response)``.
-        """
-        del response
-        return []
-
-    def _extract_tool_calls_from_stream_chunk(self, chunk: Any) -> list[NormalizedToolCallItem]:
-        """Tool calls completed by one streamed chunk; none by default."""
-        del chunk
-        return []
-
-    def _create_tool_result_message(self, tool_calls: Sequence[Mapping[str, Any]],
-                                    results: Sequence[Any]) -> list[dict[str, Any]]:
-        """Provider messages carrying tool results; none by default.
-
-        OpenAI-compatible plugins can return
-        ``self._create_openai_tool_result_messages(tool_calls, results)``.
-        """
-        del tool_calls, results
-        return []
-
-    def _extract_openai_tool_calls(self, response: Any) -> list[NormalizedToolCallItem]:
-        """Tool calls of an OpenAI chat completion (object or dict), or of its message."""
-        message = response
-        choices = _field(response, "choices")
-        if choices:
-            message = _field(choices[0], "message") or _field(choices[0], "delta")
-        calls: list[NormalizedToolCallItem] = []
-        for call in _field(message, "tool_calls") or []:
-            function = _field(call, "function")
-            name = _field(function, "name")
-            if not name:
-                continue
-            raw = _field(function, "arguments")
-            arguments: dict[str, Any] | str = {} if raw in (None, "") else raw
-            if isinstance(raw, str) and raw.strip():
-                try:
-                    parsed = json.loads(raw)
-                    arguments = parsed if isinstance(parsed, dict) else raw
-                except ValueError:
-                    arguments = raw  # reported to the model when the call runs
-            calls.append(NormalizedToolCallItem(type="tool_call", name=str(name),
-                                                arguments_json=arguments,
-                                                id=_field(call, "id")))
-        return calls
-
-    def _create_openai_tool_result_messages(self, tool_calls: Sequence[Mapping[str, Any]],
-                                            results: Sequence[Any]) -> list[dict[str, Any]]:
-        """The assistant ``tool_calls`` message and one ``tool`` message per result."""
-        ids = [str(tc.get("id") or f"call_{i}") for i, tc in enumerate(tool_calls)]
-        assistant = {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [{
-                "id": call_id,
-                "type": "function",
-                "function": {"name": tc.get("name", ""),
-                             "arguments": _arguments_text(tc.get("arguments_json",
-                                                                 tc.get("arguments")))},
-            } for call_id, tc in zip(ids, tool_calls, strict=True)],
-        }
-        tool_messages = [{"role": "tool", "tool_call_id": call_id,
-                          "content": self._sanitize_tool_output(result)}
-                         for call_id, result in zip(ids, results, strict=True)]
-        return [assistant, *tool_messages]
-
-    def _sanitize_tool_output(self, value: Any, max_chars: int = 60_000) -> str:
-        """A tool result as text for the model, cut to ``max_chars`` with a marker."""
-        if isinstance(value, str):
-            text = value
-        elif isinstance(value, BaseException):
-            text = f"Error: {type(value).__name__}: {value}"
-        else:
-            try:
-                text = json.dumps(value, default=_json_default, ensure_ascii=False)
-            except (TypeError, ValueError):
-                text = str(value)
-        if len(text) <= max_chars:
-            return text
-        return f"{text[:max_chars]}… [truncated: {len(text) - max_chars} more characters]"
-
-    @staticmethod
-    def _tool_arguments(tc: Mapping[str, Any]) -> dict[str, Any]:
-        raw = tc.get("arguments_json", tc.get("arguments"))
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            return {}
-        if isinstance(raw, str):
-            try:
-                raw = json.loads(raw)
-            except ValueError as exc:
-                raise InvalidArgumentsError(
-                    f"arguments for tool {tc.get('name')!r} are not valid JSON: {exc}") from None
-        if not isinstance(raw, Mapping):
-            raise InvalidArgumentsError(
-                f"arguments for tool {tc.get('name')!r} must be a JSON object, "
-                f"got {type(raw).__name__}")
-        return dict(raw)
-
-    def _tool_call_key(self, tc: Mapping[str, Any]) -> _ToolKey | None:
-        """Dedup key: (name, canonical JSON of the arguments); None if unparsable."""
-        try:
-            args = self._tool_arguments(tc)
-            canonical = json.dumps(args, sort_keys=True, separators=(",", ":"),
-                                   default=_json_default, ensure_ascii=False)
-        except (TypeError, ValueError):
-            return None
-        return str(tc.get("name") or ""), canonical
-
-    async def _run_one_tool(self, tc: Mapping[str, Any],
-                            timeout_s: float | None) -> ToolCallResult:
-        """Run one tool call; never raises (except on cancellation).
-
-        Sends ToolStartEvent and ToolEndEvent. Returns ``(tc, result, None)``
-        with JSON data, or ``(tc, {"error": message}, exception)``.
-        """
-        name = str(tc.get("name") or "")
-        call_id = tc.get("id")
-        call_id = str(call_id) if call_id is not None else None
-        started = time.perf_counter()
-        try:
-            args = self._tool_arguments(tc)
-        except InvalidArgumentsError as exc:
-            self._send_tool_start(name, {}, call_id)
-            return self._tool_failed(tc, name, call_id, started, exc)
-        self._send_tool_start(name, args, call_id)
-        try:
-            raw = await self._invoke_tool(name, args, timeout_s)
-            result = self._tool_result_value(name, raw)
-        except asyncio.CancelledError:
-            self.events.send(ToolEndEvent(
-                plugin_name=self.provider_name, tool_name=name, success=False,
-                error="cancelled", tool_call_id=call_id,
-                execution_time_ms=(time.perf_counter() - started) * 1000))
-            raise
-        except Exception as exc:
-            return self._tool_failed(tc, name, call_id, started, exc)
-        self.events.send(ToolEndEvent(
-            plugin_name=self.provider_name, tool_name=name, success=True, result=result,
-            tool_call_id=call_id, execution_time_ms=(time.perf_counter() - started) * 1000))
-        return tc, result, None
-
-    async def _invoke_tool(self, name: str, args: dict[str, Any], timeout_s: float | None) -> Any:
-        scope = asyncio.timeout(timeout_s)
-        try:
-            async with scope:
-                return await self.call_function(name, args)
-        except TimeoutError:
-            if scope.expired():
-                raise ToolTimeoutError(
-                    f"tool {name!r} timed out after {timeout_s:g} s") from None
-            raise
-
-    @staticmethod
-    def _tool_result_value(name: str, raw: Any) -> Any:
-        try:
-            return to_json_value(raw)
-        except TypeError as exc:
-            raise ToolResultError(f"tool {name!r} returned a {type(raw).__name__}, which "
-                                  f"cannot be serialised to JSON ({exc})") from None
-
-    def _send_tool_start(self, name: str, args: dict[str, Any], call_id: str | None) -> None:
-        try:
-            arguments = to_json_value(args)
-        except TypeError:
-            arguments = {}
-        self.events.send(ToolStartEvent(plugin_name=self.provider_name, tool_name=name,
-                                        arguments=arguments, tool_call_id=call_id))
-
-    def _tool_failed(self, tc: Mapping[str, Any], name: str, call_id: str | None,
-                     started: float, exc: Exception) -> ToolCallResult:
-        own = isinstance(exc, ToolTimeoutError | ToolResultError | InvalidArgumentsError
-                         | UnknownFunctionError)
-        message = str(exc) if own else f"tool {name!r} failed: {type(exc).__name__}: {exc}"
-        logger.warning("%s: %s", self.provider_name, message)
-        self.events.send(ToolEndEvent(
-            plugin_name=self.provider_name, tool_name=name, success=False, error=message,
-            tool_call_id=call_id, execution_time_ms=(time.perf_counter() - started) * 1000))
-        return tc, {"error": message}, exc
-
-    async def _execute_tools(self, calls: Sequence[Mapping[str, Any]], *,
-                             max_concurrency: int = 8,
-                             timeout_s: float | None = 30) -> list[ToolCallResult]:
-        """Run tool calls concurrently (at most ``max_concurrency`` at once), in order.
-
-        Never raises for a failing tool. A call with the same name and
-        arguments as one already run during this reply (this batch or an
-        earlier tool round) is not run again: it gets the earlier result.
-        """
-        if max_concurrency < 1:
-            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
-        reply = self._current_reply()
-        cache = reply.tool_cache if reply is not None else {}
-        semaphore = asyncio.Semaphore(max_concurrency)
-
-        async def guarded(tc: Mapping[str, Any]) -> ToolCallResult:
-            async with semaphore:
-                return await self._run_one_tool(tc, timeout_s)
-
-        plan: list[tuple[Mapping[str, Any], _ToolKey | None, asyncio.Task[ToolCallResult] | None]]
-        plan = []
-        running: dict[_ToolKey, asyncio.Task[ToolCallResult]] = {}
-        for tc in calls:
-            key = self._tool_call_key(tc)
-            if key is not None and key in cache:
-                plan.append((tc, key, None))
-            elif key is not None and key in running:
-                plan.append((tc, key, running[key]))
-            else:
-                task = asyncio.ensure_future(guarded(tc))
-                if key is not None:
-                    running[key] = task
-                plan.append((tc, key, task))
-        await asyncio.gather(*{t for _, _, t in plan if t is not None})
-        return [self._collect(tc, key, task, cache) for tc, key, task in plan]
-
-    @staticmethod
-    def _collect(tc: Mapping[str, Any], key: _ToolKey | None,
-                 task: asyncio.Task[ToolCallResult] | None,
-                 cache: dict[_ToolKey, tuple[Any, Exception | None]]) -> ToolCallResult:
-        if task is None:
-            assert key is not None
-            logger.debug("tool %s: same call already ran in this reply; reusing its result",
-                         key[0])
-            result, error = cache[key]
-            return tc, result, error
-        _, result, error = task.result()
-        if key is not None:
-            cache[key] = (result, error)
-        return tc, result, error
-
-    async def _dedup_and_execute(
-        self, calls: Sequence[Mapping[str, Any]], *, max_concurrency: int = 8,
-        timeout_s: float | None = 30, seen: set[_ToolKey] | None = None,
-    ) -> tuple[list[ToolCallResult], set[_ToolKey]]:
-        """Vision Agents' helper: run only calls not in ``seen``; returns (results, seen)."""
-        seen = set() if seen is None else seen
-        fresh: list[Mapping[str, Any]] = []
-        for tc in calls:
-            key = self._tool_call_key(tc)
-            if key is not None and key in seen:
-                continue
-            if key is not None:
-                seen.add(key)
-            fresh.append(tc)
-        if not fresh:
-            return [], seen
-        return await self._execute_tools(fresh, max_concurrency=max_concurrency,
-                                         timeout_s=timeout_s), seen
-
-    async def _run_tool_rounds(self, response: Any,
-                               follow_up: Callable[[list[dict[str, Any]]], Awaitable[Any]], *,
-                               max_rounds: int | None = None, max_concurrency: int = 8,
-                               timeout_s: float | None = 30) -> Any:
-        """Drive tool calling until the model stops asking or the rounds run out.
-
-        While ``_extract_tool_calls_from_response(response)`` finds calls and
-        fewer than ``max_rounds`` (default ``max_tool_rounds``) rounds ran:
-        execute them, build messages with ``_create_tool_result_message`` and
-        get the next response from ``await follow_up(messages)``. Returns the
-        last response.
-        """
-        limit = self.max_tool_rounds if max_rounds is None else max_rounds
-        for _ in range(limit):
-            calls = self._extract_tool_calls_from_response(response)
-            if not calls:
-                return response
-            outcomes = await self._execute_tools(calls, max_concurrency=max_concurrency,
-                                                 timeout_s=timeout_s)
-            messages = self._create_tool_result_message([o[0] for o in outcomes],
-                                                        [o[1] for o in outcomes])
-            response = await follow_up(messages)
-        if self._extract_tool_calls_from_response(response):
-            logger.warning("%s: stopped after %d tool rounds; the model still asks for tools",
-                           self.provider_name, limit)
-        return response
 
 
 @functools.cache

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from va_actors.core.audio.pcm import PcmData
+from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
+from va_actors.core.json_values import to_json_value
+from va_actors.core.llm.errors import is_recoverable_error
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
     RealtimeAudioInputEvent,
@@ -27,7 +30,7 @@ from va_actors.core.llm.events import (
     RealtimeErrorEvent,
     RealtimeUserSpeechTranscriptionEvent,
 )
-from va_actors.core.llm.llm import is_recoverable_error, to_json_value
+from va_actors.core.llm.responses import LLMResponseFinal
 from va_actors.core.llm.vlm import OmniLLM
 
 logger = logging.getLogger(__name__)
@@ -89,6 +92,20 @@ class Realtime(OmniLLM):
     async def close(self) -> None:
         """Close the provider session."""
 
+    async def simple_response(self, text: str, processors: Any = None,
+                              participant: Participant | None = None,
+                              ) -> Any:  # as LLM's: a provider may send the text and return
+        """Text input; by default a speech-only provider takes none.
+
+        As Vision Agents' speech-only Realtime plugins do, the text is not
+        answered: a warning is logged and the reply ends empty. Providers that
+        take text (a ``conversation.item.create``) override this.
+        """
+        del processors, participant
+        logger.warning("%s cannot reply to text (%r): this Realtime plugin takes speech only",
+                       self.provider_name, text[:80])
+        yield LLMResponseFinal()
+
     async def watch_video_track(self, track: Any, shared_forwarder: Any = None) -> None:
         """Video input: providers that take video override this; ignored by default."""
         del track, shared_forwarder
@@ -96,6 +113,16 @@ class Realtime(OmniLLM):
 
     async def stop_watching_video_track(self) -> None:
         """Stop video input (no-op by default)."""
+
+    def on_playback(self, event: AudioPlaybackEvent) -> None:
+        """The speaker reports how much of a response the user heard (no-op by default).
+
+        ``event.response_id`` is the id the plugin gave the audio
+        (:meth:`_emit_audio_output_event`), ``event.played_ms`` how much of it
+        has been played. Providers that can be told what was heard (OpenAI's
+        ``conversation.item.truncate``) override this.
+        """
+        del event
 
     # -- responses and epochs ------------------------------------------------
     def _advance_epoch(self, epoch: int | None) -> bool:

@@ -11,14 +11,14 @@ import abc
 from typing import TYPE_CHECKING, Any
 
 from va_actors.core.audio.pcm import PcmData
-from va_actors.core.events.manager import EventManager
+from va_actors.core.events.manager import EventManager, WithEvents
 
 if TYPE_CHECKING:
     from va_actors.core.utils.video_forwarder import VideoForwarder
     from va_actors.core.video.track import VideoTrack
 
 
-class Processor(abc.ABC):
+class Processor(WithEvents, abc.ABC):
     """Base of every processor.
 
     Unlike Vision Agents' processors, ours have an :attr:`events` manager, so
@@ -27,28 +27,15 @@ class Processor(abc.ABC):
     (as in Vision Agents' examples) still have one.
     """
 
-    _events: EventManager | None = None
-
     def __init__(self) -> None:
         self._events = EventManager()
-
-    @property
-    def events(self) -> EventManager:
-        """The processor's event manager (detections, state, errors)."""
-        if self._events is None:
-            self._events = EventManager()
-        return self._events
-
-    @events.setter
-    def events(self, manager: EventManager) -> None:
-        self._events = manager
 
     @property
     def name(self) -> str:
         """A short name for logs and metrics (the class name by default)."""
         return type(self).__name__
 
-    def attach_agent(self, agent: Any) -> None:  # noqa: B027 - optional hook
+    def attach_agent(self, agent: Any) -> None:
         """Optional hook: called with the agent (or actor host) that runs the processor."""
 
     @abc.abstractmethod

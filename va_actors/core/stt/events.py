@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from va_actors.core.events.base import PluginBaseEvent, PluginErrorEvent
+from va_actors.core.provider_objects import field_of
 
 TranscriptMode = Literal["delta", "replacement", "final"]
 
@@ -32,17 +33,22 @@ class _TranscriptEventBase(PluginBaseEvent):
 
     text: str = ""
     response: TranscriptResponse = field(default_factory=TranscriptResponse)
+    """A TranscriptResponse, or the provider's own response object as the plugin
+    passed it (the guide's ``response=result``); across the wire such an
+    object arrives as a :class:`~va_actors.core.events.RemoteObject`."""
     mode: TranscriptMode = "final"
 
     @property
     def confidence(self) -> float | None:
         """Provider confidence, if it gave one."""
-        return self.response.confidence
+        value = field_of(self.response, "confidence")
+        return float(value) if isinstance(value, int | float) else None
 
     @property
     def language(self) -> str | None:
         """Detected language, if the provider gave one."""
-        return self.response.language
+        value = field_of(self.response, "language")
+        return value if isinstance(value, str) else None
 
     @property
     def is_final(self) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import abc
 import logging
 import uuid
+from typing import Any
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.types import Participant
-from va_actors.core.events.manager import EventManager
+from va_actors.core.events.manager import EventManager, WithEvents
 from va_actors.core.stt.events import (
     STTConnectedEvent,
     STTDisconnectedEvent,
@@ -23,7 +24,7 @@ from va_actors.core.turn_detection.events import TurnEndedEvent, TurnStartedEven
 logger = logging.getLogger(__name__)
 
 
-class STT(abc.ABC):
+class STT(WithEvents, abc.ABC):
     """Speech-to-text plugin base.
 
     Subclasses implement :meth:`process_audio` (it must not block: hand the
@@ -35,19 +36,49 @@ class STT(abc.ABC):
             pipeline needs no separate turn detector).
         eager_turn_detection: True when it reports eager (speculative) ends.
         model: model name, for metrics.
+
+    A subclass whose ``__init__`` does not call ``super().__init__()`` (the
+    guide's Gotchas show ``def __init__(self): self._lock = asyncio.Lock()``)
+    still works: :attr:`events`, ``session_id`` and ``provider_name`` are
+    made on first use.
     """
 
     turn_detection: bool = False
     eager_turn_detection: bool = False
     model: str = ""
+    connected: bool = False
+    _started: bool = False
+    _closed: bool = False
+    _session_id: str | None = None
+    _provider_name: str | None = None
 
     def __init__(self, provider_name: str | None = None) -> None:
-        self.session_id = uuid.uuid4().hex
-        self.provider_name = provider_name or type(self).__name__
-        self.events = EventManager()
+        self._session_id = uuid.uuid4().hex
+        self._provider_name = provider_name or type(self).__name__
+        self._events = EventManager()
         self.connected = False
         self._started = False
         self._closed = False
+
+    @property
+    def session_id(self) -> str:
+        """This plugin instance's id, carried by its transcripts."""
+        if self._session_id is None:
+            self._session_id = uuid.uuid4().hex
+        return self._session_id
+
+    @session_id.setter
+    def session_id(self, value: str) -> None:
+        self._session_id = value
+
+    @property
+    def provider_name(self) -> str:
+        """The name used in events and logs (the class name by default)."""
+        return self._provider_name or type(self).__name__
+
+    @provider_name.setter
+    def provider_name(self, value: str) -> None:
+        self._provider_name = value
 
     async def start(self) -> None:
         """Connect to the provider; called once before the first audio."""
@@ -60,7 +91,7 @@ class STT(abc.ABC):
                             participant: Participant | None = None) -> None:
         """Consume one chunk of user audio (any rate; resample as the provider needs)."""
 
-    async def clear(self) -> None:  # noqa: B027 - optional hook
+    async def clear(self) -> None:
         """Drop buffered audio and partial results (the user's turn was discarded)."""
 
     async def close(self) -> None:
@@ -69,20 +100,26 @@ class STT(abc.ABC):
 
     # -- emit helpers (synchronous, as in the guide) ----------------------
     def _emit_transcript_event(self, text: str, participant: Participant | None = None,
-                               response: TranscriptResponse | None = None, *,
+                               response: TranscriptResponse | Any = None, *,
                                mode: TranscriptMode = "final") -> None:
         """Report a transcript: ``mode="final"`` for a finished utterance,
-        ``"delta"`` / ``"replacement"`` for partials."""
+        ``"delta"`` / ``"replacement"`` for partials.
+
+        ``response`` is a :class:`TranscriptResponse` or the provider's own
+        response object (as the guide passes it): kept as is on the event, and
+        carried as data when the event crosses to another process.
+        """
         if not text or not text.strip():
             logger.debug("%s: empty transcript ignored", self.provider_name)
             return
         cls = STTTranscriptEvent if mode == "final" else STTPartialTranscriptEvent
-        self.events.send(cls(text=text, participant=participant, mode=mode,
-                             response=response or TranscriptResponse(model_name=self.model),
+        if response is None:
+            response = TranscriptResponse(model_name=self.model)
+        self.events.send(cls(text=text, participant=participant, mode=mode, response=response,
                              plugin_name=self.provider_name, session_id=self.session_id))
 
     def _emit_partial_transcript_event(self, text: str, participant: Participant | None = None,
-                                       response: TranscriptResponse | None = None, *,
+                                       response: TranscriptResponse | Any = None, *,
                                        mode: TranscriptMode = "replacement") -> None:
         """Report an interim transcript (the guide's name for a partial)."""
         self._emit_transcript_event(text, participant, response,

@@ -16,6 +16,7 @@ from typing import Any
 from va_actors.core.audio.pcm import AudioFormat, PcmData
 from va_actors.core.audio.resampler import Resampler
 from va_actors.core.edge.types import Participant
+from va_actors.core.epochs import in_interrupt, install_interrupt
 from va_actors.core.events.manager import EventManager
 from va_actors.core.tts.events import (
     TTSAudioEvent,
@@ -122,7 +123,8 @@ class TTS(abc.ABC):
     """Text-to-speech plugin base.
 
     Subclasses implement :meth:`stream_audio` (return PcmData, bytes, or a sync
-    or async iterator of them, in any rate: bytes are read in
+    or async iterator of them, or be an async generator yielding them, in any
+    rate: bytes are read in
     :attr:`source_format`) and :meth:`stop_audio`. The base converts
     everything to :attr:`output_format` (default 16 kHz mono s16) with a
     stateful resampler per synthesis, sends synthesis and audio events, and
@@ -132,6 +134,10 @@ class TTS(abc.ABC):
 
     streaming: bool = False
     model: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        install_interrupt(cls)
 
     def __init__(self, provider_name: str | None = None) -> None:
         self.provider_name = provider_name or type(self).__name__
@@ -151,23 +157,61 @@ class TTS(abc.ABC):
         """The format of emitted audio."""
         return self._output
 
+    # Vision Agents' names for the output format (the guide's comments use them).
+    @property
+    def _desired_sample_rate(self) -> int:
+        return self._output.sample_rate
+
+    @property
+    def _desired_channels(self) -> int:
+        return self._output.channels
+
+    @property
+    def _desired_format(self) -> AudioFormat:
+        return self._output.format
+
     @property
     def epoch(self) -> int:
-        """Increases on every :meth:`interrupt`; chunks carry the epoch they began in."""
+        """The barge-in epoch; chunks carry the epoch their synthesis began in.
+
+        :meth:`interrupt` moves it on by one, ``interrupt(epoch)`` to the
+        session's epoch (the runtime keeps it equal to the session's).
+        """
         return self._epoch
 
-    async def interrupt(self) -> None:
-        """Barge-in: stop emitting the current speech at once, then abort synthesis."""
-        self._epoch += 1
+    async def interrupt(self, epoch: int | None = None) -> None:
+        """Barge-in: stop emitting the current speech at once, then abort synthesis.
+
+        Without ``epoch`` the epoch goes up by one; with it, the epoch becomes
+        ``epoch`` if that is newer (an older or equal one changes nothing, so
+        a repeated broadcast is harmless). Plugins may override this (with or
+        without ``epoch``); the epoch still moves first, exactly once.
+        """
+        if not in_interrupt(self) and not self._advance_epoch(epoch):
+            return
         try:
             await self.stop_audio()
         except Exception as exc:
             self._emit_error(exc, context="stop_audio")
 
+    def _advance_epoch(self, epoch: int | None) -> bool:
+        new = self._epoch + 1 if epoch is None else epoch
+        if new <= self._epoch:
+            return False
+        self._epoch = new
+        return True
+
+    def _interrupt_failed(self, error: Exception) -> None:
+        self._emit_error(error, context="interrupt")
+
     # -- plugin interface ----------------------------------------------------
     @abc.abstractmethod
-    async def stream_audio(self, text: str, *args: Any, **kwargs: Any) -> Any:
-        """Synthesise ``text``; see the class docstring for what to return."""
+    def stream_audio(self, text: str, *args: Any, **kwargs: Any) -> Any:
+        """Synthesise ``text``; see the class docstring for what to return.
+
+        Either ``async def`` returning PcmData, bytes or an iterator of them,
+        or an async generator (``async def ...: yield chunk``, as in the guide).
+        """
 
     @abc.abstractmethod
     async def stop_audio(self) -> None:
@@ -268,7 +312,9 @@ class _Synthesis:
     async def chunks(self, *args: Any, **kwargs: Any) -> AsyncIterator[TTSOutputChunk]:
         source = self.tts.source_format or self.tts.output_format
         converter = _ChunkConverter(self.tts.output_format, source)
-        result = await self.tts.stream_audio(self.text, *args, **kwargs)
+        result = self.tts.stream_audio(self.text, *args, **kwargs)
+        if inspect.isawaitable(result):  # async def returning audio (an async generator is not)
+            result = await result
         if not self._live():
             return
         single = isinstance(result, PcmData | bytes | bytearray | memoryview)

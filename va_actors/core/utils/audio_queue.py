@@ -7,12 +7,13 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 import numpy as np
 
 from va_actors.core.audio.pcm import PcmData
-from va_actors.core.audio.samples import SampleArray, convert_samples, mix_channels
+from va_actors.core.audio.samples import AudioFormat, SampleArray, _convert_samples, _mix_channels
 
 logger = logging.getLogger(__name__)
 
@@ -131,23 +132,55 @@ class AudioQueue:
             raise asyncio.QueueEmpty("AudioQueue is empty")
         return self._pop()
 
-    async def get_samples(self, num_samples: int, timeout: float = 0.1) -> PcmData:
+    def get_samples(self, num_samples: int, timeout: float = 0.1) -> QueuedAudio:
         """Remove and return exactly ``num_samples`` samples per channel.
 
         Collects across items; the unused part of the last item goes back to
-        the front. When the queue runs dry after something was collected, the
-        shorter result is returned at once; if nothing arrives within
-        ``timeout`` seconds, ``asyncio.QueueEmpty`` is raised. Items whose
-        format or channel count differ from the first one collected are
-        converted to it.
+        the front; when the queue runs dry after something was collected, the
+        result is shorter. Items whose format or channel count differ from the
+        first one collected are converted to it.
+
+        Usable at once (the guide: ``audio = queue.get_samples(num_samples=16000)``)
+        or awaited (Vision Agents: ``await queue.get_samples(...)``): see
+        :class:`QueuedAudio`. Awaited on an empty queue, it waits up to
+        ``timeout`` seconds and raises ``asyncio.QueueEmpty`` if no audio came.
 
         Raises:
             ValueError: ``num_samples`` is not positive.
-            asyncio.QueueEmpty: no audio arrived within ``timeout``.
         """
         if num_samples <= 0:
             raise ValueError(f"num_samples must be > 0, got {num_samples!r}")
-        await self._wait_for_item(timeout)
+        if self._buffer:
+            return QueuedAudio.of(self._take(num_samples))
+
+        async def wait_and_take() -> PcmData:
+            await self._wait_for_item(timeout)
+            return self._take(num_samples)
+
+        return QueuedAudio.waiting(self._sample_rate or 16000, wait_and_take)
+
+    def get_duration(self, duration_ms: float, timeout: float = 0.1) -> QueuedAudio:
+        """Like :meth:`get_samples` for ``duration_ms`` at the queue's rate.
+
+        100 ms at 16 kHz is 1600 samples. Before the first item has set the
+        rate, the read is empty (awaited: waits up to ``timeout`` for one,
+        ``asyncio.QueueEmpty`` after).
+        """
+        if not duration_ms > 0:
+            raise ValueError(f"duration_ms must be > 0, got {duration_ms!r}")
+        if self._sample_rate is not None:
+            return self.get_samples(self._samples_for(duration_ms), timeout)
+
+        async def wait_and_take() -> PcmData:
+            await self._wait_for_item(timeout)
+            return self._take(self._samples_for(duration_ms))
+
+        return QueuedAudio.waiting(16000, wait_and_take)
+
+    def _samples_for(self, duration_ms: float) -> int:
+        return max(1, round(duration_ms * (self._sample_rate or 0) / 1000))
+
+    def _take(self, num_samples: int) -> PcmData:
         first = self._buffer[0]
         parts: list[SampleArray] = []
         collected = 0
@@ -161,20 +194,6 @@ class AudioQueue:
             collected += item.num_samples
         samples = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
         return first._like(samples)
-
-    async def get_duration(self, duration_ms: float, timeout: float = 0.1) -> PcmData:
-        """Like :meth:`get_samples` for ``duration_ms`` at the queue's rate.
-
-        100 ms at 16 kHz is 1600 samples. Before the first item has set the
-        rate, waits up to ``timeout`` for one (``asyncio.QueueEmpty`` after).
-        """
-        if not duration_ms > 0:
-            raise ValueError(f"duration_ms must be > 0, got {duration_ms!r}")
-        if self._sample_rate is None:
-            await self._wait_for_item(timeout)
-        rate = self._sample_rate or 0
-        num_samples = max(1, round(duration_ms * rate / 1000))
-        return await self.get_samples(num_samples, timeout)
 
     def get_buffer_info(self) -> dict[str, Any]:
         """Snapshot of the buffer state and drop counters."""
@@ -254,6 +273,39 @@ class AudioQueue:
             )
 
 
+class QueuedAudio(PcmData):
+    """Audio read from an :class:`AudioQueue`: a PcmData at once, and awaitable.
+
+    Vision Agents' reads are coroutines (``await queue.get_duration(20)``);
+    the plugin guide calls them without ``await``. Both work: without
+    ``await`` this is what was queued (empty if nothing was); awaiting it
+    gives the same audio, or, for a read that found the queue empty, waits
+    for audio as the coroutine did. Nothing is left "never awaited".
+    """
+
+    _pending: Callable[[], Awaitable[PcmData]] | None = None
+
+    @classmethod
+    def of(cls, pcm: PcmData) -> QueuedAudio:
+        """``pcm`` as a read that is already complete."""
+        out = cls.__new__(cls)
+        out.__dict__.update(pcm.__dict__)
+        return out
+
+    @classmethod
+    def waiting(cls, sample_rate: int,
+                read: Callable[[], Awaitable[PcmData]]) -> QueuedAudio:
+        """An empty read that, awaited, waits with ``read()``."""
+        out = cls(sample_rate, AudioFormat.S16)
+        out._pending = read
+        return out
+
+    def __await__(self) -> Generator[Any, None, PcmData]:
+        if self._pending is None:
+            return self
+        return (yield from self._pending().__await__())
+
+
 def _resolve_limit(buffer_limit_ms: float | None, max_duration_ms: float | None) -> float:
     if buffer_limit_ms is None and max_duration_ms is None:
         raise TypeError("AudioQueue needs buffer_limit_ms (or its alias max_duration_ms)")
@@ -271,5 +323,5 @@ def _resolve_limit(buffer_limit_ms: float | None, max_duration_ms: float | None)
 
 def _conform(item: PcmData, like: PcmData) -> SampleArray:
     """``item``'s samples in ``like``'s format and channel count."""
-    samples = convert_samples(item.samples, like.format)
-    return mix_channels(samples, item.channels, like.channels)
+    samples = _convert_samples(item.samples, like.format)
+    return _mix_channels(samples, item.channels, like.channels)

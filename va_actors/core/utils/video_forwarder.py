@@ -21,7 +21,8 @@ from va_actors.core.video.track import VideoTrackClosedError
 if TYPE_CHECKING:
     import av  # imported lazily at run time: see va_actors.core.video.frame
 
-__all__ = ["FrameHandler", "FrameSource", "HandlerRemoval", "HandlerStats", "VideoForwarder"]
+__all__ = ["FrameHandler", "FrameSource", "HandlerRemoval", "HandlerStats", "Started",
+           "VideoForwarder"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,23 @@ class HandlerRemoval:
         yield  # pragma: no cover - makes this a generator
 
 
+class Started:
+    """What :meth:`VideoForwarder.start` returns: nothing to wait for, but awaitable.
+
+    ``start()`` works at once; the guide writes ``await forwarder.start()``,
+    and that works too.
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+    def __repr__(self) -> str:
+        return "Started()"
+
+
 class _Handler:
     """One registered callback with its own slot, throttle, task and counters."""
 
@@ -184,6 +202,10 @@ class VideoForwarder:
 
     ``max_buffer`` is accepted for API compatibility with Vision Agents; frames
     are not queued here, each handler holds at most one pending frame.
+
+    ``shared=True`` marks a forwarder that belongs to someone else (the
+    runtime hands plugins one as ``shared_forwarder``): a plugin removes its
+    handlers from it but does not stop it.
     """
 
     def __init__(
@@ -193,6 +215,7 @@ class VideoForwarder:
         max_buffer: int = 10,
         fps: float = 30,
         name: str = "video-forwarder",
+        shared: bool = False,
     ) -> None:
         if isinstance(fps, bool) or not isinstance(fps, int | float) or not fps > 0:
             raise ValueError(f"fps must be a positive number, got {fps!r}")
@@ -202,6 +225,8 @@ class VideoForwarder:
         self.max_buffer = max_buffer
         self.fps = fps
         self.name = name
+        self.shared = shared
+        """True when the forwarder is someone else's: plugins must not stop it."""
         self._handlers: list[_Handler] = []
         self._producer: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -223,10 +248,18 @@ class VideoForwarder:
         """True between :meth:`start` and the forwarder stopping."""
         return self._running
 
-    def start(self) -> None:
-        """Start reading the input track (needs a running event loop); idempotent."""
+    @property
+    def _shared(self) -> bool:
+        # The name Vision Agents plugin code reads (the guide's VLM close()).
+        return self.shared
+
+    def start(self) -> Started:
+        """Start reading the input track (needs a running event loop); idempotent.
+
+        Starts at once; the result may be awaited (``await forwarder.start()``).
+        """
         if self._running:
-            return
+            return Started()
         loop = asyncio.get_running_loop()
         self._running = True
         self._stopped.clear()
@@ -235,6 +268,7 @@ class VideoForwarder:
         for handler in self._handlers:
             self._spawn(handler)
         logger.debug("%s started with %d handler(s)", self.name, len(self._handlers))
+        return Started()
 
     async def stop(self) -> None:
         """Stop reading and cancel the handler tasks; handlers stay registered."""
@@ -274,11 +308,12 @@ class VideoForwarder:
         *,
         fps: float | None = None,
         name: str | None = None,
-    ) -> None:
+    ) -> FrameHandler:
         """Register ``on_frame`` at ``fps`` (default and maximum: the forwarder's).
 
         Starts the forwarder if it is not running. Registering a callback again
-        updates its fps and name.
+        updates its fps and name. Returns ``on_frame``, which
+        :meth:`remove_frame_handler` takes (the guide keeps it as a handler id).
         """
         rate = self.fps if fps is None else fps
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
@@ -289,13 +324,14 @@ class VideoForwarder:
         if existing is not None:
             existing.fps = rate
             existing.name = name or existing.name
-            return
+            return on_frame
         handler = _Handler(on_frame, self._unique_name(name or _default_name(on_frame)), rate)
         self._handlers.append(handler)
         if self._running:
             self._spawn(handler)
         else:
             self.start()
+        return on_frame
 
     def remove_frame_handler(self, on_frame: FrameHandler) -> HandlerRemoval:
         """Unregister ``on_frame``; the result is false if it was not registered.

@@ -87,6 +87,8 @@ class SupervisorDefaults:
         memory_limit_mb: RSS above this is killed and restarted (0 = no limit).
         shutdown_deadline_s: time an actor gets to stop before SIGTERM/SIGKILL.
         start_timeout_s: time an actor gets to report ready.
+        warm_spares: processes kept ready with the plugin imported, built and
+            started, taken by a restart instead of a cold start (0: none).
     """
 
     restart: RestartMode = RestartMode.ON_FAILURE
@@ -100,6 +102,7 @@ class SupervisorDefaults:
     memory_limit_mb: int = 0
     shutdown_deadline_s: float = 3.0
     start_timeout_s: float = 60.0
+    warm_spares: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,10 @@ class ActorConfig:
     environment: Environment | None = None
     outputs: tuple[str, ...] = ()
     line: int = 1
+
+    def host_python(self, default: str) -> str:
+        """The interpreter of this actor's host: its environment's, else ``default``."""
+        return default if self.environment is None else str(self.environment.python)
 
     @property
     def dispatcher(self) -> str | None:

@@ -17,6 +17,7 @@ from va_actors.runtime import env_refs
 from va_actors.runtime.config.checker import Checker, Number, did_you_mean, short, toml_type
 from va_actors.runtime.config.lines import PathKey
 from va_actors.runtime.config.settings import GiveUpPolicy, RestartMode, SupervisorDefaults
+from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
 
 __all__ = [
     "ACTOR_KEYS",
@@ -46,6 +47,7 @@ _SUPERVISOR_NUMBERS: dict[str, Number] = {
     "memory_limit_mb": Number(int, 0),
     "shutdown_deadline_s": Number(float, 0),
     "start_timeout_s": Number(float, 0, inclusive=False),
+    "warm_spares": Number(int, 0),
 }
 
 SUPERVISOR_KEYS: tuple[str, ...] = ("restart", *_SUPERVISOR_NUMBERS)
@@ -147,7 +149,8 @@ def params_table(chk: Checker, parent: Mapping[str, Any], path: PathKey,
     """The actor's params; references may name its ``env`` table's variables too."""
     table = chk.table(parent, "params", path, what)
     params = dict(table or {})
-    environ = {**os.environ, **env}
+    # VA_SESSION_ID is always given to actors (va_actors.runtime.session_vars).
+    environ = {**os.environ, SESSION_ID: RUN_SESSION, **env}
     for key, value in params.items():
         kind = _plain_data(value)
         if kind is not None:

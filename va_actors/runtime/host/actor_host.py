@@ -62,6 +62,7 @@ from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.host.control import SHUTDOWN_DEADLINE_S, ControlThread, LagProbe
 from va_actors.runtime.host.inputs import Inputs
 from va_actors.runtime.host.output import BindError, Output, Publishable
+from va_actors.runtime.host.warm import Prepared
 from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.work import WorkLink
 from va_actors.wire.messages import InputRef
@@ -71,6 +72,8 @@ __all__ = ["ActorHost", "ConfigError"]
 logger = logging.getLogger("va_actors.runtime.host")
 
 _HOUSEKEEPING_S = 0.1
+RECONNECT_IVL_MS = 10
+RECONNECT_IVL_MAX_MS = 200
 
 
 class ConfigError(Exception):
@@ -84,8 +87,10 @@ class ActorHost:
     :meth:`wait_started`, :meth:`spawn` and :meth:`fail`.
     """
 
-    def __init__(self, spec: ActorSpec, *, parent_pid: int | None = None) -> None:
+    def __init__(self, spec: ActorSpec, *, parent_pid: int | None = None,
+                 prepared: Prepared | None = None) -> None:
         self.spec = spec
+        self._prepared = prepared
         self.actor = spec.actor
         self.instance = spec.instance
         self.category = spec.category
@@ -245,24 +250,19 @@ class ActorHost:
             self._bind_output()
             assert self.spec.work_endpoint is not None
             self._driver = Dispatcher(self, self.spec.work_endpoint)
+        elif self._prepared is not None and self._prepared.driver is not None:
+            await self._serve_prepared(self._prepared, self._prepared.driver)
         else:
             driver_class, plugin_class = self._load()
             self._send_hello(self._output_topics(driver_class, plugin_class))
-            try:
-                params = env_refs.expand(self.spec.params, os.environ)
-            except ValueError as exc:  # unset or malformed: the values are not logged
-                raise ConfigError(f"cannot create {self.spec.plugin}: params: {exc}") from exc
-            try:
-                plugin = plugin_class(**params)
-            except Exception as exc:
-                raise ConfigError(f"cannot create {self.spec.plugin} with params "
-                                  f"{sorted(self.spec.params)}: {type(exc).__name__}: "
-                                  f"{exc}") from exc
+            plugin = self._create(plugin_class)
             self._ctx = zmq.Context()
             self._bind_output()
             self._driver = driver_class(self, plugin)
-        await self._driver.start()
-        self._driver_started = True
+        assert self._driver is not None
+        if not self._driver_started:
+            await self._driver.start()
+            self._driver_started = True
         self._connect_inputs()
         await self._ready.wait()
         self.state = "ready"
@@ -273,7 +273,47 @@ class ActorHost:
         self.spawn(self._driver.run(), "run")
         await self._fatal  # only a host failure ends serving; shutdown cancels this
 
+    async def _serve_prepared(self, prepared: Prepared, driver: drivers.Driver) -> None:
+        """A warm host: the plugin is built and started; bind, then hand its output over."""
+        self._check_prepared(prepared)
+        self._send_hello(self._output_topics(prepared.driver_class, prepared.plugin_class))
+        self._ctx = zmq.Context()
+        self._bind_output()
+        self._driver = driver
+        driver.host = self  # the proxy keeps forwarding for what captured it
+        prepared.proxy.attach(self)
+        self._driver_started = True
+        if self._epoch > 0:  # warmed in epoch 0; the session has moved on
+            await driver.on_epoch(self._epoch)
+
+    def _check_prepared(self, prepared: Prepared) -> None:
+        warm, spec = prepared.spec, self.spec
+        if (warm.actor, warm.plugin, warm.params) != (spec.actor, spec.plugin, spec.params):
+            raise ConfigError(f"warm host prepared {warm.plugin!r} for {warm.actor!r}, but "
+                              f"was assigned {spec.plugin!r} for {spec.actor!r}")
+        self.category = warm.category or self.category
+
+    def _create(self, plugin_class: type) -> Any:
+        os.environ.update(self.spec.env)  # session variables, before the params name them
+        try:
+            params = env_refs.expand(self.spec.params, os.environ)
+        except ValueError as exc:  # unset or malformed: the values are not logged
+            raise ConfigError(f"cannot create {self.spec.plugin}: params: {exc}") from exc
+        try:
+            return plugin_class(**params)
+        except Exception as exc:
+            raise ConfigError(f"cannot create {self.spec.plugin} with params "
+                              f"{sorted(self.spec.params)}: {type(exc).__name__}: "
+                              f"{exc}") from exc
+
+    def adopt(self, tasks: set[asyncio.Task[Any]]) -> None:
+        """Track tasks a warm plugin started before this host existed (cancelled at exit)."""
+        self._tasks.update(t for t in tasks if not t.done())
+
     def _load(self) -> tuple[type[drivers.Driver], type[Any]]:
+        if self._prepared is not None:  # a session-specific warm host: imported already
+            self.category = self._prepared.spec.category or self.category
+            return self._prepared.driver_class, self._prepared.plugin_class
         spec = self.spec
         try:
             cls = plugins.resolve(spec.plugin, [spec.pipeline_dir] if spec.pipeline_dir else [])
@@ -345,6 +385,10 @@ class ActorHost:
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self._hwm())
+        # A restarted producer binds the same endpoint again: retry at 10 ms, not
+        # ZeroMQ's 100 ms, doubling to 200 ms for one that stays away.
+        sub.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         endpoints: dict[str, None] = {}
         for spec_input in self.spec.inputs:
             sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())

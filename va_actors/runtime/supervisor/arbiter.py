@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,11 @@ from va_actors.runtime.categories import info
 from va_actors.runtime.config import GiveUpPolicy, InputOptions, PipelineConfig
 from va_actors.runtime.exits import EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.services import ServiceError, Services
+from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
 from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
 from va_actors.runtime.supervisor.follower import SessionFollower
 from va_actors.runtime.supervisor.metrics import metrics_snapshot
+from va_actors.runtime.supervisor.pool import WarmPool
 from va_actors.runtime.supervisor.status import FINAL, PipelineStatus, State
 from va_actors.runtime.supervisor.topology import (
     expected_subscribers,
@@ -84,15 +87,29 @@ class Supervisor:
             pipeline's ``run_dir`` setting, else a fresh private directory.
         metrics_interval_s: how often ``sys.metrics`` is published.
         python: interpreter that runs the actor hosts.
+        session: the session id when this is one session of ``va-launch serve``.
+        pool: warm spares shared with other sessions (else the supervisor keeps
+            its own for actors with ``warm_spares``).
+        env: session variables every actor gets (``VA_SESSION_ID``, ...).
+        services: start the ``[[service]]``s (False: someone else runs them,
+            shared by every session).
+        on_latency: told each turn's voice-to-voice record as it arrives.
     """
 
     def __init__(self, config: PipelineConfig, *, run_dir: str | os.PathLike[str] | None = None,
-                 metrics_interval_s: float = 1.0, python: str = sys.executable) -> None:
+                 metrics_interval_s: float = 1.0, python: str = sys.executable,
+                 session: str | None = None, pool: WarmPool | None = None,
+                 env: Mapping[str, str] | None = None, services: bool = True,
+                 on_latency: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self.config = config
+        self.session = session
         chosen = run_dir if run_dir is not None else config.run_dir
         self._requested_dir = Path(chosen) if chosen is not None else None
         self._metrics_interval = metrics_interval_s
-        self._launch = Launch(python=python, cwd=config.directory)
+        self._python = python
+        self._own_pool = pool is None and any(a.supervisor.warm_spares for a in config.actors)
+        session_env = {SESSION_ID: session or RUN_SESSION, **(env or {})}
+        self._launch = Launch(python=python, cwd=config.directory, pool=pool, env=session_env)
         self._run_dir: Path | None = None
         self._watchers: dict[str, Watcher] = {}
         self._work_endpoints: dict[str, str] = {}
@@ -114,13 +131,14 @@ class Supervisor:
         self._loop_lag_ms = 0.0
         self._self_ps = psutil.Process()
         self._manifest: rundir.Manifest | None = None
-        self._services = Services(config.services, on_state=self._publish_service_state,
+        self._services = Services(config.services if services else (),
+                                  on_state=self._publish_service_state,
                                   on_lost=self._on_service_lost, python=python,
                                   cwd=config.directory)
         self._follower = SessionFollower(
             self.bump_epoch, self.request_stop,
             sources=[name for actor in config.actors if not actor.inputs
-                     for name in actor.instances])
+                     for name in actor.instances], on_latency=on_latency)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -261,7 +279,10 @@ class Supervisor:
             options = actor.input_options.get(topic) or InputOptions()
             inputs.append(InputSpec(
                 topic, [] if replica else self._endpoints_of(producer),
-                epoch_bound=info(self.config.actor(producer).category).agent,
+                # Turns are the user's side even from a Realtime actor: the turn
+                # that causes a bump must not be dropped for the epoch it ended.
+                epoch_bound=info(self.config.actor(producer).category).agent
+                and not topic.endswith(".turn"),
                 # The dispatcher paces frames for all replicas; each replica
                 # still checks the staleness bound when it takes an item.
                 fps=None if replica else options.fps, max_age_ms=options.max_age_ms))
@@ -278,6 +299,7 @@ class Supervisor:
             heartbeat_interval_s=actor.supervisor.heartbeat_interval_s, epoch=self._epoch,
             pipeline_dir=str(self.config.directory), log_level=_log_level(),
             work_endpoint=self._work_endpoints.get(actor.name), max_inflight=actor.max_inflight,
+            env=dict(self._launch.env),
         )
 
     def state_changed(self, watcher: Watcher, reason: str, extra: dict[str, Any]) -> None:
@@ -312,8 +334,14 @@ class Supervisor:
     # -- preparation ------------------------------------------------------------------------
     def _prepare(self) -> None:
         rundir.prune_stale()
-        run_dir = rundir.create_run_dir(self.config.name, path=self._requested_dir)
+        run_dir = rundir.create_run_dir(self.config.name, path=self._requested_dir,
+                                        session=self.session)
         self._run_dir = run_dir
+        if self._own_pool:
+            pool = WarmPool(self._python, self.config.directory, run_dir, _log_level())
+            for actor in self.config.actors:
+                pool.want(actor, actor.supervisor.warm_spares)
+            self._launch = dataclasses.replace(self._launch, pool=pool)
         self._sys_pub = rundir.endpoint(run_dir, rundir.SYS_PUB_NAME)
         self._sys_pull = rundir.endpoint(run_dir, rundir.SYS_PULL_NAME)
         for actor in self.config.actors:
@@ -338,7 +366,8 @@ class Supervisor:
         self._pub.bind(self._sys_pub)
         self._manifest = rundir.Manifest(
             pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
-            run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull)
+            run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
+            session=self.session)
         self._write_manifest()
 
     def _spawn_tasks(self) -> None:
@@ -382,6 +411,8 @@ class Supervisor:
         self._started.set()
         logger.info("pipeline %r started: %d/%d instances running", self.config.name,
                     len(ready), len(self._watchers))
+        if self._own_pool and self._launch.pool is not None:
+            self._launch.pool.start()  # spares for restarts, once the start-up is paid
 
     def _not_ready(self) -> str:
         waiting = [f"{w.name} ({w.state})" for w in self._watchers.values()
@@ -525,6 +556,8 @@ class Supervisor:
             task.cancel()
         await asyncio.gather(*self._tasks, *watch_tasks, return_exceptions=True)
         await self._follower.close()
+        if self._own_pool and self._launch.pool is not None:
+            await self._launch.pool.close()
         await self._services.stop()
         if self._pub is not None:
             self._pub.close(0)

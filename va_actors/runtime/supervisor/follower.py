@@ -50,11 +50,15 @@ class SessionFollower:
         bump_epoch: start a new epoch, given the reason.
         request_stop: stop the pipeline, given the reason.
         sources: instance names of the source actors (no inputs).
+        on_latency: told every turn's latency record (total_ms, user_text,
+            segments_ms) as it arrives (``va-launch serve``'s histograms).
     """
 
     def __init__(self, bump_epoch: Callable[[str], int], request_stop: Callable[[str], None],
-                 sources: Iterable[str]) -> None:
+                 sources: Iterable[str],
+                 on_latency: Callable[[Mapping[str, Any]], None] | None = None) -> None:
         self._bump_epoch = bump_epoch
+        self._on_latency = on_latency
         self._request_stop = request_stop
         self._sources = set(sources)
         self._playing: dict[str, bool] = {}
@@ -159,10 +163,13 @@ class SessionFollower:
             return
         total, segments = data.get("total_ms"), data.get("segments_ms")
         if isinstance(total, int | float) and isinstance(segments, Mapping):
-            self._latency.append({
+            record = {
                 "total_ms": float(total), "user_text": str(data.get("user_text") or ""),
                 "segments_ms": {str(k): float(v) for k, v in segments.items()
-                                if isinstance(v, int | float)}})
+                                if isinstance(v, int | float)}}
+            self._latency.append(record)
+            if self._on_latency is not None:
+                self._on_latency(record)
 
     async def _stop_when_drained(self) -> None:
         """Stop once no sink has played for DRAIN_QUIET_S (at most DRAIN_MAX_S)."""

@@ -48,6 +48,8 @@ class InstanceStatus:
     heartbeat_age_s: float | None = None
     work: dict[str, Any] = field(default_factory=dict)
     """Replicated actors: a dispatcher's per-replica figures, a replica's items."""
+    warm_starts: int = 0
+    """Incarnations taken from the warm pool instead of started cold."""
 
     @property
     def drops_total(self) -> int:

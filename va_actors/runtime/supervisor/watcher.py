@@ -14,7 +14,8 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,8 +23,10 @@ import psutil
 
 from va_actors.runtime import env_refs
 from va_actors.runtime.config import ActorConfig
+from va_actors.runtime.lifeline import child_env
 from va_actors.runtime.policy import Action, RestartPolicy, RestartTracker
 from va_actors.runtime.spec import ActorSpec
+from va_actors.runtime.supervisor.pool import WarmPool
 from va_actors.runtime.supervisor.status import InstanceStatus, State, heartbeat_counters
 
 __all__ = ["TERM_GRACE_S", "Launch", "Overseer", "Watcher"]
@@ -60,20 +63,24 @@ class Overseer(Protocol):
 
 @dataclass(frozen=True)
 class Launch:
-    """How instance processes are started: interpreter and working directory.
+    """How instance processes are started.
 
-    ``python`` runs every host whose actor has no environment of its own (and
-    every dispatcher, which never imports the plugin).
+    Attributes:
+        python: interpreter of the hosts whose actor has no environment of its
+            own (and of every dispatcher, which never imports the plugin).
+        cwd: their working directory (the pipeline file's).
+        pool: warm spares to take instead of starting a process cold.
+        env: session variables every spec carries (``VA_SESSION_ID``, ...).
     """
 
     python: str
     cwd: Path
+    pool: WarmPool | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def interpreter(self, actor: ActorConfig, *, dispatcher: bool = False) -> str:
         """The interpreter that runs ``actor``'s host: its environment's, or ours."""
-        if actor.environment is None or dispatcher:
-            return self.python
-        return str(actor.environment.python)
+        return self.python if dispatcher else actor.host_python(self.python)
 
 
 class Watcher:
@@ -105,6 +112,8 @@ class Watcher:
         self.cpu_percent = 0.0
         self.rss = 0
         self.stopping = False
+        self.warm_starts = 0
+        """Incarnations that came from the warm pool."""
         self._overseer = overseer
         self._launch = launch
         self._ps: psutil.Process | None = None
@@ -157,7 +166,7 @@ class Watcher:
             loop_lag_ms=float(beat.get("loop_lag_ms") or 0.0),
             queue=dict(beat.get("queue") or {}),
             heartbeat_age_s=round(now - self.last_seen, 3) if self.alive else None,
-            work=dict(beat.get("work") or {}),
+            work=dict(beat.get("work") or {}), warm_starts=self.warm_starts,
         )
 
     # -- life -----------------------------------------------------------------------------
@@ -189,17 +198,24 @@ class Watcher:
 
     async def _spawn(self) -> None:
         self._overseer.spec_for(self).write(self.spec_path)
-        env = {**os.environ, **env_refs.expand(self.actor.env, os.environ)}
         self._kill_reason = ""
         self.exit_code = None
-        self.proc = await asyncio.create_subprocess_exec(
-            self._launch.interpreter(self.actor, dispatcher=self.dispatcher),
-            "-m", "va_actors.runtime.host", str(self.spec_path),
-            env=env, stdin=asyncio.subprocess.DEVNULL, cwd=self._launch.cwd,
-            # Own process group: a terminal's Ctrl-C reaches only the supervisor,
-            # which then stops actors in order; killpg also takes an actor's helpers.
-            process_group=0,
-        )
+        pool = self._launch.pool
+        spare = pool.take(self.actor) if pool is not None and not self.dispatcher else None
+        if spare is not None:
+            await spare.assign(self.spec_path)
+            self.proc = spare.proc
+            self.warm_starts += 1
+        else:
+            env = child_env({**os.environ, **env_refs.expand(self.actor.env, os.environ)})
+            self.proc = await asyncio.create_subprocess_exec(
+                self._launch.interpreter(self.actor, dispatcher=self.dispatcher),
+                "-m", "va_actors.runtime.host", str(self.spec_path),
+                env=env, stdin=asyncio.subprocess.DEVNULL, cwd=self._launch.cwd,
+                # Own process group: a terminal's Ctrl-C reaches only the supervisor,
+                # which then stops actors in order; killpg also takes an actor's helpers.
+                process_group=0,
+            )
         now = time.monotonic()
         self.spawned_at = self.last_seen = now
         self.tracker.started(now)
@@ -208,7 +224,8 @@ class Watcher:
             self._ps = psutil.Process(self.proc.pid)
             self._ps.cpu_percent(None)  # the first call only sets the baseline
         where = self.actor.environment
-        logger.info("started %s (pid %d)%s; extra env: %s", self.name, self.proc.pid,
+        logger.info("started %s (pid %d%s)%s; extra env: %s", self.name, self.proc.pid,
+                    ", warm" if spare is not None else "",
                     f" in {where.describe()}" if where and not self.dispatcher else "",
                     ", ".join(sorted(self.actor.env)) or "none")
         self.set_state(State.STARTING)

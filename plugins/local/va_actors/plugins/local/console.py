@@ -7,6 +7,9 @@ Feed it the conversation's topics; it recognises each by what it carries::
     plugin = "va_actors.plugins.local.console:Console"
     inputs = ["turn.turn", "stt.transcript", "llm.text", "tts.audio", "speaker.playback"]
 
+or, for a speech-to-speech actor, ``["agent.turn", "agent.transcript", "agent.audio",
+"speaker.playback"]`` (both sides' transcripts come on ``agent.transcript``).
+
 It prints ``user:`` / ``agent:`` lines and, when the agent's reply starts
 playing, a ``voice-to-voice`` line split into contiguous segments; the same
 figures are published as :class:`TurnLatencyEvent` on ``<name>.metrics`` (see
@@ -67,9 +70,14 @@ class Console(Node):
             self._say(f"[{msg.source}] {text}")
 
     def _on_text(self, msg: Inbound, text: str) -> None:
-        self._tracker.text(msg.ts_ns, msg.fields.get("response_id"))
+        # Agent text on a transcript stream is a speech-to-speech model's own
+        # transcript of what it says (a Realtime actor), not an LLM's reply.
+        speech_model = msg.topic.partition(".")[2] == "transcript"
+        self._tracker.text(msg.ts_ns, msg.fields.get("response_id"), speech_model=speech_model)
         if msg.fields.get("final"):
-            cut = " (superseded)" if msg.fields.get("interrupted") else ""
+            cut = ""
+            if msg.fields.get("interrupted"):
+                cut = " (cut off: what the user heard)" if speech_model else " (superseded)"
             self._say(f"agent: {text}{cut}")
 
     def _on_playback(self, msg: Inbound, event: AudioPlaybackEvent) -> None:

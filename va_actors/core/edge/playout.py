@@ -1,9 +1,10 @@
-"""The speaker model behind the sinks: a playout buffer that knows what was heard.
+"""The speaker model behind every edge: a playout buffer that knows what was heard.
 
-Pure bookkeeping, no clock and no I/O: the sink decides when samples are
-played (:meth:`Playout.take`), this module tracks which reply and which
-sentence every buffered sample belongs to, so a sink can say at any moment
-how much of a reply the user has heard and which words that covered.
+Pure bookkeeping, no clock and no I/O: the edge (a WAV file, a sound card, a
+WebRTC peer) decides when samples are played (:meth:`Playout.take`); this
+module tracks which reply and which sentence every buffered sample belongs
+to, so the edge can say at any moment how much of a reply the user has heard
+and which words that covered.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ class Sentence:
 
     def heard_words(self) -> list[str]:
         """Words heard: all once fully played, else the played share of them (rounded down)."""
+        return self.words_within(self.played)
+
+    def words_within(self, samples: int) -> list[str]:
+        """Words spoken in its first ``samples``: all of them, or that share (rounded down)."""
         words = self.text.split()
-        if self.played >= self.total:
+        if samples >= self.total:
             return words
-        return words[: len(words) * self.played // self.total]
+        return words[: len(words) * max(0, samples) // self.total]
 
 
 @dataclass(eq=False)
@@ -57,6 +62,22 @@ class Reply:
                 break
         return " ".join(words)
 
+    def text_within(self, samples: int) -> str:
+        """The words of the reply's first ``samples`` of audio.
+
+        Sentences count in order with all the audio received of them, the
+        last one reached in proportion. For a client that reports how much
+        it played (a Realtime ``conversation.item.truncate``) rather than a
+        speaker that played it here.
+        """
+        words: list[str] = []
+        for sentence in self.sentences:
+            if samples <= 0:
+                break
+            words += sentence.words_within(samples)
+            samples -= sentence.total
+        return " ".join(words)
+
 
 @dataclass(eq=False)
 class _Piece:
@@ -76,7 +97,9 @@ class Playout:
     Chunks are added with their epoch and the header fields a TTS sets:
     ``response_id`` (which reply) and ``text`` (the sentence it speaks; on
     every chunk of the sentence or only on its first one) or ``synthesis_id``
-    (tells sentences apart even when their text repeats). Beyond
+    (tells sentences apart even when their text repeats; a later chunk of the
+    same synthesis with a longer ``text`` extends it, as a streamed transcript
+    does). Beyond
     ``max_samples`` the oldest chunks are dropped.
     """
 
@@ -176,7 +199,9 @@ class Playout:
             # No text: the chunk continues the sentence it follows.
             key = last.key if last is not None else ("untitled",)
         if last is not None and last.key == key:
-            if text and not last.text:
+            if text and len(text) > len(last.text):
+                # A synthesis whose text streams in (a realtime model's transcript
+                # grows with its audio): the latest, longest text counts.
                 last.text = text
             return last
         sentence = Sentence(key, text or "")

@@ -1,0 +1,2 @@
+if not api_key:
+    raise ValueError("API key required")

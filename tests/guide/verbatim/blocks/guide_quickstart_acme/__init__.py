@@ -1,0 +1,3 @@
+from .stt import STT
+
+__all__ = ["STT"]
