@@ -141,7 +141,7 @@ def outbound_video_track() -> Any:
     """An aiortc video track the SDK reads: frames put with ``put(av_frame)``, newest wins."""
     import aiortc  # comes with getstream[webrtc]
 
-    class _Track(aiortc.VideoStreamTrack):  # type: ignore[misc]
+    class _Track(aiortc.VideoStreamTrack):
         kind = "video"
 
         def __init__(self) -> None:

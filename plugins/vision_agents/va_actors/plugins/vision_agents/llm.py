@@ -42,9 +42,10 @@ class VisionAgentsLLM(llm.LLM):
         super().__init__(provider_name=getattr(self.va, "provider_name", None)
                          or self.va_class.__name__, instructions=instructions)
 
-    def set_instructions(self, instructions: str, base_dir: str | Path | None = None) -> None:
+    def set_instructions(self, instructions: str, base_dir: str | Path | None = None, *,
+                         expand_references: bool = True) -> None:
         """Ours, then the Vision Agents instance gets the expanded text."""
-        super().set_instructions(instructions, base_dir)
+        super().set_instructions(instructions, base_dir, expand_references=expand_references)
         self.va.set_instructions(self.instructions)
 
     async def start(self) -> None:
