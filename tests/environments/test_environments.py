@@ -5,6 +5,8 @@ is one clear error naming the actor and the environment, and nothing starts."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -32,6 +34,25 @@ class WhereAmI(Node):
         await ctx.wait_started()
         ctx.publish("text", f"prefix={sys.prefix}", final=True)
         ctx.publish("events", SourceFinishedEvent(source="where"))
+'''
+
+STAYING = '''
+import asyncio
+import os
+import sys
+
+from va_actors.core.node import Node, NodeContext
+
+
+class WhereAmI(Node):
+    """Says which interpreter runs it (and its pid), then stays."""
+
+    outputs = ("text",)
+
+    async def run(self, ctx: NodeContext) -> None:
+        await ctx.wait_started()
+        ctx.publish("text", f"prefix={sys.prefix} pid={os.getpid()}", final=True)
+        await asyncio.Event().wait()
 '''
 
 BROKEN = '''
@@ -184,3 +205,31 @@ async def test_the_actor_runs_on_its_environments_interpreter(tmp_path: Path, li
         lines = await until(lambda: [r for r in read_jsonl(record) if "text" in r], 30,
                             "the reporter's line")
     assert lines[0]["text"] == f"prefix={light_env / '.venv'}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_a_warm_spare_of_an_actor_with_its_own_environment_runs_there(
+        tmp_path: Path, light_env: Path) -> None:
+    (tmp_path / "staying.py").write_text(STAYING)
+    record = tmp_path / "out.jsonl"
+    path = _pipeline(tmp_path, f'plugin = "staying:WhereAmI"\nenvironment = "{light_env}"\n'
+                               "warm_spares = 1", record=record)
+    config = await asyncio.to_thread(load_pipeline, path)
+    async with supervised(config, tmp_path / "run", start_timeout_s=60) as (sup, _):
+        pool = sup._launch.pool
+        assert pool is not None
+        pool.refill_cpu_percent = 101.0  # refill at once: the machine may be busy
+        where = sup.config.actor("where")
+        await until(lambda: pool.ready(where) == 1, 60, "a warm spare of the actor")
+        first = sup.pid_of("where")
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        lines = await until(lambda: [r["text"] for r in read_jsonl(record) if "text" in r][1:],
+                            30, "the restarted actor's line")
+        status = next(i for i in sup.status().instances if i.instance == "where")
+        assert status.warm_starts == 1  # the restart took the spare
+    # The spare, like the cold start before it, ran on the environment's interpreter.
+    prefix = f"prefix={light_env / '.venv'} pid="
+    assert lines[0].startswith(prefix), lines
+    assert lines[0] != f"{prefix}{first}"  # a new process: the spare
