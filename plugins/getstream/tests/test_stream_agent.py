@@ -45,6 +45,9 @@ def _variant(tmp_path: Path) -> tuple[Path, Path]:
     env = (f'env = {{ PYTHONPATH = "{HERE / "sdk_double"}", STREAM_DOUBLE_SCRIPT = "{script}", '
            f'STREAM_DOUBLE_RECORD = "{record}" }}')
     text = pipeline_copy_text(LAUNCH).replace("18765", str(_free_port()))
+    # A short answer: it is played into the call in real time, and the test waits for it.
+    assert "max_tokens = 60" in text
+    text = text.replace("max_tokens = 60", "max_tokens = 24")
     anchor = f'environment = "{REPO / "launch" / "envs" / "stream"}"'
     assert anchor in text
     path = tmp_path / "stream_agent.toml"
@@ -57,6 +60,22 @@ def _until(condition: Any, timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+class _Answered:
+    """True once more than a second of agent audio reached the call and then
+    none came for ``quiet_s`` (the answer has been played)."""
+
+    def __init__(self, pcm: Path, quiet_s: float = 3.0) -> None:
+        self.pcm, self.quiet_s = pcm, quiet_s
+        self._size, self._since = 0, time.monotonic()
+
+    def __call__(self) -> bool:
+        size = self.pcm.stat().st_size if self.pcm.exists() else 0
+        now = time.monotonic()
+        if size != self._size:
+            self._size, self._since = size, now
+        return size > 48000 * 2 and now - self._since >= self.quiet_s
 
 
 def _transcribe_48k(raw: bytes, path: Path) -> str:
@@ -84,8 +103,12 @@ def test_a_participant_in_the_call_gets_a_spoken_answer(tmp_path: Path) -> None:
                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     launcher = psutil.Process(proc.pid)
     try:
-        _until(lambda: any(e["what"] == "leave" for e in read_jsonl(record))
-               or proc.poll() is not None, 360, "the call to end")
+        # Stop once the agent's answer has been played into the call (the call's own
+        # end, 30 s in, is the upper bound); the edge must then leave the call.
+        answered = _Answered(record.parent / (record.name + ".pcm"))
+        _until(lambda: answered() or proc.poll() is not None
+               or any(e["what"] == "leave" for e in read_jsonl(record)), 360,
+               "the agent's answer in the call")
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     finally:
@@ -99,6 +122,7 @@ def test_a_participant_in_the_call_gets_a_spoken_answer(tmp_path: Path) -> None:
     calls = read_jsonl(record)
     whats = [e["what"] for e in calls]
     assert whats[:5] == ["client", "upsert_users", "get_or_create", "join", "add_tracks"], whats
+    assert "leave" in whats, whats  # left the call cleanly on the way out
     assert calls[3]["call"] == "default:va-actors-demo"
     assert "test-secret" not in log and "test-key" not in log  # credentials never logged
     users = [line for line in log.splitlines() if line.startswith("user:")]
