@@ -16,6 +16,14 @@ imports, plugin constructed, handshake). Restart: SIGKILL -> ``running`` again
 (the first restart is immediate by policy, so this is the re-spawn cost).
 RSS: after 2 s idle, psutil. The environments are synced before timing
 (a first sync is reported separately: it is a one-off download).
+
+    .venv/bin/python -m bench.environments --first-sync
+
+times what a fresh clone's first run pays instead: ``uv sync`` of each shipped
+environment (the bootstrapped uv, as va-launch runs it) into a new
+environment, once with an empty uv cache (every package downloaded from the
+registry) and once from the shared cache, with the size of what was fetched
+(unpacked, as uv caches it).
 """
 
 from __future__ import annotations
@@ -141,6 +149,45 @@ def sdk_imports(runs: int) -> list[str]:
     return lines
 
 
+ENVIRONMENTS = ("stream", "vision-agents")
+
+
+def _tree_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()
+               ) / MB
+
+
+def first_syncs() -> list[str]:
+    """Seconds (and MB fetched) for a first ``uv sync`` of each shipped environment."""
+    import subprocess
+    import sys
+
+    from va_actors.runtime.environments import find_uv
+
+    uv = str(find_uv())
+    lines = [f"{'first sync':<44} {'empty cache s':>14} {'unpacked MB':>11} "
+             f"{'shared cache s':>15} {'env MB':>8}"]
+    for name in ENVIRONMENTS:
+        project = ROOT / "launch" / "envs" / name
+        took: dict[str, float] = {}
+        with tempfile.TemporaryDirectory(prefix="va-firstsync-") as tmp:
+            work = Path(tmp)
+            for cache in ("empty", "shared"):
+                env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+                env["UV_PROJECT_ENVIRONMENT"] = str(work / f"venv-{cache}")
+                if cache == "empty":
+                    env["UV_CACHE_DIR"] = str(work / "cache")
+                began = time.monotonic()
+                subprocess.run([uv, "sync", "--project", str(project), "--no-dev",
+                                "--python", sys.executable], env=env, check=True,
+                               capture_output=True, timeout=900)
+                took[cache] = time.monotonic() - began
+            fetched, size = _tree_mb(work / "cache"), _tree_mb(work / "venv-shared")
+        lines.append(f"{'launch/envs/' + name:<44} {took['empty']:>14.1f} {fetched:>11.0f} "
+                     f"{took['shared']:>15.1f} {size:>8.0f}")
+    return lines
+
+
 def report(all_cases: list[Case], runs: int) -> str:
     lines = [f"environments ({runs} runs each, alternating; median [max]):", ""]
     lines.append(f"{'actor':<56} {'start-up s':>12} {'restart s':>12} {'RSS MB':>12}")
@@ -170,7 +217,12 @@ async def main_async(runs: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--first-sync", action="store_true",
+                        help="time a fresh clone's first sync of each environment instead")
     args = parser.parse_args()
+    if args.first_sync:
+        print("\n".join(first_syncs()))
+        return
     print(asyncio.run(main_async(args.runs)))
 
 

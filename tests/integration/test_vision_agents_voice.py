@@ -19,7 +19,8 @@ from va_actors.testing import pipeline_copy_text
 
 LAUNCH = REPO / "launch" / "voice_agent_vision_agents.toml"
 
-# The first run syncs the environment from PyPI (a minute or so; then seconds).
+# The first run syncs the environment from PyPI (~250 MB; 9 s here from an empty uv
+# cache, bench/environments.py --first-sync; then 0.3 s). The run itself ~45 s.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
