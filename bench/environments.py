@@ -7,6 +7,8 @@ Pairs (each a one-actor pipeline, run ``--runs`` times, alternating):
 
 * LLM client: ``openai.llm`` (ours, main environment) vs Vision Agents'
   ``vision_agents:openai.ChatCompletionsLLM`` in ``launch/envs/vision-agents``.
+* The same Vision Agents LLM with ``warm_spares = 1``: a restart takes a
+  spare the pool warmed on the environment's interpreter.
 * Speaker model: ``local.wav_sink`` (main) vs the Stream edge
   ``getstream.edge`` in ``launch/envs/stream`` (the SDK double stands in for
   Stream's servers: nothing leaves the machine).
@@ -41,7 +43,7 @@ import psutil
 
 from bench.stats import median
 from va_actors.runtime.config import parse_pipeline
-from va_actors.testing import supervised
+from va_actors.testing import supervised, until
 
 ROOT = Path(__file__).resolve().parents[1]
 DOUBLE = ROOT / "plugins" / "getstream" / "tests" / "sdk_double"
@@ -82,6 +84,11 @@ def cases(out: Path) -> list[Case]:
             plugin="vision_agents:openai.ChatCompletionsLLM",
             where=f'environment = "{ROOT / "launch" / "envs" / "vision-agents"}"\n',
             extra='api_key = "none"\n')),
+        Case("Vision Agents ChatCompletionsLLM, warm_spares = 1", llm.format(
+            plugin="vision_agents:openai.ChatCompletionsLLM",
+            where=f'environment = "{ROOT / "launch" / "envs" / "vision-agents"}"\n'
+                  "warm_spares = 1\n",
+            extra='api_key = "none"\n')),
         Case("local.wav_sink (main env)", sink.format(
             plugin="local.wav_sink", where="", extra=f'path = "{out / "sink.wav"}"\n')),
         Case("getstream.edge (envs/stream, SDK double)", sink.format(
@@ -112,6 +119,11 @@ async def measure(case: Case, work: Path) -> None:
     async with supervised(config, work / "run", start_timeout_s=120) as (sup, log):
         case.figures["startup_s"].append(time.monotonic() - began)
         await asyncio.sleep(IDLE_S)
+        pool = sup._launch.pool
+        if pool is not None:  # the restart is to take a spare warmed in the environment
+            pool.refill_cpu_percent = 101.0
+            actor = sup.config.actor("actor")
+            await until(lambda: pool.ready(actor) == 1, 120, "a warm spare")
         pid = sup.pid_of("actor")
         assert pid is not None
         case.figures["rss_mb"].append(psutil.Process(pid).memory_info().rss / MB)
