@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.environments.conftest import write_project
+from tests.environments.conftest import REPO, write_project
 from va_actors.runtime.config import load_pipeline
 from va_actors.testing import read_jsonl, supervised, until
 
@@ -233,3 +233,17 @@ async def test_a_warm_spare_of_an_actor_with_its_own_environment_runs_there(
     prefix = f"prefix={light_env / '.venv'} pid="
     assert lines[0].startswith(prefix), lines
     assert lines[0] != f"{prefix}{first}"  # a new process: the spare
+
+
+@pytest.mark.parametrize("name", ["stream", "vision-agents"])
+def test_a_shipped_environments_lock_is_current(name: str) -> None:
+    # A stale lock (va-actors' own requirements moved on) would be re-resolved on a
+    # user's first run: other versions than the ones tested, and a changed uv.lock.
+    from va_actors.runtime.environments import find_uv
+
+    project = REPO / "launch" / "envs" / name
+    done = subprocess.run([str(find_uv()), "lock", "--check", "--project", str(project)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, (f"launch/envs/{name}/uv.lock is stale: run "
+                                  f"`.tools/bin/uv lock --project launch/envs/{name}`\n"
+                                  f"{done.stderr}")
