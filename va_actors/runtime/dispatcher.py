@@ -24,6 +24,7 @@ from typing import Any, Protocol, cast
 
 import zmq
 
+from va_actors.runtime.transport import Transport
 from va_actors.runtime.work import OP_DONE, OP_READY, OP_WORK, item_id, pack_id, parse_ready
 from va_actors.wire.codec import Frame, Message, encode
 from va_actors.wire.messages import Kind
@@ -47,6 +48,7 @@ class DispatcherHost(Protocol):
     def count_drop(self, reason: str, n: int = 1) -> None: ...
     def add_socket_reader(self, sock: zmq.Socket[bytes], callback: Any) -> None: ...
     def zmq_context(self) -> zmq.Context[zmq.Socket[bytes]]: ...
+    def zmq_transport(self) -> Transport: ...
     def input_max_age_ns(self, topic: str) -> int | None: ...
 
 
@@ -107,7 +109,7 @@ class Dispatcher:
         router.setsockopt(zmq.LINGER, 0)
         # A send to a replica that is gone raises instead of vanishing silently.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.bind(self.endpoint)
+        self.host.zmq_transport().bind(router, self.endpoint)
         self._router = router
         self.host.add_socket_reader(router, self._read)
 

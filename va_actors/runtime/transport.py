@@ -480,6 +480,11 @@ class Transport:
                     self._note(parse_monitor_message(frames))
         return self.refused
 
+    def refusals(self) -> dict[str, Any]:
+        """:attr:`refused` as JSON data; safe from any thread."""
+        with self._lock:
+            return self.refused.snapshot()
+
     def _note(self, event: Mapping[str, Any]) -> None:
         kind = _FAILURES.get(event["event"])
         if kind is None:  # MONITOR_STOPPED when a socket closes
