@@ -17,7 +17,8 @@ from va_actors.core.checks import ParamProblem
 from va_actors.runtime.categories import Category, info
 from va_actors.runtime.config.checker import Checker, short, toml_type
 from va_actors.runtime.config.lines import PathKey
-from va_actors.runtime.config.settings import InputOptions, SupervisorDefaults
+from va_actors.runtime.config.remote import placement
+from va_actors.runtime.config.settings import InputOptions, Placement, SupervisorDefaults
 from va_actors.runtime.config.tables import (
     ACTOR_KEYS,
     COUNT,
@@ -50,6 +51,7 @@ class Draft:
     max_inflight: int = 1
     input_options: dict[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def path(self) -> PathKey:
@@ -79,6 +81,7 @@ def actor_draft(chk: Checker, table: Mapping[str, Any], index: int,
         if value is not None:
             setattr(draft, key, int(value))
     draft.supervisor = supervision(chk, table, path, what, defaults)
+    draft.placement = placement(chk, table, path, what)
     if draft.plugin_class is not None and \
             check_params_fit(chk, draft.plugin_class, draft.params, path, what):
         _plugin_checks(chk, draft.plugin_class, draft.params, path, what, base_dir)
