@@ -382,6 +382,7 @@ class Transport:
         self.keys = keys
         self.refused = Refusals()
         self._ctx = ctx
+        self._peers: dict[str, str] = dict(self.spec.peers)
         self._sync: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(ctx.underlying)
         self._lock = threading.Lock()
         self._gate: _Gatekeeper | None = None
@@ -397,6 +398,15 @@ class Transport:
                  environ: Mapping[str, str] | None = None) -> Transport:
         """A transport with this machine's keys from the environment (if any are set)."""
         return cls(ctx, spec, keypair_from_env(environ))
+
+    def trust_peer(self, host: str, key: str) -> None:
+        """Connect to ``host`` as a Curve client of ``key`` from now on (a worker joined)."""
+        self._peers[host] = check_key(key, f"public key of {host}")
+
+    @property
+    def peers(self) -> dict[str, str]:
+        """tcp host -> the public key connections to it expect."""
+        return dict(self._peers)
 
     # -- binding and connecting ----------------------------------------------------------
     def bind(self, sock: zmq.Socket[Any], endpoint: str) -> None:
@@ -445,7 +455,7 @@ class Transport:
             self._check_loopback(host, endpoint, "connect to")
         else:
             keys = self._need_keys(endpoint)
-            server = self.spec.peers.get(host)
+            server = self._peers.get(host)
             if server is None:
                 raise TransportError(f"no public key known for {host} (connecting to "
                                      f"{endpoint}); the supervisor lists every machine's key")
