@@ -711,6 +711,8 @@ class Supervisor:
         if self._manifest is None or self._run_dir is None:
             return
         self._manifest.epoch = self._epoch
+        if self._reach is not None:
+            self._manifest.transport = self._reach.spec().to_dict()
         self._manifest.instances = [
             rundir.InstanceRecord(
                 instance=w.name, actor=w.actor.name, replica=w.replica,

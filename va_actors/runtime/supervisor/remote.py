@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from va_actors.runtime.config import ActorConfig
-from va_actors.runtime.supervisor.status import State
+from va_actors.runtime.supervisor.status import InstanceStatus, State
 from va_actors.runtime.supervisor.watcher import Launch, Overseer, Watcher
 from va_actors.runtime.supervisor.workers import RemoteProcess, Worker, WorkerRegistry, WorkerState
 
@@ -117,6 +117,12 @@ class RemoteWatcher(Watcher):
         limit = self.settings.memory_limit_mb
         if limit and self.rss > limit * 1024 * 1024 and not self._overseer.stopping:
             self.kill(f"memory: RSS {self.rss / 2**20:.0f} MB over memory_limit_mb {limit}")
+
+    def status(self, now: float) -> InstanceStatus:
+        """As a local instance's, plus its worker."""
+        status = super().status(now)
+        status.worker = self.worker.name
+        return status
 
     async def stop(self) -> None:
         """As a local instance's; one on an unreachable worker is let go.

@@ -176,6 +176,7 @@ class Watcher:
             queue=dict(beat.get("queue") or {}),
             heartbeat_age_s=round(now - self.last_seen, 3) if self.alive else None,
             work=dict(beat.get("work") or {}), warm_starts=self.warm_starts,
+            refused=dict(beat.get("refused") or {}),
         )
 
     # -- life -----------------------------------------------------------------------------
