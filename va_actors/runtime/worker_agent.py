@@ -35,7 +35,15 @@ from va_actors.runtime import env_refs, transport
 from va_actors.runtime.exits import EXIT_OK
 from va_actors.runtime.spec import ActorSpec, SpecError
 from va_actors.runtime.transport import KeyPair, Transport, TransportSpec
-from va_actors.runtime.worker_link import BEAT_INTERVAL_S, Hello, LinkError, Op, pack, unpack
+from va_actors.runtime.worker_link import (
+    BEAT_INTERVAL_S,
+    Hello,
+    LinkError,
+    Op,
+    pack,
+    send_now,
+    unpack,
+)
 from va_actors.runtime.worker_link import number as field_number
 from va_actors.runtime.worker_link import text as field_text
 
@@ -196,8 +204,7 @@ class WorkerAgent:
     def _send(self, op: Op, body: Mapping[str, Any]) -> None:
         if self._sock is None:
             return
-        with contextlib.suppress(zmq.Again, zmq.ZMQError):
-            self._sock.send_multipart(pack(op, body), flags=zmq.NOBLOCK)
+        send_now(self._sock, pack(op, body))
 
     def hello(self) -> Hello:
         """What this worker says about itself."""

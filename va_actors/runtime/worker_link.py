@@ -32,15 +32,18 @@ watchers and runtime/policy.py): a worker never restarts an instance.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgpack
+import zmq
+import zmq.asyncio
 
 __all__ = ["BEAT_INTERVAL_S", "PROTOCOL", "UNREACHABLE_AFTER_S", "Hello", "LinkError", "Op",
-           "pack", "unpack"]
+           "pack", "send_now", "unpack"]
 
 PROTOCOL = 1
 BEAT_INTERVAL_S = 0.5
@@ -89,6 +92,23 @@ def unpack(frames: Sequence[bytes]) -> tuple[Op, dict[str, Any]]:
     if not isinstance(body, dict):
         raise LinkError(f"{op}: body must be a map")
     return op, body
+
+
+def send_now(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
+    """Send without waiting on an asyncio socket; False when it cannot go now.
+
+    Through the asyncio socket itself, never a plain view of it: a send on a
+    plain view can swallow the edge of the socket's FD, and the asyncio
+    reader would then sleep through messages that have arrived.
+    """
+    try:
+        future = cast("asyncio.Future[Any]", sock.send_multipart(frames, flags=zmq.NOBLOCK))
+    except zmq.ZMQError:
+        return False
+    if future.done():
+        return future.exception() is None
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return True
 
 
 def text(body: Mapping[str, Any], key: str, op: Op) -> str:

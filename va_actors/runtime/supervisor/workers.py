@@ -46,6 +46,7 @@ from va_actors.runtime.worker_link import (
     LinkError,
     Op,
     pack,
+    send_now,
     unpack,
 )
 
@@ -286,13 +287,9 @@ class WorkerRegistry:
     def _send(self, worker: Worker, op: Op, body: Mapping[str, Any]) -> bool:
         if self._sock is None:
             return False
-        try:
-            self._sock.send_multipart([worker.name.encode(), *pack(op, {**body,
-                                                                        "supervisor": self.id})],
-                                      flags=zmq.NOBLOCK)
-            return True
-        except (zmq.Again, zmq.ZMQError):
-            return False  # EHOSTUNREACH: not connected (ROUTER_MANDATORY)
+        # False: EHOSTUNREACH, the worker is not connected (ROUTER_MANDATORY).
+        return send_now(self._sock, [worker.name.encode(),
+                                     *pack(op, {**body, "supervisor": self.id})])
 
     async def _receive(self) -> None:
         assert self._sock is not None
