@@ -878,3 +878,15 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def calibration(seconds: float = 2.0) -> dict[str, float]:
+    """The same-run calibration other benches print: one short run, paced 20 ms PCM.
+
+    Returns the one-hop p50 and p99 (µs) of raw pyzmq and of the actor
+    runtime, so a reader can tell a slow machine from a regression.
+    """
+    rows = [r for r in run(seconds, bursts=2, rounds=1) if r["scenario"] == "pcm-paced"]
+    by = {r["path"]: r for r in rows}
+    return {"raw_p50_us": by[RAW]["hop_p50_us"], "raw_p99_us": by[RAW]["hop_p99_us"],
+            "ours_p50_us": by[OURS]["hop_p50_us"], "ours_p99_us": by[OURS]["hop_p99_us"]}

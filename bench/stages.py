@@ -19,12 +19,12 @@ from typing import Any, TextIO
 import numpy as np
 
 from va_actors.core.audio.pcm import PcmData, SampleArray
+from va_actors.core.edge.playback import PlaybackSink
 from va_actors.core.edge.types import Participant
 from va_actors.core.node import Node, NodeContext
 from va_actors.core.stt import STT
 from va_actors.core.tts import TTS
 from va_actors.core.turn_detection import TurnDetector
-from va_actors.plugins.local.sinks import PlaybackSink
 
 CHUNK_MS = 20
 RATE = 16000
@@ -194,7 +194,7 @@ class UserScript(Node):
             log.close()
 
 
-class PlayLog(PlaybackSink):  # type: ignore[misc]  # plugins.local ships no stubs
+class PlayLog(PlaybackSink):
     """The local plugins' simulated real-time speaker (``PlaybackSink``),
     logging when each piece of audio leaves it and of which epoch.
 

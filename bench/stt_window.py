@@ -14,7 +14,6 @@ one. ``--rounds`` repeats the set with new synthesis variation and noise.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.stats import median, percentile
+from bench.wer import normalise, word_errors
 from va_actors.plugins.whisper import load_model, resolve_model
 from va_actors.plugins.whisper.stt import SAMPLE_RATE
 from va_actors.plugins.whisper.window import ShortWindow
@@ -58,21 +58,6 @@ class Tally:
     errors: int = 0
     words: int = 0
     handed_over: int = 0
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_errors(said: str, heard: str) -> int:
-    """Levenshtein distance between the word sequences."""
-    ref, hyp = _words(said), _words(heard)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def speech(voice: Any, text: str, rng: np.random.Generator, noise: float) -> Audio:
@@ -124,7 +109,7 @@ def run(rounds: int, window_s: float, threads: int) -> dict[str, dict[str, Tally
 def _count(path: Tally, said: str, heard: str, started: float) -> None:
     path.ms.append((time.perf_counter() - started) * 1000)
     path.errors += word_errors(said, heard)
-    path.words += len(_words(said))
+    path.words += len(normalise(said))
 
 
 def main() -> None:

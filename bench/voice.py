@@ -72,8 +72,13 @@ def questions(turns: int, with_pause: bool) -> list[Question]:
     return [cycle[i % len(cycle)] for i in range(turns)]
 
 
-def pipeline(asked: list[Question], gap_s: float, out_dir: Path, baseline: bool) -> Path:
-    """A copy of the voice agent asking ``asked`` (with the old settings if ``baseline``)."""
+def pipeline(asked: list[Question], gap_s: float, out_dir: Path, baseline: bool,
+             llm_port: int | None = None) -> Path:
+    """A copy of the voice agent asking ``asked`` (with the old settings if ``baseline``).
+
+    ``llm_port``: serve the LLM there instead of the launch file's port (which
+    another run on the machine may hold).
+    """
     items = ", ".join(
         f'{{ path = "{q.path}", ' + ("at_s = 1.0" if i == 0 else f"gap_s = {gap_s}") + " }"
         for i, q in enumerate(asked))
@@ -92,6 +97,10 @@ def pipeline(asked: list[Question], gap_s: float, out_dir: Path, baseline: bool)
             if new not in text:
                 raise SystemExit(f"{LAUNCH} no longer has {new!r}: update BASELINE")
             text = text.replace(new, old)
+    if llm_port is not None:
+        if "18765" not in text:
+            raise SystemExit(f"{LAUNCH} no longer serves the LLM on 18765: update bench/voice.py")
+        text = text.replace("18765", str(llm_port))
     path = out_dir / "voice_bench.toml"
     path.write_text(text)
     return path
@@ -129,10 +138,10 @@ class Turns:
 
 
 def run(asked: list[Question], gap_s: float = 9.0, baseline: bool = False,
-        log: Path | None = None) -> Turns:
+        log: Path | None = None, llm_port: int | None = None) -> Turns:
     """Run the agent once and collect its turns."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = pipeline(asked, gap_s, Path(tmp), baseline)
+        path = pipeline(asked, gap_s, Path(tmp), baseline, llm_port)
         done = subprocess.run([sys.executable, "-m", "va_actors.cli.main", "run", str(path)],
                               cwd=REPO, capture_output=True, text=True,
                               timeout=60 + len(asked) * 20, check=False)

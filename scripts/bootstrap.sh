@@ -27,6 +27,20 @@ if [ ! -x "$tools/bin/uv" ] || [[ "$("$tools/bin/uv" --version 2>/dev/null)" != 
   "$tools/bin/python" -m pip install --quiet "uv==$uv_version"
 fi
 
-# Debian packages some plugins need at run time (none yet beyond the base image).
+# Debian packages: Chromium, the real browser the WebRTC edge's tests drive
+# (Playwright only drives it; it never downloads a browser).
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: /usr/bin/chromium is missing; install Debian's chromium package" \
+         "(apt-get install chromium) for the browser tests" >&2
+    return 0
+  fi
+  echo "bootstrap: installing Debian's chromium (browser tests; first run only)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq chromium >/dev/null
+}
+install_chromium
 export UV_PROJECT_ENVIRONMENT="$root/.venv"
 "$tools/bin/uv" sync --quiet --project "$root" --locked --all-packages --python "$python_bin"

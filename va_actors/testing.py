@@ -19,6 +19,9 @@ import contextlib
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -32,8 +35,19 @@ from va_actors.runtime.config import PipelineConfig
 from va_actors.runtime.supervisor import Supervisor
 from va_actors.wire import decode
 
-__all__ = ["HOST_MODULE", "SysLog", "children_running", "host_processes", "kill_all",
-           "pipeline_copy_text", "read_jsonl", "supervised", "until"]
+__all__ = [
+    "HOST_MODULE",
+    "SysLog",
+    "children_running",
+    "free_port",
+    "host_processes",
+    "kill_all",
+    "pipeline_copy_text",
+    "read_jsonl",
+    "run_launch",
+    "supervised",
+    "until",
+]
 
 HOST_MODULE = "va_actors.runtime.host"
 """What every actor process's command line contains."""
@@ -77,6 +91,13 @@ async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         await asyncio.sleep(0.02)
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for a test's own server)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def children_running(marker: str) -> list[psutil.Process]:
     """Live descendants of this process whose command line contains ``marker``."""
     found = []
@@ -98,6 +119,30 @@ def kill_all(processes: list[psutil.Process]) -> None:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(processes, timeout=5)
+
+
+def run_launch(pipeline: Path, timeout: float, cwd: Path) -> tuple[int, str]:
+    """``va-launch run pipeline`` in ``cwd``: (exit code, stdout and stderr together).
+
+    Past ``timeout`` the launcher and every process under it are killed, and
+    the exit code is the launcher's (negative: killed); they are also reaped
+    when the caller is interrupted.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    launcher = psutil.Process(proc.pid)
+    out = b""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                kill_all([*launcher.children(recursive=True), launcher])
+            rest, _ = proc.communicate()
+            out += rest
+    return proc.returncode, out.decode(errors="replace")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

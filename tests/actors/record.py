@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent
+from va_actors.core.events.foreign import ForeignEvent
 from va_actors.core.node import Inbound, Node, NodeContext
 from va_actors.core.video.frame import VideoFrame
 
@@ -22,6 +23,21 @@ def checksum(value: Any) -> int:
     if isinstance(value, BaseEvent):
         return zlib.crc32(value.type.encode())
     return zlib.crc32(str(value).encode())
+
+
+_EVENT_FIELDS = ("text", "playing", "interrupted", "response_id", "custom",
+                 "trailing_silence_ms", "duration_ms", "total_ms", "segments_ms", "user_text",
+                 "is_recoverable", "played_ms", "heard_text")
+"""Event fields recorded when present (turn timing in audio time, latency breakdowns)."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with anything JSON cannot hold replaced by its repr."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, int | float | str | bool):
+        return value
+    return repr(value)
 
 
 class RecordingSink(Node):
@@ -44,20 +60,21 @@ class RecordingSink(Node):
                 record[name] = msg.fields[name]
         if isinstance(msg.value, str):
             record["text"] = msg.value
-        if isinstance(msg.value, BaseEvent):
+            for name in ("final", "response_id", "interrupted"):
+                if msg.fields.get(name) is not None:
+                    record[name] = msg.fields[name]
+        if isinstance(msg.value, ForeignEvent):  # a type this process never imported
+            record["type"] = record["event_type"] = msg.value.event_type
+            record.update({k: _plain(v) for k, v in msg.value.data.items()
+                           if k in _EVENT_FIELDS})
+        elif isinstance(msg.value, BaseEvent):
             record["type"] = msg.value.type
-            foreign = getattr(msg.value, "event_type", None)  # a ForeignEvent: the sender's type
-            if isinstance(foreign, str) and foreign:
-                record["event_type"] = foreign
-            for name in ("text", "playing", "interrupted", "response_id", "is_recoverable"):
-                value = getattr(msg.value, name, None)
-                if isinstance(value, str | bool):
-                    record[name] = value
-            played = getattr(msg.value, "played_ms", None)
-            if isinstance(played, int | float):
-                record["played_ms"] = played
             if isinstance(getattr(msg.value, "epoch", None), int):
                 record["event_epoch"] = msg.value.epoch
+            for name in _EVENT_FIELDS:
+                value = getattr(msg.value, name, None)
+                if isinstance(value, bool | int | float | str | dict):
+                    record[name] = _plain(value)
         self._write(record)
 
     async def on_epoch(self, epoch: int) -> None:

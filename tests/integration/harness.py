@@ -7,14 +7,22 @@ check does not lean on the STT actor's settings.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import psutil
+
+from va_actors import testing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,19 +61,76 @@ def words(text: str) -> list[str]:
 
 
 def run_launch(pipeline: Path, timeout: float) -> tuple[int, str]:
-    """``va-launch run pipeline`` from the repository root: (exit code, output).
+    """``va-launch run pipeline`` from the repository root (see va_actors.testing.run_launch)."""
+    return testing.run_launch(pipeline, timeout, REPO)
 
-    Past ``timeout`` the launcher and every process under it are killed.
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Launched:
+    """A ``va-launch run`` in the background: its output lines, kept as they come."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far."""
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first output line matching ``pattern``; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                found = regex.search(line)
+                if found:
+                    return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r} within {timeout:g} s; "
+                             f"output:\n{self.output[-4000:]}")
+
+
+@contextlib.contextmanager
+def launched(pipeline: Path) -> Iterator[Launched]:
+    """Run ``va-launch run pipeline`` from the repository root while the block runs.
+
+    On the way out it is stopped (SIGINT, 30 s), then it and every process
+    under it are killed; also when the block fails.
     """
     proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     launcher = psutil.Process(proc.pid)
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        yield Launched(proc)
     finally:
+        children: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):  # it may have ended by itself
+            children = launcher.children(recursive=True)
         if proc.poll() is None:
-            for child in launcher.children(recursive=True):
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
+        if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    return proc.returncode, out.decode(errors="replace")
+        proc.wait()
+        psutil.wait_procs(children, timeout=5)

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration.harness import run_launch, speak, transcribe
+from va_actors.testing import free_port
 
 QUESTION = "What is the weather like in London today?"
 """Not Paris: tiny.en is unsure between "Paris" and "pairs" here (p 0.6 either
@@ -87,7 +87,7 @@ class ScriptedOpenAI:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.port = _free_port()
+        self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -142,12 +142,6 @@ class ScriptedOpenAI:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the pipeline ----------------------------------------------------------------------------

@@ -18,7 +18,14 @@ from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
 from va_actors.core.events.base import BaseEvent, PluginBaseEvent, PluginErrorEvent
-from va_actors.core.llm import LLM, LLMResponseDelta, LLMResponseFinal, Realtime, VideoLLM
+from va_actors.core.llm import (
+    LLM,
+    LLMContextEvent,
+    LLMResponseDelta,
+    LLMResponseFinal,
+    Realtime,
+    VideoLLM,
+)
 from va_actors.core.llm import events as llm_events
 from va_actors.core.processors import ProcessorStateEvent, VideoProcessorPublisher
 from va_actors.core.stt import STT, STTErrorEvent, STTTranscriptEvent
@@ -263,6 +270,26 @@ async def test_llm_history_keeps_only_what_the_user_heard(host: FakeHost) -> Non
         interrupted=True, response_id=reply_id, heard_text="one two", epoch=0)))
     said = [(m.role, m.content) for m in llm.conversation.messages]
     assert said == [("user", "count for me"), ("assistant", "one two")]
+
+
+async def test_llm_context_sets_instructions_verbatim_and_starts_afresh(
+        host: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "secret.md").write_text("the agent's private notes")
+    monkeypatch.chdir(tmp_path)
+    llm = ScriptedLLM("ok")
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    await driver.on_input(event_msg(transcript("earlier session")))
+    await settle(host, lambda: any(c.final for c in host.on("text")))
+    await driver.on_input(event_msg(LLMContextEvent(
+        instructions="Be brief. See @secret.md", new_conversation=True)))
+    # A remote client's instructions are taken as written: no file is read for it.
+    assert llm.instructions == "Be brief. See @secret.md"
+    assert list(llm.conversation.messages) == []
+    await driver.on_input(event_msg(LLMContextEvent(instructions=None)))
+    assert llm.instructions == "Be brief. See @secret.md"  # None keeps them
+    assert llm._build_messages("hi")[0] == {"role": "system",
+                                            "content": "Be brief. See @secret.md"}
 
 
 # -- TTS -----------------------------------------------------------------------------------

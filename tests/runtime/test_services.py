@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from tests.runtime.harness import (
 from va_actors.runtime import rundir
 from va_actors.runtime.services import Services, check_health, service_command
 from va_actors.runtime.supervisor import Supervisor, SupervisorError
+from va_actors.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,13 +56,6 @@ log.write("listening\\n")
 print("service up", flush=True)
 server.serve_forever()
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def service_table(name: str, command: list[str], *, health_url: str | None = None,

@@ -32,15 +32,18 @@ params = {{ path = "{tmp_path / 'rec.jsonl'}" }}
 """
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(180)
 async def test_a_killed_actor_restarts_from_a_warm_spare_and_output_resumes(
         tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl"
     async with supervising(load(tmp_path, pipeline(tmp_path, 1)), tmp_path) as (sup, _):
         pool = sup._launch.pool
         assert pool is not None
+        # Refill at once: other tests may keep the machine busy (the gate's own test
+        # is in test_warm_host.py).
+        pool.refill_cpu_percent = 101.0
         echo = sup.config.actor("echo")
-        await until(lambda: pool.ready(echo) == 1, 30, "one warm spare of echo")
+        await until(lambda: pool.ready(echo) == 1, 60, "one warm spare of echo")
         for kill in range(2):
             pid = sup.pid_of("echo")
             assert pid is not None
@@ -53,7 +56,7 @@ async def test_a_killed_actor_restarts_from_a_warm_spare_and_output_resumes(
             status = next(i for i in sup.status().instances if i.instance == "echo")
             assert status.warm_starts == kill + 1  # taken from the pool, not started cold
             assert status.restarts == kill + 1
-            await until(lambda: pool.ready(echo) == 1, 30, "the pool refilled")
+            await until(lambda: pool.ready(echo) == 1, 60, "the pool refilled")
     # The recorded stream went on after each restart, in order per incarnation.
     echoed = [r for r in read_jsonl(rec) if r.get("topic") == "echo.out"]
     assert len(echoed) > 20

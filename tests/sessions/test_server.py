@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 import psutil
@@ -157,7 +158,8 @@ async def test_metrics_parse_and_change_when_a_turn_completes(server: SessionSer
 
 @pytest.mark.timeout(180)
 async def test_a_new_session_takes_warm_processes_and_the_pool_refills(tmp_path: Path) -> None:
-    srv = SessionServer(template(tmp_path), ServeSettings(port=0, pool=1, limits=OPEN))
+    srv = SessionServer(template(tmp_path), ServeSettings(port=0, pool=1, limits=OPEN,
+                                                          refill_cpu_percent=101.0))
     await srv.start()
     try:
         assert srv.pool is not None
@@ -208,3 +210,83 @@ def urlopen_post(url: str) -> object:
 
     return urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"),
                                   timeout=60)
+
+
+@pytest.mark.timeout(90)
+async def test_every_metric_the_docs_and_dashboard_name_is_exposed(
+        server: SessionServer) -> None:
+    import re
+
+    sid = (await server.create_session()).id
+    await until(lambda: server.sessions[sid].supervisor.status().up == 3, 20, "3 up")
+    await asyncio.sleep(0.6)  # a few turns from the reporter
+    families = list(text_string_to_metric_families(server.metrics.text().decode()))
+    # A counter with no sample yet (no drops, no refusals) still has its family.
+    exposed = {s.name for f in families for s in f.samples} | \
+        {f.name + ("_total" if f.type == "counter" else "") for f in families}
+    docs = (ROOT / "docs" / "metrics.md").read_text()
+    dashboard = (ROOT / "docs" / "grafana-dashboard.json").read_text()
+    named = set(re.findall(r"\bva_[a-z_]+", docs + dashboard)) - {"va_actors"}
+    missing = {n for n in named if not any(e == n or e.startswith(n + "_") for e in exposed)}
+    assert not missing, f"documented but not exposed: {sorted(missing)}"
+
+
+@pytest.mark.timeout(90)
+async def test_an_actor_over_its_memory_limit_is_restarted_not_the_server(
+        tmp_path: Path) -> None:
+    path = tmp_path / "template.toml"
+    path.write_text(TEMPLATE.replace('inputs = ["mic.audio"]',
+                                     'inputs = ["mic.audio"]\nmemory_limit_mb = 1\n'
+                                     'max_restarts = 100'))
+    srv = SessionServer(load_pipeline(path), ServeSettings(port=0, pool=0, limits=OPEN))
+    await srv.start()
+    try:
+        sid = (await srv.create_session()).id
+
+        def echo() -> object:
+            return next(i for i in srv.sessions[sid].supervisor.status().instances
+                        if i.instance == "echo")
+
+        await until(lambda: echo().restarts >= 1, 30, "echo killed for memory and restarted")
+        assert "memory" in echo().reason
+        async with aiohttp.ClientSession() as client, client.get(f"{srv.url}/health") as r:
+            assert r.status == 200
+        mic = next(i for i in srv.sessions[sid].supervisor.status().instances
+                   if i.instance == "mic")
+        assert mic.restarts == 0 and mic.state == "running"
+    finally:
+        await srv.close()
+
+
+@pytest.mark.timeout(90)
+async def test_a_browser_gets_a_session_of_its_own_and_its_page_ends_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "browser.toml"
+    path.write_text("""
+[[actor]]
+name = "browser"
+plugin = "webrtc.edge"
+params = { port = "${VA_SESSION_PORT:-8780}", accept_video = false }
+""")
+    srv = SessionServer(load_pipeline(path), ServeSettings(port=0, pool=0, limits=OPEN))
+    await srv.start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            pages = []
+            for _ in range(2):  # two browsers: two sessions, two edges
+                async with client.get(f"{srv.url}/call", allow_redirects=False) as r:
+                    assert r.status == 303
+                    pages.append(r.headers["Location"])
+            assert len(srv.sessions) == 2 and pages[0] != pages[1]
+            edge, _, query = pages[0].partition("?")
+            sid = next(s.id for s in srv.sessions.values() if s.edge_url == edge)
+            assert unquote(query) == f"end={srv.url}/sessions/{sid}/close"
+            async with client.get(pages[0]) as page:  # the edge serves its page there
+                assert page.status == 200 and "<html" in (await page.text()).lower()
+            close = f"{srv.url}/sessions/{sid}/close"
+            async with client.post(close) as r:  # what the page's sendBeacon does
+                assert r.status == 202
+        await until(lambda: sid not in srv.sessions, 30, "the closed session ended")
+        assert len(srv.sessions) == 1
+    finally:
+        await srv.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,14 +24,18 @@ from va_actors.cli.check import load_or_exit
 from va_actors.runtime.config import PipelineConfig
 from va_actors.runtime.exits import EXIT_ERROR, EXIT_OK
 from va_actors.runtime.services import ServiceError
-from va_actors.runtime.sessions import Limits, ServeSettings, SessionServer
-from va_actors.runtime.sessions.server import serve_forever_signals
+
+if TYPE_CHECKING:
+    from va_actors.runtime.sessions import ServeSettings
 
 __all__ = ["serve", "serve_pipeline"]
 
 
 async def serve_pipeline(config: PipelineConfig, settings: ServeSettings) -> int:
     """Serve ``config`` until a signal stops the server; return the exit status."""
+    from va_actors.runtime.sessions import SessionServer
+    from va_actors.runtime.sessions.server import serve_forever_signals
+
     server = SessionServer(config, settings)
     serve_forever_signals(server)
     try:
@@ -65,6 +70,10 @@ async def serve_pipeline(config: PipelineConfig, settings: ServeSettings) -> int
 def serve(file: str, host: str, port: int, pool: int, max_sessions: int, max_cpu: float,
           max_memory: float, session_cpu: float, quiet: bool) -> None:
     """Serve pipeline FILE: one session (its own actors) per POST /sessions."""
+    # Imported here: aiohttp and prometheus-client cost every other va-launch
+    # command half a second of start-up otherwise.
+    from va_actors.runtime.sessions import Limits, ServeSettings
+
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_or_exit(file)

@@ -88,6 +88,21 @@ class NodeContext(Protocol):
         :meth:`Node.on_message` (``async for msg in ctx.inputs()`` in :meth:`Node.run`)."""
 
 
+@runtime_checkable
+class SystemView(Protocol):
+    """A context that can say where the supervisor publishes the pipeline's state.
+
+    The actor host's context is one; a node that shows the pipeline (a
+    browser edge's live view) subscribes there to ``sys.actor`` and
+    ``sys.metrics`` (docs/runtime.md, control protocol). Test contexts need
+    not be: check with ``isinstance(ctx, SystemView)``.
+    """
+
+    @property
+    def system_endpoint(self) -> str | None:
+        """The supervisor's PUB endpoint (``ipc://<run dir>/sys.pub.sock``), if known."""
+
+
 class Node:
     """A custom actor.
 

@@ -6,12 +6,20 @@ Kept free of heavy imports: ``service_exec`` runs it before every service.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 
-__all__ = ["die_with_parent"]
+__all__ = ["PARENT_ENV", "child_env", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
+PARENT_ENV = "VA_ACTORS_PARENT_PID"
+"""Set by the spawner to its own pid: the child checks it is still its parent."""
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a child that must die with this process (adds :data:`PARENT_ENV`)."""
+    return {**env, PARENT_ENV: str(os.getpid())}
 
 
 def die_with_parent() -> bool:

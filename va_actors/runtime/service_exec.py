@@ -13,7 +13,7 @@ import os
 import sys
 from typing import NoReturn
 
-from va_actors.runtime.lifeline import die_with_parent
+from va_actors.runtime.lifeline import PARENT_ENV, die_with_parent
 
 EXIT_USAGE = 2
 EXIT_ORPHANED = 1
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         print("usage: python -m va_actors.runtime.service_exec COMMAND [ARGS...]",
               file=sys.stderr)
         os._exit(EXIT_USAGE)
-    parent = os.getppid()
+    parent = int(os.environ.pop(PARENT_ENV, "") or os.getppid())  # see host/process.py
     if not die_with_parent() and sys.platform.startswith("linux"):
         print("service_exec: prctl(PR_SET_PDEATHSIG) failed; the service may outlive "
               "a killed supervisor", file=sys.stderr)

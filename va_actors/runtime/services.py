@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from va_actors.runtime import env_refs
 from va_actors.runtime.config import ServiceConfig
+from va_actors.runtime.lifeline import child_env
 
 __all__ = ["STATES", "ServiceError", "Services"]
 
@@ -182,7 +183,7 @@ class Services:
         argv = service_command(svc.config.command, self._python)
         try:
             svc.proc = await asyncio.create_subprocess_exec(
-                *argv, env=service_env(svc.config), stdin=asyncio.subprocess.DEVNULL,
+                *argv, env=child_env(service_env(svc.config)), stdin=asyncio.subprocess.DEVNULL,
                 cwd=self._cwd,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 process_group=0)

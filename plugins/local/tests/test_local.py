@@ -531,6 +531,20 @@ def test_heard_text_with_text_only_on_a_sentence_first_chunk() -> None:
     assert playout.current.played == 2400
 
 
+def test_text_within_a_reported_play_position() -> None:
+    # A client says it played 1.5 of 2 sentences (10 chunks each of 4 words, then 2).
+    playout = Playout(16000, 1, 16000 * 10)
+    for i, piece in enumerate(chunk(np.ones(6400, np.int16), 16000).chunks(320)):
+        playout.add(piece, 0, "r", "a b c d" if i < 10 else "e f")
+    playout.take(6400)
+    reply = playout.current
+    assert reply is not None
+    assert reply.text_within(0) == ""
+    assert reply.text_within(1600) == "a b"
+    assert reply.text_within(3200 + 1600) == "a b c d e"
+    assert reply.text_within(10**6) == reply.heard_text() == "a b c d e f"
+
+
 def test_synthesis_id_separates_sentences_with_the_same_text() -> None:
     playout = Playout(16000, 1, 16000 * 10)
     piece = chunk(np.ones(320, np.int16), 16000)

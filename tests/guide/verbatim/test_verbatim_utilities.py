@@ -63,14 +63,9 @@ async def test_custom_event_block_sends_from_a_plugin_and_crosses_the_wire() -> 
 def test_before_you_build_block_makes_the_openai_compatible_plugins() -> None:
     openai = pytest.importorskip("va_actors.plugins.openai")
     block: dict[str, Any] = {}
-    try:
-        run_block("guide_before_you_build.py", block)
-    except AttributeError as exc:
-        if hasattr(openai, "Realtime") or "Realtime" not in str(exc):
-            raise
+    run_block("guide_before_you_build.py", block)
     llm, vlm = block["llm"], block["vlm"]
     assert isinstance(llm, openai.ChatCompletionsLLM) and llm.model == "llama-3.1-8b"
     assert isinstance(vlm, openai.ChatCompletionsVLM) and vlm.fps == 1
-    if "realtime" not in block:
-        pytest.xfail("openai.Realtime is not in this branch yet (issue 12, part 2)")
-    assert block["realtime"] is not None
+    realtime = block["realtime"]
+    assert isinstance(realtime, openai.Realtime) and realtime.model == "gpt-realtime"

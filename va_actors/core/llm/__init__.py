@@ -3,6 +3,7 @@
 from va_actors.core.llm import events
 from va_actors.core.llm.conversation import Conversation, Message
 from va_actors.core.llm.events import (
+    LLMContextEvent,
     LLMErrorEvent,
     LLMResponseChunkEvent,
     LLMResponseCompletedEvent,
@@ -53,6 +54,7 @@ __all__ = [
     "FunctionParameter",
     "FunctionRegistry",
     "InvalidArgumentsError",
+    "LLMContextEvent",
     "LLMErrorEvent",
     "LLMResponseChunkEvent",
     "LLMResponseCompletedEvent",

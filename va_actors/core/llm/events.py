@@ -74,6 +74,25 @@ class ToolEndEvent(PluginBaseEvent):
 
 
 @dataclass(kw_only=True)
+class LLMContextEvent(PluginBaseEvent):
+    """What the LLM should know before its next reply, sent by an edge.
+
+    The realtime gateway sends one when a client session starts (the
+    session's instructions, a fresh conversation) and when the client changes
+    the instructions (``session.update``). The LLM actor applies it between
+    replies; a reply in flight keeps what it started with.
+
+    Attributes:
+        instructions: new system instructions; None keeps the current ones.
+        new_conversation: forget the conversation so far (a new session).
+    """
+
+    type: str = field(default="plugin.llm_context", init=False)
+    instructions: str | None = None
+    new_conversation: bool = False
+
+
+@dataclass(kw_only=True)
 class LLMErrorEvent(PluginErrorEvent):
     """The LLM provider or plugin failed."""
 

@@ -175,11 +175,14 @@ class LLM(ToolCalling, abc.ABC):
         """The system instructions, with ``@file.md`` references expanded."""
         return self._instructions
 
-    def set_instructions(self, instructions: str, base_dir: str | Path | None = None) -> None:
+    def set_instructions(self, instructions: str, base_dir: str | Path | None = None, *,
+                         expand_references: bool = True) -> None:
         """Set the system instructions; ``@file.md`` mentions are read and appended.
 
         ``base_dir`` is where referenced files are looked up (default: the
-        current directory).
+        current directory). ``expand_references=False`` keeps the text as it
+        is: for instructions from a remote client, who must not have the
+        agent read its files.
         """
         if not isinstance(instructions, str):
             reference = getattr(instructions, "full_reference", None)
@@ -187,7 +190,8 @@ class LLM(ToolCalling, abc.ABC):
                 raise TypeError(f"instructions must be a str, got {type(instructions).__name__}")
             self._instructions = reference
             return
-        self._instructions = expand_instructions(instructions, base_dir)
+        self._instructions = (expand_instructions(instructions, base_dir) if expand_references
+                              else instructions)
 
     @property
     def conversation(self) -> Conversation:

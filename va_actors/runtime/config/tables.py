@@ -17,6 +17,7 @@ from va_actors.runtime import env_refs
 from va_actors.runtime.config.checker import Checker, Number, did_you_mean, short, toml_type
 from va_actors.runtime.config.lines import PathKey
 from va_actors.runtime.config.settings import GiveUpPolicy, RestartMode, SupervisorDefaults
+from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
 
 __all__ = [
     "ACTOR_KEYS",
@@ -149,7 +150,8 @@ def params_table(chk: Checker, parent: Mapping[str, Any], path: PathKey,
     """The actor's params; references may name its ``env`` table's variables too."""
     table = chk.table(parent, "params", path, what)
     params = dict(table or {})
-    environ = {**os.environ, **env}
+    # VA_SESSION_ID is always given to actors (va_actors.runtime.session_vars).
+    environ = {**os.environ, SESSION_ID: RUN_SESSION, **env}
     for key, value in params.items():
         kind = _plain_data(value)
         if kind is not None:

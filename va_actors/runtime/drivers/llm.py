@@ -35,6 +35,9 @@ def _is_final_transcript(event: BaseEvent) -> bool:
 class LLMDriver(Driver):
     """Final transcripts -> ``llm.respond()``; deltas -> ``TextChunk`` on ``text``.
 
+    An ``LLMContextEvent`` (from an edge such as the realtime gateway) sets
+    the instructions and may start a fresh conversation.
+
     Every chunk of a reply carries the transcript's epoch and one
     ``response_id``; the reply ends with ``TextChunk(final=True)`` holding the
     whole text (header field ``interrupted=True`` when a newer transcript
@@ -61,12 +64,23 @@ class LLMDriver(Driver):
         if isinstance(event, AudioPlaybackEvent):
             self._on_playback(event)
             return
+        if isinstance(event, llm_events.LLMContextEvent):
+            self._on_context(event)
+            return
         if not _is_final_transcript(event):
             return
         assert isinstance(event, STTTranscriptEvent)
         text = event.text.strip()
         if text:
             self.host.spawn(self._respond(text, event.participant, msg.epoch), "respond")
+
+    def _on_context(self, event: llm_events.LLMContextEvent) -> None:
+        """An edge's session began or changed: a fresh conversation, new instructions."""
+        if event.new_conversation:
+            self.plugin.conversation.clear()
+        if event.instructions is not None:
+            # From a remote client: never expanded (no @file.md reads on its behalf).
+            self.plugin.set_instructions(event.instructions, expand_references=False)
 
     def _on_playback(self, event: AudioPlaybackEvent) -> None:
         """Keep only what the user heard of a reply cut off by barge-in."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # Imported for its registrations too: every actor can decode every core event type.
 from va_actors.core.node import Inbound, Node, Publishable
@@ -15,9 +15,6 @@ from va_actors.runtime.drivers.base import (
     inbound,
 )
 from va_actors.wire.codec import Message
-
-if TYPE_CHECKING:
-    pass
 
 
 # -- custom nodes -------------------------------------------------------------------
@@ -59,6 +56,13 @@ class NodeDriver(Driver):
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count items the node dropped."""
         self.host.count_drop(reason, n)
+
+    @property
+    def system_endpoint(self) -> str | None:
+        """The supervisor's ``sys.pub`` (``core.node.SystemView``), to watch the pipeline."""
+        # An ActorHost has its spec; a stand-in host (tests) may have none.
+        endpoint = getattr(getattr(self.host, "spec", None), "sys_pub", None)
+        return endpoint if isinstance(endpoint, str) else None
 
     async def start(self) -> None:
         await self.plugin.start(self)

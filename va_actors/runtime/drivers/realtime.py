@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.events.base import BaseEvent, PluginErrorEvent
@@ -27,10 +27,6 @@ from va_actors.runtime.drivers.base import (
 from va_actors.runtime.video_feed import VideoFeed
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind, TextChunk
-
-if TYPE_CHECKING:
-    pass
-
 
 logger = logging.getLogger("va_actors.runtime.drivers")
 

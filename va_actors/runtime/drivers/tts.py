@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # Imported for its registrations too: every actor can decode every core event type.
 from va_actors.core.tts import TTSAudioEvent, TTSErrorEvent
@@ -19,10 +19,6 @@ from va_actors.runtime.drivers.base import (
 )
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind
-
-if TYPE_CHECKING:
-    pass
-
 
 # -- TTS ---------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # Imported for its registrations too: every actor can decode every core event type.
 from va_actors.core.processors import (
@@ -23,9 +23,6 @@ from va_actors.runtime.drivers.base import (
 from va_actors.runtime.video_feed import CURRENT_INPUT, VideoFeed
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind
-
-if TYPE_CHECKING:
-    pass
 
 
 # -- video ---------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ __all__ = ["ActorHost", "ConfigError"]
 logger = logging.getLogger("va_actors.runtime.host")
 
 _HOUSEKEEPING_S = 0.1
+RECONNECT_IVL_MS = 10
+RECONNECT_IVL_MAX_MS = 200
 
 
 class ConfigError(Exception):
@@ -393,6 +395,10 @@ class ActorHost:
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self._hwm())
+        # A restarted producer binds the same endpoint again: retry at 10 ms, not
+        # ZeroMQ's 100 ms, doubling to 200 ms for one that stays away.
+        sub.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         endpoints: dict[str, None] = {}
         for spec_input in self.spec.inputs:
             sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())

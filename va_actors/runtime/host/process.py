@@ -8,6 +8,7 @@ the instance whose spec path it then reads from stdin.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_INVALID, EXI
 from va_actors.runtime.host.actor_host import ActorHost
 from va_actors.runtime.host.control import hard_exit
 from va_actors.runtime.host.warm import WarmError, WarmSpec, prepare
-from va_actors.runtime.lifeline import die_with_parent
+from va_actors.runtime.lifeline import PARENT_ENV, die_with_parent
 from va_actors.runtime.spec import ActorSpec, SpecError
 
 __all__ = ["CONTROL_SWITCH_INTERVAL_S", "main"]
@@ -31,7 +32,9 @@ CONTROL_SWITCH_INTERVAL_S = 0.001
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Run the actor instance described by the spec file named in ``argv``."""
-    parent = os.getppid()
+    # The supervisor says who it is: read from getppid(), a host whose supervisor
+    # died before this line would take init (pid 1) for its parent and live on.
+    parent = int(os.environ.pop(PARENT_ENV, "") or os.getppid())
     if not die_with_parent() and sys.platform.startswith("linux"):
         print("va-actors host: prctl(PR_SET_PDEATHSIG) failed; relying on the parent "
               "pid check", file=sys.stderr)
@@ -95,8 +98,11 @@ async def _warm(path: str, parent: int) -> int:
     channel.write(b"ready\n")
     channel.close()
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    if not line.strip():
-        return EXIT_OK  # the pool let this one go
+    if not line.strip():  # the pool let this one go: release what the plugin holds
+        if prepared.driver is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(prepared.driver.close(), 5.0)
+        return EXIT_OK
     spec = _read_spec(line.strip())
     _setup(spec.log_level, spec.instance)
     return await ActorHost(spec, parent_pid=parent, prepared=prepared).run()

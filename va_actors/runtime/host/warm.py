@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from va_actors.core.events.base import PluginErrorEvent
 from va_actors.runtime import drivers, env_refs, plugins
 from va_actors.runtime.categories import Category
+from va_actors.runtime.session_vars import SESSION_PREFIX
 
 if TYPE_CHECKING:
     from va_actors.runtime.host.actor_host import ActorHost
@@ -40,8 +41,6 @@ logger = logging.getLogger("va_actors.runtime.host")
 
 PENDING_LIMIT = 256
 """Messages a warm plugin may publish before it is attached (the oldest are dropped)."""
-SESSION_PREFIX = "VA_SESSION_"
-"""Params naming a variable with this prefix are session-specific: built at assignment."""
 
 
 class WarmError(Exception):

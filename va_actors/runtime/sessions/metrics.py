@@ -21,8 +21,10 @@ from prometheus_client.registry import Collector
 
 from va_actors.runtime.supervisor import PipelineStatus
 
-__all__ = ["LATENCY_BUCKETS_MS", "SEGMENTS", "ServerView", "SessionMetrics"]
+__all__ = ["KEEP_FINISHED", "LATENCY_BUCKETS_MS", "SEGMENTS", "ServerView", "SessionMetrics"]
 
+KEEP_FINISHED = 32
+"""Finished sessions whose per-turn series are still exposed."""
 LATENCY_BUCKETS_MS = (25, 50, 100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1500, 2000,
                       3000, 5000, 10000)
 
@@ -148,6 +150,7 @@ class SessionMetrics:
         self.started = Counter("va_sessions_started", "sessions started", registry=self.registry)
         self.turns = Counter("va_turns", "user turns answered", ["session"],
                              registry=self.registry)
+        self._finished: list[str] = []
 
     def observe_turn(self, session: str, record: Mapping[str, Any]) -> None:
         """A turn completed in ``session``: observe its total and each segment."""
@@ -158,11 +161,18 @@ class SessionMetrics:
             if histogram is not None:
                 histogram.labels(session).observe(float(value))
 
-    def forget(self, session: str) -> None:
-        """Drop a finished session's labelled series (they would grow without bound)."""
-        for metric in (*self._histograms.values(), self.turns):
-            with contextlib.suppress(KeyError):
-                metric.remove(session)
+    def finished(self, session: str) -> None:
+        """``session`` ended: its series stay for the last :data:`KEEP_FINISHED` sessions.
+
+        A scrape after a short call still shows its turns; older ones are
+        dropped, so a long-running server does not grow without bound.
+        """
+        self._finished.append(session)
+        while len(self._finished) > KEEP_FINISHED:
+            old = self._finished.pop(0)
+            for metric in (*self._histograms.values(), self.turns):
+                with contextlib.suppress(KeyError):
+                    metric.remove(old)
 
     def text(self) -> bytes:
         """The exposition text of every metric."""

@@ -25,26 +25,27 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from va_actors.runtime import env_refs, rundir
 from va_actors.runtime.config import PipelineConfig
 from va_actors.runtime.services import Services
+from va_actors.runtime.session_vars import SESSION_ID, SESSION_PORT
 from va_actors.runtime.sessions.admission import Admission, Limits
 from va_actors.runtime.sessions.metrics import SessionMetrics
 from va_actors.runtime.supervisor import PipelineStatus, Supervisor, SupervisorError
-from va_actors.runtime.supervisor.pool import WarmPool
+from va_actors.runtime.supervisor.pool import REFILL_CPU_PERCENT, WarmPool
 
 __all__ = ["SESSION_ID", "SESSION_PORT", "AdmissionRefused", "ServeSettings", "Session",
            "SessionServer", "serve_forever_signals"]
 
 logger = logging.getLogger("va_actors.runtime.sessions")
 
-SESSION_ID = "VA_SESSION_ID"
-SESSION_PORT = "VA_SESSION_PORT"
 SAMPLE_INTERVAL_S = 0.25
 """How often the machine's load is read for admission."""
 _POST_KEYS = ("metadata",)
@@ -60,6 +61,8 @@ class ServeSettings:
         limits: admission thresholds.
         start_timeout_s: a session not running this long after POST is stopped.
         public_host: host name put in sessions' edge URLs.
+        refill_cpu_percent: the warm pool refills while the machine's CPU is
+            below this (a model loading beside a conversation slows its replies).
     """
 
     host: str = "127.0.0.1"
@@ -68,6 +71,7 @@ class ServeSettings:
     limits: Limits = field(default_factory=Limits)
     start_timeout_s: float = 60.0
     public_host: str = "127.0.0.1"
+    refill_cpu_percent: float = REFILL_CPU_PERCENT
 
 
 @dataclass
@@ -135,6 +139,7 @@ class SessionServer:
         self._closed = asyncio.Event()
         self._closing: asyncio.Future[None] | None = None
         self.url = ""
+        self.public_url = ""
 
     # -- what the metrics and the API read ---------------------------------------------
     def statuses(self) -> dict[str, PipelineStatus]:
@@ -168,7 +173,8 @@ class SessionServer:
         await self._services.start()
         self._services_up = True
         if self.settings.pool > 0:
-            self.pool = WarmPool(self._python, self.config.directory, self._run_dir)
+            self.pool = WarmPool(self._python, self.config.directory, self._run_dir,
+                                 refill_cpu_percent=self.settings.refill_cpu_percent)
             for actor in self.config.actors:
                 self.pool.want(actor, self.settings.pool)
             self.pool.start()
@@ -180,6 +186,7 @@ class SessionServer:
         await site.start()
         port = self._runner.addresses[0][1] if self._runner.addresses else self.settings.port
         self.url = f"http://{self.settings.host}:{port}"
+        self.public_url = f"http://{self.settings.public_host}:{port}"
         logger.info("serving %s at %s (pool %d per actor, at most %s sessions)",
                     self.config.path, self.url, self.settings.pool,
                     self.settings.limits.max_sessions or "any number of")
@@ -268,7 +275,7 @@ class SessionServer:
         session.exit_code = code
         session.state = "stopped"
         self._sessions.pop(session.id, None)
-        self.metrics.forget(session.id)
+        self.metrics.finished(session.id)
         return code
 
     async def stop_session(self, sid: str) -> Session:
@@ -291,6 +298,8 @@ class SessionServer:
             web.get("/health", self._health),
             web.get("/ready", self._ready),
             web.get("/metrics", self._metrics),
+            web.get("/call", self._call),
+            web.post("/sessions/{id}/close", self._close_session),
         ])
         return app
 
@@ -306,6 +315,25 @@ class SessionServer:
                                      status=500)
         return web.json_response(session.describe(), status=201,
                                  headers={"Location": f"/sessions/{session.id}"})
+
+    async def _call(self, request: web.Request) -> web.Response:
+        """A browser's way in: a session of its own, then its edge's page (303)."""
+        try:
+            session = await self.create_session({"via": "GET /call"})
+        except AdmissionRefused as exc:
+            return web.Response(status=503, headers={"Retry-After": str(exc.retry_after_s)},
+                                content_type="text/html",
+                                text=f"<p>The agent is busy: {escape(exc.reason)}. Try again "
+                                     f"in {exc.retry_after_s} s.</p>")
+        except SupervisorError as exc:
+            return web.Response(status=500, content_type="text/html",
+                                text=f"<p>The call could not start: {escape(str(exc))}</p>")
+        if session.edge_url is None:
+            await self.stop_session(session.id)
+            raise _bad_request("this pipeline has no edge a browser can open (no actor names "
+                               "VA_SESSION_PORT)")
+        close = f"{self.public_url}/sessions/{session.id}/close"
+        raise web.HTTPSeeOther(f"{session.edge_url}?{urlencode({'end': close})}")
 
     async def _list_sessions(self, request: web.Request) -> web.Response:
         return web.json_response({"sessions": [s.describe() for s in self._sessions.values()]})
@@ -325,6 +353,12 @@ class SessionServer:
     async def _delete_session(self, request: web.Request) -> web.Response:
         session = await self.stop_session(self._session(request).id)
         return web.json_response(session.describe())
+
+    async def _close_session(self, request: web.Request) -> web.Response:
+        """``DELETE`` for a page's ``navigator.sendBeacon`` (which can only POST)."""
+        session = self._session(request)
+        asyncio.get_running_loop().create_task(self.stop_session(session.id))
+        return web.json_response({"id": session.id, "state": "stopping"}, status=202)
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "sessions": len(self._sessions)})
@@ -386,8 +420,8 @@ async def _errors_as_json(request: web.Request, handler: Any) -> web.StreamRespo
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
-        if exc.content_type == "application/json":
-            raise
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise  # redirects, and our own JSON errors
         # aiohttp's own 404/405: the same JSON shape as ours, same status and headers.
         return web.json_response({"error": exc.reason, "reason": exc.text or exc.reason},
                                  status=exc.status, headers={

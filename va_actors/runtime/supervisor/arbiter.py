@@ -39,6 +39,7 @@ from va_actors.runtime.categories import info
 from va_actors.runtime.config import GiveUpPolicy, InputOptions, PipelineConfig
 from va_actors.runtime.exits import EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.services import ServiceError, Services
+from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
 from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
 from va_actors.runtime.supervisor.follower import SessionFollower
 from va_actors.runtime.supervisor.metrics import metrics_snapshot
@@ -111,7 +112,8 @@ class Supervisor:
         self._metrics_interval = metrics_interval_s
         self._python = python
         self._own_pool = pool is None and any(a.supervisor.warm_spares for a in config.actors)
-        self._launch = Launch(python=python, cwd=config.directory, pool=pool, env=dict(env or {}))
+        session_env = {SESSION_ID: session or RUN_SESSION, **(env or {})}
+        self._launch = Launch(python=python, cwd=config.directory, pool=pool, env=session_env)
         self._run_dir: Path | None = None
         self._watchers: dict[str, Watcher] = {}
         self._work_endpoints: dict[str, str] = {}

@@ -3,8 +3,10 @@
 A watcher that needs a process for an actor (a new session's instance, or a
 restart after a crash) takes a ready spare from the pool instead of paying
 Python's imports and the model load; the pool then starts a replacement in
-the background. Spares are started one at a time, so refilling never
-competes with a running conversation for more than one core.
+the background. Spares are started one at a time, and while the machine is
+not busy (CPU under ``refill_cpu_percent`` over the last half second, or
+after at most 20 s of waiting): loading a model next to a conversation
+would slow its replies more than a cold restart ever costs.
 
 Each spare is ``python -m va_actors.runtime.host --warm WARM.json``
 (:mod:`va_actors.runtime.host.warm`): it says ``ready`` on its stdout once
@@ -19,14 +21,18 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from va_actors.core.backoff import Backoff
 from va_actors.runtime import env_refs
 from va_actors.runtime.config import ActorConfig
 from va_actors.runtime.exits import EXIT_CONFIG
 from va_actors.runtime.host.warm import WarmSpec
+from va_actors.runtime.lifeline import child_env
 
 __all__ = ["READY_TIMEOUT_S", "Spare", "WarmPool"]
 
@@ -34,6 +40,11 @@ logger = logging.getLogger("va_actors.runtime.supervisor")
 
 READY_TIMEOUT_S = 120.0
 """A spare that is not ready this long after it was started is killed."""
+REFILL_CPU_PERCENT = 50.0
+"""Start a spare only while the machine's CPU (all cores) is below this..."""
+REFILL_DEFER_MAX_S = 20.0
+"""... or once it has waited this long (a machine that is never quiet still gets spares)."""
+QUIET_CHECK_S = 0.5
 
 
 @dataclass
@@ -77,8 +88,12 @@ class WarmPool:
         log_level: the hosts' log level.
     """
 
-    def __init__(self, python: str, cwd: Path, directory: Path, log_level: str = "INFO") -> None:
+    def __init__(self, python: str, cwd: Path, directory: Path, log_level: str = "INFO", *,
+                 refill_cpu_percent: float = REFILL_CPU_PERCENT,
+                 busy: Callable[[float], float] | None = None) -> None:
         self._python = python
+        self.refill_cpu_percent = refill_cpu_percent
+        self._busy = busy or _cpu_percent
         self._cwd = cwd
         self._dir = directory
         self._log_level = log_level
@@ -166,6 +181,7 @@ class WarmPool:
                 self._changed.clear()
                 await self._changed.wait()
                 continue
+            await self._quiet()
             spare = await self._start_one(slot)
             if spare is not None:
                 slot.ready.append(spare)
@@ -174,13 +190,20 @@ class WarmPool:
             failures += 1
             await asyncio.sleep(backoff.delay(failures - 1))
 
+    async def _quiet(self) -> None:
+        """Wait until the machine is not busy (a spare loads a model at full speed)."""
+        waited = 0.0
+        while waited < REFILL_DEFER_MAX_S and \
+                (await asyncio.to_thread(self._busy, QUIET_CHECK_S)) >= self.refill_cpu_percent:
+            waited += QUIET_CHECK_S
+
     async def _start_one(self, slot: _Slot) -> Spare | None:
         actor = slot.actor
         path = self._dir / f"{actor.name}.warm.json"
         WarmSpec(actor=actor.name, plugin=actor.plugin, category=actor.category.value,
                  params=dict(actor.params), pipeline_dir=str(self._cwd),
                  log_level=self._log_level).write(path)
-        env = {**os.environ, **env_refs.expand(actor.env, os.environ)}
+        env = child_env({**os.environ, **env_refs.expand(actor.env, os.environ)})
         proc = await asyncio.create_subprocess_exec(
             self._python, "-m", "va_actors.runtime.host", "--warm", str(path), env=env,
             cwd=self._cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -205,3 +228,8 @@ class WarmPool:
             logger.warning("warm host for %s did not get ready (exit %s); retrying",
                            actor.name, code)
         return None
+
+
+def _cpu_percent(interval: float) -> float:
+    """The machine's CPU over ``interval`` seconds, all cores (blocking: run in a thread)."""
+    return float(psutil.cpu_percent(interval=interval))

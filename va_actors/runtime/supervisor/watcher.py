@@ -23,6 +23,7 @@ import psutil
 
 from va_actors.runtime import env_refs
 from va_actors.runtime.config import ActorConfig
+from va_actors.runtime.lifeline import child_env
 from va_actors.runtime.policy import Action, RestartPolicy, RestartTracker
 from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.supervisor.pool import WarmPool
@@ -217,7 +218,7 @@ class Watcher:
             self.proc = spare.proc
             self.warm_starts += 1
         else:
-            env = {**os.environ, **env_refs.expand(self.actor.env, os.environ)}
+            env = child_env({**os.environ, **env_refs.expand(self.actor.env, os.environ)})
             self.proc = await asyncio.create_subprocess_exec(
                 self._launch.python, "-m", "va_actors.runtime.host", str(self.spec_path),
                 env=env, stdin=asyncio.subprocess.DEVNULL, cwd=self._launch.cwd,

@@ -7,6 +7,9 @@ agent audio like a speaker and report ``AudioPlaybackEvent`` on ``playback``.
 See the plugin README for parameters and launch-file snippets.
 """
 
+from va_actors.core.edge.playback import PlaybackSink
+from va_actors.core.edge.playout import Playout
+
 from .audio_sources import (
     AudioFileSource,
     AudioTimeline,
@@ -15,8 +18,7 @@ from .audio_sources import (
     parse_utterances,
 )
 from .devices import MicrophoneSource, SpeakerSink
-from .playout import Playout
-from .sinks import PlaybackSink, WavSink
+from .sinks import WavSink
 from .video import SyntheticCamera, VideoFileSource
 from .wav import WavWriter
 

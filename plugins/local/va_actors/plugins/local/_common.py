@@ -1,4 +1,4 @@
-"""Pieces every local actor shares: error reporting, paths, pacing, checks."""
+"""Pieces every local actor shares: error reporting, paths, pacing."""
 
 from __future__ import annotations
 
@@ -55,32 +55,6 @@ def expand_path(path: str | os.PathLike[str]) -> Path:
 def participant_for(name: str) -> Participant:
     """The participant record local sources attach to their audio."""
     return Participant(user_id=name, id=name)
-
-
-def positive_number(value: object, name: str) -> float:
-    """``value`` as a float > 0, or a ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def non_negative_number(value: object, name: str) -> float:
-    """``value`` as a float >= 0, or a ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-def positive_int(value: object, name: str) -> int:
-    """``value`` as an int > 0, or a ValueError naming the parameter."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def optional_positive_int(value: object, name: str) -> int | None:
-    """``value`` as an int > 0 or None, or a ValueError naming the parameter."""
-    return None if value is None else positive_int(value, name)
 
 
 class Pacer:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from va_actors.core.audio import AudioFormat, AudioFramer, PcmData, Resampler
+from va_actors.core.checks import ParamProblem, resolve_path
 from va_actors.core.video import VideoFrame
 
 from ._common import FRAME_MS, logger
@@ -57,6 +59,18 @@ def unreadable(path: str | os.PathLike[str], kind: str) -> str | None:
     with container:
         streams = container.streams.audio if kind == "audio" else container.streams.video
         return None if streams else f"no {kind} stream in the file"
+
+
+def file_problems(params: Mapping[str, Any], base_dir: Path, kind: str) -> list[ParamProblem]:
+    """``check_params`` of a source with a ``path`` param: the file must hold ``kind``."""
+    path = params.get("path")
+    if not isinstance(path, str) or "$" in path:
+        return []  # the constructor reports a bad type; $VARS resolve in the actor
+    reason = unreadable(resolve_path(path, base_dir), kind)
+    if reason is None:
+        return []
+    return [ParamProblem("path", f"cannot read {path!r}: {reason}",
+                         f"relative paths are taken from {base_dir}")]
 
 
 def frame_rate_ok(rate: int) -> bool:

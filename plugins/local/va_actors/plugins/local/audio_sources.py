@@ -15,20 +15,18 @@ from va_actors.core.audio import AudioFormat, PcmData
 from va_actors.core.checks import ParamProblem, resolve_path
 from va_actors.core.edge import Participant
 from va_actors.core.node import Node, NodeContext
+from va_actors.core.params import non_negative_number, optional_positive_int, positive_int
 
 from ._common import (
     FRAME_MS,
     Pacer,
     expand_path,
     logger,
-    non_negative_number,
-    optional_positive_int,
     participant_for,
-    positive_int,
     publish_finished,
     report_error,
 )
-from ._decode import MediaReadError, decode_audio, frame_rate_ok, unreadable
+from ._decode import MediaReadError, decode_audio, file_problems, frame_rate_ok, unreadable
 
 AUDIO = "audio"
 
@@ -167,14 +165,7 @@ class AudioFileSource(Node):
     @classmethod
     def check_params(cls, params: Mapping[str, Any], base_dir: Path) -> list[ParamProblem]:
         """``va-launch check``: the file must exist and hold audio."""
-        path = params.get("path")
-        if not isinstance(path, str) or "$" in path:
-            return []  # the constructor reports a bad type; $VARS resolve in the actor
-        reason = unreadable(resolve_path(path, base_dir), "audio")
-        if reason is None:
-            return []
-        return [ParamProblem("path", f"cannot read {path!r}: {reason}",
-                             f"relative paths are taken from {base_dir}")]
+        return file_problems(params, base_dir, "audio")
 
     async def run(self, ctx: NodeContext) -> None:
         """Wait for the consumers, then send the file (again and again when looping)."""

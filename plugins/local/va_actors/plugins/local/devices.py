@@ -18,18 +18,19 @@ import numpy as np
 
 from va_actors.core.audio import AudioFormat, AudioFramer, PcmData
 from va_actors.core.audio.pcm import SampleArray
+from va_actors.core.edge.playback import PlaybackSink
+from va_actors.core.edge.playout import interleaved_bytes
 from va_actors.core.node import Node, NodeContext
+from va_actors.core.params import positive_int
 
 from ._common import (
     FRAME_MS,
+    PLUGIN_NAME,
     participant_for,
-    positive_int,
     publish_finished,
     report_error,
 )
 from .audio_sources import AudioTimeline
-from .playout import interleaved_bytes
-from .sinks import PlaybackSink
 
 _INSTALL_HINT = "install it with: pip install 'va-actors-plugin-local[devices]'"
 _MIC_QUEUE_BLOCKS = 50  # 1 s of 20 ms blocks between the device thread and the loop
@@ -182,6 +183,8 @@ class SpeakerSink(PlaybackSink):
             as stopped.
         max_buffer_s: most audio held; beyond it the oldest is dropped (counted).
     """
+
+    plugin_name = PLUGIN_NAME
 
     def __init__(
         self,

@@ -7,20 +7,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from va_actors.core.checks import ParamProblem, resolve_path
+from va_actors.core.checks import ParamProblem
 from va_actors.core.node import Node, NodeContext
+from va_actors.core.params import optional_positive_int, positive_number
 from va_actors.core.video import SyntheticVideoTrack, VideoTrackClosedError
 from va_actors.core.video.track import VIDEO_TIME_BASE, SyntheticPattern
 
 from ._common import (
     Pacer,
     expand_path,
-    optional_positive_int,
-    positive_number,
     publish_finished,
     report_error,
 )
-from ._decode import MediaReadError, VideoReader, unreadable
+from ._decode import MediaReadError, VideoReader, file_problems
 
 VIDEO = "video"
 
@@ -56,14 +55,7 @@ class VideoFileSource(Node):
     @classmethod
     def check_params(cls, params: Mapping[str, Any], base_dir: Path) -> list[ParamProblem]:
         """``va-launch check``: the file must exist and hold video."""
-        path = params.get("path")
-        if not isinstance(path, str) or "$" in path:
-            return []  # the constructor reports a bad type; $VARS resolve in the actor
-        reason = unreadable(resolve_path(path, base_dir), "video")
-        if reason is None:
-            return []
-        return [ParamProblem("path", f"cannot read {path!r}: {reason}",
-                             f"relative paths are taken from {base_dir}")]
+        return file_problems(params, base_dir, "video")
 
     async def run(self, ctx: NodeContext) -> None:
         """Wait for the consumers, then send the file (again and again when looping)."""

@@ -12,8 +12,7 @@ import struct
 from pathlib import Path
 
 from va_actors.core.audio.pcm import SampleArray
-
-from .playout import interleaved_bytes
+from va_actors.core.edge.playout import interleaved_bytes
 
 _HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
 _MAX_DATA = 0xFFFFFFFF - (_HEADER.size - 8)  # RIFF sizes are 32-bit

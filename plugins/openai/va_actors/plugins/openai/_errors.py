@@ -14,36 +14,47 @@ __all__ = [
     "ChatCompletionsError",
     "ChatCompletionsTimeoutError",
     "MalformedStreamError",
+    "ProviderError",
 ]
 
 
-class ChatCompletionsError(Exception):
-    """A chat-completions request failed.
+class ProviderError(Exception):
+    """A request to the provider failed; the base of the chat and Realtime errors.
 
     Attributes:
         detail: what went wrong (secrets already redacted).
-        status: the HTTP status, when the server answered with one.
-        attempts: how many requests were made before giving up.
+        attempts: how many tries were made before giving up (1 when not retried).
     """
 
-    status: int | None = None
-
-    def __init__(self, detail: str, *, status: int | None = None) -> None:
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        if status is not None:
-            self.status = status
         self.attempts = 1
 
     @property
     def transient(self) -> bool:
-        """True when retrying the same request may succeed."""
+        """True when retrying may succeed."""
         return False
 
     def __str__(self) -> str:
         if self.attempts > 1:
             return f"{self.detail} (gave up after {self.attempts} attempts)"
         return self.detail
+
+
+class ChatCompletionsError(ProviderError):
+    """A chat-completions request failed.
+
+    Attributes:
+        status: the HTTP status, when the server answered with one.
+    """
+
+    status: int | None = None
+
+    def __init__(self, detail: str, *, status: int | None = None) -> None:
+        super().__init__(detail)
+        if status is not None:
+            self.status = status
 
 
 class ChatCompletionsAPIError(ChatCompletionsError):

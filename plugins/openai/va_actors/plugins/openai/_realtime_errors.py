@@ -8,6 +8,8 @@ dropped or refused socket is temporary (``ConnectionError``), a server
 
 from __future__ import annotations
 
+from ._errors import ProviderError
+
 __all__ = [
     "PERMANENT_ERROR_CODES",
     "RealtimeAPIError",
@@ -24,28 +26,8 @@ PERMANENT_ERROR_CODES = frozenset({
 """Server error codes after which retrying or reconnecting cannot help."""
 
 
-class RealtimeClientError(Exception):
-    """Something went wrong talking to a Realtime server.
-
-    Attributes:
-        detail: what went wrong (secrets already redacted).
-        attempts: connection attempts made before giving up (1 when not retried).
-    """
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.attempts = 1
-
-    @property
-    def transient(self) -> bool:
-        """True when reconnecting or retrying may succeed."""
-        return False
-
-    def __str__(self) -> str:
-        if self.attempts > 1:
-            return f"{self.detail} (gave up after {self.attempts} attempts)"
-        return self.detail
+class RealtimeClientError(ProviderError):
+    """Something went wrong talking to a Realtime server (``detail``, ``attempts``)."""
 
 
 class RealtimeAuthError(RealtimeClientError, PermissionError):

@@ -1,9 +1,10 @@
-"""The speaker model behind the sinks: a playout buffer that knows what was heard.
+"""The speaker model behind every edge: a playout buffer that knows what was heard.
 
-Pure bookkeeping, no clock and no I/O: the sink decides when samples are
-played (:meth:`Playout.take`), this module tracks which reply and which
-sentence every buffered sample belongs to, so a sink can say at any moment
-how much of a reply the user has heard and which words that covered.
+Pure bookkeeping, no clock and no I/O: the edge (a WAV file, a sound card, a
+WebRTC peer) decides when samples are played (:meth:`Playout.take`); this
+module tracks which reply and which sentence every buffered sample belongs
+to, so the edge can say at any moment how much of a reply the user has heard
+and which words that covered.
 """
 
 from __future__ import annotations
@@ -30,10 +31,14 @@ class Sentence:
 
     def heard_words(self) -> list[str]:
         """Words heard: all once fully played, else the played share of them (rounded down)."""
+        return self.words_within(self.played)
+
+    def words_within(self, samples: int) -> list[str]:
+        """Words spoken in its first ``samples``: all of them, or that share (rounded down)."""
         words = self.text.split()
-        if self.played >= self.total:
+        if samples >= self.total:
             return words
-        return words[: len(words) * self.played // self.total]
+        return words[: len(words) * max(0, samples) // self.total]
 
 
 @dataclass(eq=False)
@@ -55,6 +60,22 @@ class Reply:
             words += sentence.heard_words()
             if sentence.played < sentence.total:
                 break
+        return " ".join(words)
+
+    def text_within(self, samples: int) -> str:
+        """The words of the reply's first ``samples`` of audio.
+
+        Sentences count in order with all the audio received of them, the
+        last one reached in proportion. For a client that reports how much
+        it played (a Realtime ``conversation.item.truncate``) rather than a
+        speaker that played it here.
+        """
+        words: list[str] = []
+        for sentence in self.sentences:
+            if samples <= 0:
+                break
+            words += sentence.words_within(samples)
+            samples -= sentence.total
         return " ".join(words)
 
 
