@@ -96,7 +96,7 @@ name = "vlm"
 plugin = "tests.actors.frames:SlowStage"
 inputs = ["cam.video"]
 params = {{ path = "{tmp}/vlm.jsonl", delay_ms = 200 }}
-replicas = 4
+replicas = {replicas}
 max_inflight = 1
 placement = {{ labels = {{ gpu = "1" }} }}
 
@@ -219,8 +219,12 @@ def replicas(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def running_cluster(tmp: Path, relayed: tuple[str, ...] = ()) -> Iterator[Cluster]:
-    """The lab, both workers and the supervisor, every instance running; all reaped after."""
+def running_cluster(tmp: Path, relayed: tuple[str, ...] = (),
+                    vlm_replicas: int = 4) -> Iterator[Cluster]:
+    """The lab, both workers and the supervisor, every instance running; all reaped after.
+
+    Also bench/remote.py's cluster (8 replicas, and 1 for its baseline).
+    """
     keys = tmp / "keys"
     for name in ("sup", "w1", "w2", "rogue"):
         create_keypair(keys, name)
@@ -232,7 +236,7 @@ def running_cluster(tmp: Path, relayed: tuple[str, ...] = ()) -> Iterator[Cluste
     try:
         (tmp / "pipeline.toml").write_text(PIPELINE.format(
             sup_port=SUP_PORT, sup_ip=lab.address["sup"], keys=keys, grace=GRACE_S,
-            w2_ip=lab.address["w2"], w2_port=W2_PORT, tmp=tmp))
+            w2_ip=lab.address["w2"], w2_port=W2_PORT, tmp=tmp, replicas=vlm_replicas))
         sup_tcp = f"tcp://{lab.address['sup']}:{SUP_PORT}"
         c.worker("w1", "w1", "--supervisor", sup_tcp, "--keys", str(keys / "w1.key_secret"),
                  "--ports", "7101-7199")
@@ -245,7 +249,7 @@ def running_cluster(tmp: Path, relayed: tuple[str, ...] = ()) -> Iterator[Cluste
         def running() -> bool:
             manifest = rundir.read_manifest(c.run_dir)
             return all(i.state == "running" for i in manifest.instances) and \
-                len(manifest.instances) == 9
+                len(manifest.instances) == 4 + vlm_replicas + (vlm_replicas > 1)  # + dispatch
         until(running, 90, "every instance running", c)
         yield c
     finally:
