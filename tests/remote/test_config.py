@@ -80,3 +80,24 @@ def test_a_good_file_loads_with_keys_resolved_from_its_directory(
     assert config.transport is not None and config.transport.advertise == "10.0.0.9"
     (worker,) = config.workers
     assert worker.public_key == load_keypair(tmp_path / "keys" / "w1.key_secret").public
+
+
+def test_the_readme_remote_pipeline_loads_with_the_readme_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """launch/remote_ocr.toml with keys made as the README says (keys/ next to launch/)."""
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "launch").mkdir()
+    text = (repo / "launch" / "remote_ocr.toml").read_text()
+    (tmp_path / "launch" / "remote_ocr.toml").write_text(text)
+    (tmp_path / "launch" / "assets").symlink_to(repo / "launch" / "assets")
+    for name in ("sup", "w1", "w2"):
+        create_keypair(tmp_path / "keys", name)
+    monkeypatch.chdir(tmp_path)
+    config = load_pipeline(Path("launch") / "remote_ocr.toml")
+    assert config.transport is not None
+    # The addresses scripts/netns-lab.sh gives the namespaces.
+    lab = (repo / "scripts" / "netns-lab.sh").read_text()
+    assert f"addr add {config.transport.advertise}/24 dev br0" in lab
+    assert {w.name for w in config.workers} == {"w1", "w2"}
+    (ocr,) = [a for a in config.actors if a.name == "ocr"]
+    assert ocr.replicas == 2
