@@ -108,13 +108,14 @@ class Launched:
 
 
 @contextlib.contextmanager
-def launched(pipeline: Path) -> Iterator[Launched]:
-    """Run ``va-launch run pipeline`` from the repository root while the block runs.
+def launched(pipeline: Path, command: str = "run", *options: str) -> Iterator[Launched]:
+    """Run ``va-launch <command> pipeline <options>`` from the repository root while the block runs.
 
     On the way out it is stopped (SIGINT, 30 s), then it and every process
     under it are killed; also when the block fails.
     """
-    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", "run", str(pipeline)],
+    proc = subprocess.Popen([sys.executable, "-m", "va_actors.cli.main", command, str(pipeline),
+                             *options],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     launcher = psutil.Process(proc.pid)
     try:
