@@ -445,6 +445,13 @@ def test_a_cut_link_loses_only_in_flight_items_and_the_worker_rejoins(
     back = time.time_ns()
     until(lambda: all(n in _sources(cluster.results(), back) for n in on_w1), 30,
           "results from w1's replicas again", cluster)
+    # Nothing held back during the cut reached w1's replicas late: every frame they
+    # were handed after the restore is fresher than the crossing inputs' max_age_ms.
+    handed = [r for r in read_jsonl(cluster.tmp / "vlm.jsonl")
+              if r["pid"] in pids.values() and r["got_ns"] >= restored_at]
+    assert handed
+    late = [r for r in handed if r["age_ms"] > 1000]
+    assert not late, late[:3]
     after = metrics.latest()
     assert after["restarts"] == restarts_before
     assert {name: after["instances"][name]["pid"] for name in on_w1} == pids
