@@ -13,7 +13,8 @@ refused, gets nothing, and ``va-launch status`` says so; under 20 ms delay
 and 1 % loss results keep flowing; with one worker's link cut for 10 s its
 in-flight items are counted lost, the other worker carries the work and the
 local audio does not stall; when the link comes back the worker rejoins
-without a restart of anything.
+without a restart of anything, and nothing held back during the cut reaches
+its replicas late.
 
 Processes are reaped and namespaces removed by the module fixture, also
 when a test fails; the tests are skipped (with the reason) only where the
