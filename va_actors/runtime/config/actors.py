@@ -19,7 +19,8 @@ from va_actors.runtime import env_refs
 from va_actors.runtime.categories import Category, info
 from va_actors.runtime.config.checker import Checker, short, toml_type
 from va_actors.runtime.config.lines import PathKey
-from va_actors.runtime.config.settings import InputOptions, SupervisorDefaults
+from va_actors.runtime.config.remote import placement
+from va_actors.runtime.config.settings import InputOptions, Placement, SupervisorDefaults
 from va_actors.runtime.config.tables import (
     ACTOR_KEYS,
     COUNT,
@@ -61,6 +62,7 @@ class Draft:
     max_inflight: int = 1
     input_options: dict[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def path(self) -> PathKey:
@@ -97,6 +99,7 @@ def actor_draft(chk: Checker, table: Mapping[str, Any], index: int,
         if value is not None:
             setattr(draft, key, int(value))
     draft.supervisor = supervision(chk, table, path, what, defaults)
+    draft.placement = placement(chk, table, path, what)
     if draft.plugin_class is not None:
         plugin_issues(chk, draft.plugin_class, draft.params, path, what, base_dir)
     return draft

@@ -8,7 +8,7 @@ show who listens to what.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import zmq
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent
 from va_actors.core.video.frame import VideoFrame
+from va_actors.runtime.transport import Transport, TransportError
 from va_actors.wire import limits, topics
 from va_actors.wire.codec import Frame, encode_audio, encode_event, encode_text, encode_video
 from va_actors.wire.messages import InputRef, TextChunk
@@ -65,8 +66,12 @@ class Output:
         """Every expected subscriber has joined."""
         return all(self.subscribers.get(t, 0) >= n for t, n in self.expected.items())
 
-    def bind(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> None:
+    def bind(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, *,
+             link: Transport | None = None, extra: Sequence[str] = ()) -> None:
         """Create and bind the XPUB (``hwm`` messages queued per subscriber).
+
+        ``extra``: more endpoints (a tcp one for other machines), bound through
+        ``link`` (runtime/transport.py: Curve on tcp).
 
         Raises:
             BindError: the endpoint is in use (transient) or invalid.
@@ -80,12 +85,15 @@ class Output:
         xpub.setsockopt(zmq.XPUB_VERBOSER, 1)
         xpub.copy_threshold = limits.ZERO_COPY_BYTES
         try:
-            xpub.bind(endpoint)
+            (link or Transport(ctx)).bind_all(xpub, [endpoint, *extra])
         except zmq.ZMQError as exc:
             xpub.close()
             # An address in use may free up (restart helps); a bad endpoint will not.
-            raise BindError(f"cannot bind {endpoint}: {exc}",
+            raise BindError(f"cannot bind {', '.join([endpoint, *extra])}: {exc}",
                             transient=exc.errno == zmq.EADDRINUSE) from exc
+        except TransportError as exc:
+            xpub.close()
+            raise BindError(str(exc), transient=False) from exc
         self.socket = xpub
 
     def read_subscriptions(self) -> None:

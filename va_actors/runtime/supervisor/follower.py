@@ -21,6 +21,7 @@ import zmq.asyncio
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnStartedEvent
+from va_actors.runtime.transport import Transport
 from va_actors.wire import WireError, decode
 
 __all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "SessionFollower"]
@@ -76,16 +77,18 @@ class SessionFollower:
         self._playing.pop(instance, None)
 
     async def run(self, ctx: zmq.asyncio.Context, endpoints: Iterable[str],
-                  topics: Iterable[str]) -> None:
-        """Subscribe to ``topics`` at ``endpoints`` and follow them until cancelled."""
+                  topics: Iterable[str], link: Transport | None = None) -> None:
+        """Subscribe to ``topics`` at ``endpoints`` and follow them until cancelled.
+
+        ``link``: the supervisor's transport (instances on workers: tcp + Curve).
+        """
         wanted = sorted(set(topics))
         if not wanted:
             return
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RECONNECT_IVL, 20)
-        for endpoint in endpoints:
-            sub.connect(endpoint)
+        (link or Transport(ctx)).connect_all(sub, endpoints)
         for topic in wanted:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:

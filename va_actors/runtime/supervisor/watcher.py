@@ -29,12 +29,27 @@ from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.supervisor.pool import WarmPool
 from va_actors.runtime.supervisor.status import InstanceStatus, State, heartbeat_counters
 
-__all__ = ["TERM_GRACE_S", "Launch", "Overseer", "Watcher"]
+__all__ = ["TERM_GRACE_S", "InstanceProcess", "Launch", "Overseer", "Watcher"]
 
 logger = logging.getLogger("va_actors.runtime.supervisor")
 
 TERM_GRACE_S = 2.0
 """After SIGTERM, how long an instance gets before SIGKILL."""
+
+
+class InstanceProcess(Protocol):
+    """What a watcher waits on: a local child (asyncio's Process) or one on a worker."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its pid (on its machine), once known."""
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit code once it has exited, else None."""
+
+    async def wait(self) -> int:
+        """Wait for the exit; return the exit code."""
 
 
 class Overseer(Protocol):
@@ -102,7 +117,7 @@ class Watcher:
         self.state = State.STARTING
         self.reason = ""
         self.exit_code: int | None = None
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: InstanceProcess | None = None
         self.spawned_at = 0.0
         self.last_seen = 0.0
         """When the host last reported (heartbeat, ready...)."""
@@ -167,6 +182,7 @@ class Watcher:
             queue=dict(beat.get("queue") or {}),
             heartbeat_age_s=round(now - self.last_seen, 3) if self.alive else None,
             work=dict(beat.get("work") or {}), warm_starts=self.warm_starts,
+            refused=dict(beat.get("refused") or {}),
         )
 
     # -- life -----------------------------------------------------------------------------
