@@ -121,25 +121,9 @@ class Output:
         out = self._streams.get(stream)
         if out is None:
             out = self._streams[stream] = OutputStream(topics.topic(self.actor, stream))
-        seq, topic, source = out.seq + 1, out.topic, self.instance
-        frames: list[Frame]
-        if isinstance(value, PcmData):
-            frames = encode_audio(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
-                                  extra=fields)
-        elif isinstance(value, VideoFrame):
-            frames = encode_video(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
-                                  extra=fields)
-        elif isinstance(value, BaseEvent):
-            frames = encode_event(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
-                                  extra=fields)
-        elif isinstance(value, TextChunk | str):
-            chunk = value if isinstance(value, TextChunk) else TextChunk(
-                value, final, fields.pop("response_id", None), int(fields.pop("index", 0)))
-            frames = encode_text(topic, chunk, seq=seq, epoch=epoch, source=source, ref=ref,
-                                 extra=fields)
-        else:
-            raise TypeError(f"cannot publish a {type(value).__name__} on {topic}: publish "
-                            "PcmData, VideoFrame, an event, a TextChunk or str")
+        seq = out.seq + 1
+        frames = encode_value(out.topic, value, seq=seq, epoch=epoch, source=self.instance,
+                              ref=ref, final=final, fields=fields)
         assert self.socket is not None, "publish() before the output socket is bound"
         out.seq = seq
         # copy=False with copy_threshold: only payloads >= ZERO_COPY_BYTES skip the copy.
@@ -151,3 +135,28 @@ class Output:
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None
+
+
+def encode_value(topic: str, value: Publishable, *, seq: int, epoch: int, source: str,
+                 ref: InputRef | None, final: bool, fields: dict[str, Any]) -> list[Frame]:
+    """The frames of one published ``value`` (a ``str`` becomes a :class:`TextChunk`).
+
+    Raises:
+        TypeError: the wire cannot carry ``value``.
+    """
+    if isinstance(value, PcmData):
+        return encode_audio(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                            extra=fields)
+    if isinstance(value, VideoFrame):
+        return encode_video(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                            extra=fields)
+    if isinstance(value, BaseEvent):
+        return encode_event(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                            extra=fields)
+    if isinstance(value, TextChunk | str):
+        chunk = value if isinstance(value, TextChunk) else TextChunk(
+            value, final, fields.pop("response_id", None), int(fields.pop("index", 0)))
+        return encode_text(topic, chunk, seq=seq, epoch=epoch, source=source, ref=ref,
+                           extra=fields)
+    raise TypeError(f"cannot publish a {type(value).__name__} on {topic}: publish "
+                    "PcmData, VideoFrame, an event, a TextChunk or str")

@@ -23,6 +23,7 @@ from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnStartedEvent
 from va_actors.runtime.transport import Transport
 from va_actors.wire import WireError, decode
+from va_actors.wire.codec import Message
 
 __all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "SessionFollower"]
 
@@ -98,7 +99,7 @@ class SessionFollower:
                     message = decode(frames)
                 except WireError:
                     continue
-                self._on_message(message.stream, message.source, message.topic, message.fields)
+                self.follow(message)
         finally:
             sub.close(0)
 
@@ -117,6 +118,10 @@ class SessionFollower:
                 "p90_ms": round(p90, 1), "last": self._latency[-1]}
 
     # -- messages -----------------------------------------------------------------------
+    def follow(self, message: Message) -> None:
+        """Take one decoded message of a followed topic (``run`` feeds them from a socket)."""
+        self._on_message(message.stream, message.source, message.topic, message.fields)
+
     def _on_message(self, stream: str, source: str, topic: str,
                     fields: Mapping[str, Any]) -> None:
         if stream == "playback":
