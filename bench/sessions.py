@@ -17,6 +17,11 @@
    talk. Admission uses its defaults (90 % CPU, 25 % per new session), so the
    step it refuses is the machine's limit.
 
+3. **In one process.** The same N sessions as tasks of ONE process
+   (:mod:`bench.one_loop`: the same plugins and drivers on one asyncio loop,
+   what an in-process framework runs), in the same run: the same figures,
+   and their ratio to the actor path.
+
 The raw pyzmq hop of the same run (bench/hop.py's calibration) is printed
 beside the figures, so a slow machine tells itself from a regression.
 """
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.hop import calibration
+from bench.one_loop import run_sessions
 from bench.stats import percentile
 from va_actors.runtime.config import load_pipeline
 from va_actors.runtime.sessions import AdmissionRefused, Limits, ServeSettings, SessionServer
@@ -122,6 +128,28 @@ async def concurrent(path: Path, directory: Path, count: int,
             "first_jitter_p99_ms": jitter_p99_ms(directory / f"mic-{first}.jsonl")}
 
 
+def in_one_process(path: Path, directory: Path, count: int) -> dict[str, Any]:
+    """``count`` sessions of the template as tasks of this process, 2 s apart."""
+    text = path.read_text()
+
+    def session_file(sid: str) -> Path:
+        own = directory / f"{sid}.toml"
+        own.write_text(text.replace("${VA_SESSION_ID}", sid))
+        return own
+
+    records = asyncio.run(run_sessions(path, count, 2.0, session_file))
+    per_session = {sid: {"median_ms": statistics.median(v), "p90_ms": percentile(v, 0.9),
+                         "turns": len(v)} for sid, v in records.items() if v}
+    return {"sessions": count, "per_session": per_session,
+            "first_jitter_p99_ms": jitter_p99_ms(directory / "mic-loop0.jsonl")}
+
+
+def pooled(result: dict[str, Any]) -> float:
+    """The median of the sessions' medians (nan when no turn was measured)."""
+    medians = [s["median_ms"] for s in result["per_session"].values()]
+    return statistics.median(medians) if medians else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=3, help="session starts per variant")
@@ -148,6 +176,16 @@ def main() -> None:
                             session_cpu_percent=0) if args.force else None
             result = asyncio.run(concurrent(path, directory, n, forced))
             print(json.dumps(result))
+            started = result["started"]
+            if started:
+                loop = in_one_process(path, directory, started)
+                print("in one process: " + json.dumps(loop))
+                print(f"{started} session(s): median of session medians, actors "
+                      f"{pooled(result):.0f} ms, one process {pooled(loop):.0f} ms "
+                      f"(one process / actors {pooled(loop) / pooled(result):.2f}); "
+                      f"first session's mic jitter p99 actors "
+                      f"{result['first_jitter_p99_ms']:.1f} ms, one process "
+                      f"{loop['first_jitter_p99_ms']:.1f} ms")
             if result["refused"]:
                 break
             n *= 2

@@ -42,5 +42,19 @@ install_chromium() {
   apt-get install -y -qq chromium >/dev/null
 }
 install_chromium
+
+# iproute2 (ip, tc): the network-namespace tests of remote workers (tests/remote).
+install_iproute2() {
+  command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: ip/tc are missing; install Debian's iproute2 for tests/remote" >&2
+    return 0
+  fi
+  echo "bootstrap: installing Debian's iproute2 (namespace tests; first run only)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq iproute2 >/dev/null
+}
+install_iproute2
 export UV_PROJECT_ENVIRONMENT="$root/.venv"
 "$tools/bin/uv" sync --quiet --project "$root" --locked --all-packages --python "$python_bin"

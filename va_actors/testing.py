@@ -53,7 +53,7 @@ HOST_MODULE = "va_actors.runtime.host"
 """What every actor process's command line contains."""
 
 
-_PATH_VALUE = re.compile(r'(\bpath\s*=\s*")([^"]*)(")')
+_PATH_VALUE = re.compile(r'(\b(?:path|environment)\s*=\s*")([^"]*)(")')
 
 
 def pipeline_copy_text(path: Path) -> str:
@@ -61,7 +61,8 @@ def pipeline_copy_text(path: Path) -> str:
 
     Relative paths in a pipeline file are taken from its own directory, so a
     variant a test writes into ``tmp_path`` would look for ``assets/...``
-    there. Every relative ``path = "..."`` value is made absolute (normalised,
+    there. Every relative ``path = "..."`` and ``environment = "..."`` value
+    is made absolute (normalised,
     so ``../out/x.wav`` next to ``launch/`` reads ``<repo>/out/x.wav``).
     """
     base = path.resolve().parent

@@ -52,6 +52,8 @@ def _topics(actor: str, streams: Iterable[str]) -> str:
 def _actor_lines(actor: ActorConfig, width: int, cat_width: int) -> list[str]:
     head = (f"  {actor.name:<{width}}  {actor.category.value:<{cat_width}}  "
             f"replicas={actor.replicas}  {actor.plugin}")
+    if actor.environment is not None:
+        head += f"  [{actor.environment.describe()}]"
     inputs = ", ".join(actor.inputs) if actor.inputs else "(source)"
     produced = _topics(actor.name, actor.outputs)
     if actor.category is Category.NODE:

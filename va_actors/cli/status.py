@@ -96,7 +96,8 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
         if isinstance(sample, Mapping):
             row.update({k: sample.get(k) for k in (
                 "pid", "state", "restarts", "cpu_percent", "rss_bytes", "msgs_in", "msgs_out",
-                "drops", "drops_total", "loop_lag_ms", "queue", "heartbeat_age_s", "work")})
+                "drops", "drops_total", "loop_lag_ms", "queue", "heartbeat_age_s", "work",
+                "refused", "worker")})
         rows.append(row)
     return {"pipeline": manifest.pipeline, "path": manifest.path,
             "supervisor_pid": manifest.supervisor_pid, "run_dir": manifest.run_dir,
@@ -104,7 +105,8 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
             "metrics": metrics is not None,
             "supervisor": metrics.get("supervisor") if metrics else None,
             "instances": rows, "services": collect_services(metrics, check),
-            "latency": metrics.get("latency") if metrics else None}
+            "latency": metrics.get("latency") if metrics else None,
+            "remote": metrics.get("remote") if metrics else None}
 
 
 def _cell(value: Any, kind: str = "") -> str:
@@ -149,7 +151,53 @@ def format_table(data: Mapping[str, Any]) -> str:
                                          else "")]
             for svc in services]
         text += "\n\n" + _layout(rows_s, left=(0, 2, 3))
+    remote = data.get("remote")
+    if isinstance(remote, Mapping):
+        text += "\n\n" + _remote_text(remote, rows)
     return text
+
+
+_WORKER_COLUMNS = ("WORKER", "STATE", "ADDRESS", "LABELS", "SILENT s", "JOINS", "INSTANCES")
+
+
+def _remote_text(remote: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Workers, and every peer refused at the tcp handshake (by us or by an actor)."""
+    table = [list(_WORKER_COLUMNS)]
+    for w in remote.get("workers") or []:
+        if isinstance(w, Mapping):
+            labels = ",".join(f"{k}={v}" for k, v in sorted((w.get("labels") or {}).items()))
+            table.append([str(w.get("name")), str(w.get("state")), _cell(w.get("address")),
+                          labels or "-", _cell(w.get("silent_s")), _cell(w.get("joins")),
+                          ",".join(w.get("instances") or []) or "-"])
+    mode = "PLAINTEXT (insecure, loopback)" if remote.get("insecure") else "+ CurveZMQ"
+    text = (f"transport: tcp {mode}, listening on {remote.get('listen')}, advertised as "
+            f"{remote.get('advertise')}")
+    if len(table) > 1:
+        text += "\n" + _layout(table, left=(0, 1, 2, 3, 6))
+    refusals = [("supervisor", remote.get("refused"))]
+    refusals += [(str(r["instance"]), r.get("refused")) for r in rows if r.get("refused")]
+    refusals += [(f"worker {w.get('name')}", w.get("refused"))
+                 for w in remote.get("workers") or [] if isinstance(w, Mapping)]
+    for who, refused in refusals:
+        if isinstance(refused, Mapping) and refused.get("total"):
+            text += "\n" + _refused_line(who, refused)
+    if remote.get("refused_names"):
+        text += (f"\nrefused {remote['refused_names']} worker hello(s) whose key did not match "
+                 "their [[worker]] public_key")
+    return text
+
+
+def _refused_line(who: str, refused: Mapping[str, Any]) -> str:
+    """``REFUSED supervisor: 3 handshakes (refused_auth 3); last key ... from 10.0.0.9``."""
+    counts = ", ".join(f"{k} {v}" for k, v in sorted((refused.get("counts") or {}).items()))
+    line = f"REFUSED {who}: {refused.get('total')} handshake(s) ({counts})"
+    if refused.get("last_key"):
+        line += f"; last unknown key {refused['last_key']}"
+    if refused.get("last_address"):
+        line += f" from {refused['last_address']}"
+    if refused.get("last_endpoint"):
+        line += f" on {refused['last_endpoint']}"
+    return line
 
 
 def _latency_line(latency: Mapping[str, Any]) -> str:
@@ -167,7 +215,9 @@ _REPLICA_COLUMNS = ("REPLICA", "IN FLIGHT", "MAX", "SENT", "DONE", "LOST")
 
 def _replica_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """Per-replica work figures, from each dispatcher's heartbeat."""
-    table = [list(_REPLICA_COLUMNS)]
+    where = {r["instance"]: r.get("worker") for r in rows}
+    remote = any(where.values())
+    table = [[*_REPLICA_COLUMNS, *(["WORKER"] if remote else [])]]
     for row in rows:
         work = row.get("work")
         replicas = work.get("replicas") if isinstance(work, Mapping) else None
@@ -175,8 +225,12 @@ def _replica_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
             continue
         for name, fig in sorted(replicas.items()):
             if isinstance(fig, Mapping):
+                worker = where.get(name) or "-"
+                if fig.get("connected") == 0:
+                    worker += " (silent)"
                 table.append([str(name), *(_cell(fig.get(k)) for k in (
-                    "inflight", "capacity", "sent", "done", "lost"))])
+                    "inflight", "capacity", "sent", "done", "lost")), *([worker] if remote
+                                                                      else [])])
     return table
 
 

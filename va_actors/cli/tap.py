@@ -32,6 +32,7 @@ import click
 import zmq
 
 from va_actors.runtime import rundir
+from va_actors.runtime.transport import Transport, TransportError, TransportSpec
 from va_actors.wire import Kind, Message, WireError, decode
 
 __all__ = ["describe", "pretty", "tap"]
@@ -113,8 +114,17 @@ def _connect(manifest: rundir.Manifest, prefixes: Sequence[str]) -> zmq.Socket[b
     sub.setsockopt(zmq.RCVHWM, RCVHWM)
     for prefix in prefixes:
         sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-    for endpoint in [manifest.sys_pub, *(i.endpoint for i in manifest.instances)]:
-        sub.connect(endpoint)
+    endpoints = [manifest.sys_pub, *(i.endpoint for i in manifest.instances)]
+    try:  # instances on workers are reached over tcp + Curve, with this machine's keys
+        link = Transport.from_env(ctx, TransportSpec.from_dict(manifest.transport or {}))
+    except TransportError as exc:
+        click.echo(f"va-launch tap: {exc}; tapping this machine's instances only", err=True)
+        link = Transport(ctx)
+    for endpoint in sorted(endpoints, key=lambda e: e.startswith("tcp:")):
+        try:
+            link.connect(sub, endpoint)
+        except TransportError as exc:
+            click.echo(f"va-launch tap: skipping {endpoint}: {exc}", err=True)
     return sub
 
 

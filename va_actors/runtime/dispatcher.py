@@ -16,6 +16,7 @@ heartbeat under ``work`` and show in ``va-launch status``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from typing import Any, Protocol, cast
 
 import zmq
 
+from va_actors.runtime.transport import Transport
 from va_actors.runtime.work import OP_DONE, OP_READY, OP_WORK, item_id, pack_id, parse_ready
 from va_actors.wire.codec import Frame, Message, encode
 from va_actors.wire.messages import Kind
@@ -34,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 WAITING_LIMIT = 256
 """Non-video messages that may wait for a replica (then the oldest is dropped)."""
+SILENT_S = 2.0
+"""A replica that has not said ``ready`` for this long (eight heartbeats: its worker's
+link is cut, or it hangs) gets no more work, and what it holds is counted lost, so
+the work goes to the other replicas; its next ``ready`` brings it back."""
 LOST_GRACE_S = 2.0
 """An item a replica does not list in its ``ready`` is counted lost only after this
 long (a ``ready`` may cross a ``work`` message on the wire)."""
@@ -47,6 +53,7 @@ class DispatcherHost(Protocol):
     def count_drop(self, reason: str, n: int = 1) -> None: ...
     def add_socket_reader(self, sock: zmq.Socket[bytes], callback: Any) -> None: ...
     def zmq_context(self) -> zmq.Context[zmq.Socket[bytes]]: ...
+    def zmq_transport(self) -> Transport: ...
     def input_max_age_ns(self, topic: str) -> int | None: ...
 
 
@@ -63,6 +70,7 @@ class _Replica:
     last_sent: float = 0.0
     connected: bool = True
     pid: int = 0
+    last_ready: float = field(default_factory=time.monotonic)
 
     @property
     def free(self) -> int:
@@ -70,7 +78,7 @@ class _Replica:
 
     def figures(self) -> dict[str, int]:
         return {"inflight": len(self.inflight), "capacity": self.capacity, "sent": self.sent,
-                "done": self.done, "lost": self.lost}
+                "done": self.done, "lost": self.lost, "connected": int(self.connected)}
 
 
 @dataclass
@@ -107,12 +115,30 @@ class Dispatcher:
         router.setsockopt(zmq.LINGER, 0)
         # A send to a replica that is gone raises instead of vanishing silently.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.bind(self.endpoint)
+        self.host.zmq_transport().bind(router, self.endpoint)
         self._router = router
         self.host.add_socket_reader(router, self._read)
 
     async def run(self) -> None:
-        """Nothing to do besides reacting to inputs and replica messages."""
+        """Watch for silent replicas (everything else reacts to inputs and replica messages)."""
+        while True:
+            await asyncio.sleep(SILENT_S / 8)
+            self._expire_silent(time.monotonic())
+
+    def _expire_silent(self, now: float) -> None:
+        for replica in self.replicas.values():
+            if not replica.connected or now - replica.last_ready < SILENT_S:
+                continue
+            replica.connected = False
+            lost = len(replica.inflight)
+            replica.inflight.clear()
+            replica.lost += lost
+            if lost:
+                self.host.count_drop("lost_inflight", lost)
+            logger.warning("%s: replica %s silent for %.1f s: no more work until it is back; "
+                           "%d item(s) it held counted lost", self.host.instance, replica.name,
+                           now - replica.last_ready, lost)
+        self._pump()
 
     async def on_input(self, msg: Message) -> None:
         """Queue ``msg`` for a replica and send what can be sent now."""
@@ -185,7 +211,10 @@ class Dispatcher:
             logger.info("%s: replica %s joined (max_inflight %d)", self.host.instance, name,
                         ready.capacity)
         replica.capacity = ready.capacity
+        if not replica.connected:
+            logger.info("%s: replica %s is back", self.host.instance, name)
         replica.connected = True
+        replica.last_ready = time.monotonic()
         restarted = replica.pid != ready.pid
         replica.pid = ready.pid
         now = time.monotonic()

@@ -1,8 +1,12 @@
 """Finding plugin classes: a reference in a pipeline file -> the class.
 
-A pipeline names each actor's plugin either as ``package.module:Class`` or as
+A pipeline names each actor's plugin either as ``package.module:Class``, as
 the name of an entry point in the ``va_actors.plugins`` group (what
-``va-launch new-plugin`` scaffolds). :func:`resolve` turns that reference into
+``va-launch new-plugin`` scaffolds), or as ``<adapter>:<reference>`` where
+``<adapter>`` is an entry point in the ``va_actors.adapters`` group: a
+callable that turns the reference into a plugin class (the ``vision_agents``
+adapter of ``plugins/vision_agents`` runs Vision Agents' own plugins,
+``vision_agents:openai.ChatCompletionsLLM``). :func:`resolve` turns that reference into
 the class and :func:`category` says which Vision Agents category it belongs
 to; both report failures as a :class:`PluginError` with a hint. What each
 category is (base class, driver, streams) is the table in
@@ -24,6 +28,7 @@ from pathlib import Path
 from va_actors.runtime.categories import Category, category_of, outputs, table
 
 __all__ = [
+    "ADAPTER_GROUP",
     "ENTRY_POINT_GROUP",
     "Category",
     "NotAPlugin",
@@ -38,6 +43,14 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "va_actors.plugins"
+ADAPTER_GROUP = "va_actors.adapters"
+"""Entry points ``name = "module:callable"``: ``callable(reference) -> plugin class``."""
+_ADAPTER_HINTS = {
+    "vision_agents": "Vision Agents' plugins run in an environment that has them and the "
+                     "adapter: add environment = \"envs/vision-agents\" to the actor "
+                     "(launch/envs/vision-agents)",
+}
+"""Adapters that live in their own environments: what to say where they are missing."""
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _DOTTED = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
@@ -125,7 +138,12 @@ def resolve(ref: str, search_paths: Sequence[str | os.PathLike[str]] = ()) -> ty
                              "write 'package.module:Class' or an installed plugin name")
     ref = ref.strip()
     dirs = _extend_sys_path(search_paths)
-    obj = _from_module_ref(ref, dirs) if ":" in ref else _from_entry_point(ref)
+    scheme, _, rest = ref.partition(":")
+    adapter = _adapter(scheme) if rest else None
+    if adapter is not None:
+        obj = _from_adapter(ref, adapter, rest)
+    else:
+        obj = _from_module_ref(ref, dirs) if ":" in ref else _from_entry_point(ref)
     if not isinstance(obj, type):
         raise NotAPlugin(ref, f"names a {type(obj).__name__}, not a class",
                          "point the reference at the plugin class")
@@ -190,6 +208,8 @@ def _is_prefix(missing: str, module_name: str) -> bool:
 
 
 def _module_hint(missing: str, dirs: Sequence[str]) -> str:
+    if missing in _ADAPTER_HINTS:
+        return _ADAPTER_HINTS[missing]
     where = " and ".join(dirs)
     if "." not in missing:
         local = [m.name for m in pkgutil.iter_modules(list(dirs))]
@@ -207,6 +227,28 @@ def _load_error(ref: str, module_name: str, exc: BaseException) -> PluginLoadErr
         hint = f"run: python -c 'import {module_name}' to see the traceback"
     return PluginLoadError(ref, f"importing {module_name!r} failed: "
                                 f"{type(exc).__name__}: {exc}", hint)
+
+
+def _adapter(scheme: str) -> importlib.metadata.EntryPoint | None:
+    for entry in importlib.metadata.entry_points(group=ADAPTER_GROUP):
+        if entry.name == scheme:
+            return entry
+    return None
+
+
+def _from_adapter(ref: str, entry: importlib.metadata.EntryPoint, rest: str) -> object:
+    """``adapter:reference`` -> the class the adapter makes of ``reference``."""
+    try:
+        adapt = entry.load()
+        return adapt(rest)
+    except LookupError as exc:
+        raise PluginNotFound(ref, str(exc).strip("'\""), f"the {entry.name} adapter found "
+                                                         "nothing by that name") from exc
+    except TypeError as exc:
+        raise NotAPlugin(ref, str(exc)) from exc
+    except Exception as exc:
+        module_name = entry.value.partition(":")[0].strip()
+        raise _load_error(ref, module_name, exc) from exc
 
 
 def _from_entry_point(ref: str) -> object:

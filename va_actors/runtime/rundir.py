@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -45,6 +46,8 @@ class InstanceRecord:
     pid: int | None = None
     state: str = "starting"
     restarts: int = 0
+    worker: str | None = None
+    """The worker it runs on (None: this machine)."""
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Manifest:
     instances: list[InstanceRecord] = field(default_factory=list)
     session: str | None = None
     """The session id when the pipeline runs as one session of ``va-launch serve``."""
+    transport: dict[str, Any] = field(default_factory=dict)
+    """Public tcp settings (peers' keys) for taps of instances on workers; never a secret."""
 
     def to_json(self) -> str:
         """The manifest as pretty JSON text."""

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from va_actors.runtime.transport import TransportError, TransportSpec
 from va_actors.wire import topics
 
 __all__ = ["DISPATCH_CATEGORY", "ActorSpec", "InputSpec", "SpecError"]
@@ -88,6 +89,11 @@ class ActorSpec:
         env: environment variables the host sets before it resolves the
             params (a session's id and port: ``VA_SESSION_ID``, ...). Never
             secrets: those come from the process environment only.
+        extra_endpoints: more endpoints the data socket binds (a tcp one
+            next to the ipc ``data_endpoint`` when another machine reads it).
+        transport: the public transport settings (:class:`TransportSpec` as
+            data: allowed keys, peers' keys, insecure); empty: ipc only. The
+            machine's secret key comes from the environment, never from here.
     """
 
     actor: str
@@ -109,6 +115,13 @@ class ActorSpec:
     work_endpoint: str | None = None
     max_inflight: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    extra_endpoints: list[str] = field(default_factory=list)
+    transport: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transport_spec(self) -> TransportSpec:
+        """:attr:`transport` parsed (validated with the spec)."""
+        return TransportSpec.from_dict(self.transport or {}, "actor spec: transport")
 
     @property
     def is_dispatcher(self) -> bool:
@@ -155,6 +168,13 @@ class ActorSpec:
         if not isinstance(self.env, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()):
             raise SpecError("actor spec: 'env' must be a map of strings to strings")
+        if not isinstance(self.extra_endpoints, list) or not all(
+                isinstance(e, str) and "://" in e for e in self.extra_endpoints):
+            raise SpecError("actor spec: 'extra_endpoints' must be a list of endpoints")
+        try:
+            self.transport_spec  # noqa: B018 - parsed for its errors
+        except TransportError as exc:
+            raise SpecError(str(exc)) from None
 
     def _check_names(self) -> None:
         for name in ("actor", "instance"):

@@ -34,6 +34,8 @@ from typing import Any, cast
 import msgpack
 import zmq
 
+from va_actors.runtime.transport import Transport, TransportError
+
 __all__ = ["OP_DONE", "OP_READY", "OP_WORK", "Ready", "WorkLink", "item_id", "pack_id",
            "parse_ready"]
 
@@ -95,10 +97,12 @@ class WorkLink:
         identity: the replica's instance name (its routing id).
         capacity: ``max_inflight``.
         on_item: called with ``(item id, message frames)`` for each work item.
+        link: the host's transport (a dispatcher on another machine: tcp + Curve).
     """
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, identity: str,
-                 capacity: int, on_item: Callable[[int, Sequence[Any]], None]) -> None:
+                 capacity: int, on_item: Callable[[int, Sequence[Any]], None],
+                 link: Transport | None = None) -> None:
         self.capacity = capacity
         self.holding: set[int] = set()
         self.received = 0
@@ -107,7 +111,11 @@ class WorkLink:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTING_ID, identity.encode())
-        sock.connect(endpoint)
+        try:
+            (link or Transport(ctx)).connect(sock, endpoint)
+        except TransportError:
+            sock.close(linger=0)
+            raise
         self.socket = sock
 
     def announce(self) -> None:

@@ -8,16 +8,19 @@ graph of all drafts is checked in :mod:`.wiring` and finished in
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from va_actors.core.checks import ParamProblem
+from va_actors.runtime import env_refs
 from va_actors.runtime.categories import Category, info
 from va_actors.runtime.config.checker import Checker, short, toml_type
 from va_actors.runtime.config.lines import PathKey
-from va_actors.runtime.config.settings import InputOptions, SupervisorDefaults
+from va_actors.runtime.config.remote import placement
+from va_actors.runtime.config.settings import InputOptions, Placement, SupervisorDefaults
 from va_actors.runtime.config.tables import (
     ACTOR_KEYS,
     COUNT,
@@ -28,10 +31,13 @@ from va_actors.runtime.config.tables import (
     params_table,
     supervision,
 )
+from va_actors.runtime.environments import Environment, EnvironmentProblem, EnvKind, prepare
 from va_actors.runtime.plugins import PluginError, category, resolve
+from va_actors.runtime.probe import ProbeFailed, ProbeReport, run_probe
+from va_actors.wire.limits import PROTOCOL_VERSION
 from va_actors.wire.topics import SYSTEM_ACTOR, TopicError, check_name
 
-__all__ = ["Draft", "actor_draft"]
+__all__ = ["Draft", "actor_draft", "plugin_issues"]
 
 @dataclass
 class Draft:
@@ -42,7 +48,13 @@ class Draft:
     name: str | None = None
     plugin: str | None = None
     plugin_class: type | None = None
+    """None when the plugin runs in another environment (only its probe saw it)."""
     category: Category | None = None
+    declared_outputs: tuple[str, ...] | None = None
+    """Streams a node says it publishes (its ``outputs``), or None."""
+    environment: Environment | None = None
+    probed: bool = False
+    """The plugin was checked by the probe in its environment."""
     inputs: list[tuple[str, str, int]] = field(default_factory=list)  # (actor, stream, #)
     params: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -50,6 +62,7 @@ class Draft:
     max_inflight: int = 1
     input_options: dict[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
+    placement: Placement = field(default_factory=Placement)
 
     @property
     def path(self) -> PathKey:
@@ -68,21 +81,40 @@ def actor_draft(chk: Checker, table: Mapping[str, Any], index: int,
     draft.name = _actor_name(chk, table, path, index)
     what = draft.label
     chk.unknown_keys(table, (*ACTOR_KEYS, *SUPERVISOR_KEYS), path, what.rstrip(": "))
-    draft.plugin, draft.plugin_class, draft.category = _actor_plugin(chk, table, path, what,
-                                                                     [base_dir])
-    draft.inputs = _actor_inputs(chk, table, path, what, draft.input_options)
-    _one_video_input(chk, draft)
     draft.env = env_table(chk, table, path, what)
     draft.params = params_table(chk, table, path, what, draft.env)
+    given, draft.environment = _actor_environment(chk, table, path, what, base_dir)
+    if not given:
+        draft.plugin, draft.plugin_class, draft.category = _actor_plugin(chk, table, path, what,
+                                                                         [base_dir])
+        draft.declared_outputs = _declared_outputs(draft.plugin_class)
+    elif draft.environment is not None:
+        _probe_plugin(chk, table, draft, base_dir)
+    else:  # the environment is wrong (reported): its plugin cannot be checked
+        draft.plugin = chk.string(table, "plugin", path, what)
+    draft.inputs = _actor_inputs(chk, table, path, what, draft.input_options)
+    _one_video_input(chk, draft)
     for key in ("replicas", "max_inflight"):
         value = chk.number(table, key, path, what, COUNT)
         if value is not None:
             setattr(draft, key, int(value))
     draft.supervisor = supervision(chk, table, path, what, defaults)
-    if draft.plugin_class is not None and \
-            check_params_fit(chk, draft.plugin_class, draft.params, path, what):
-        _plugin_checks(chk, draft.plugin_class, draft.params, path, what, base_dir)
+    draft.placement = placement(chk, table, path, what)
+    if draft.plugin_class is not None:
+        plugin_issues(chk, draft.plugin_class, draft.params, path, what, base_dir)
     return draft
+
+
+def plugin_issues(chk: Checker, cls: type, params: Mapping[str, Any], path: PathKey,
+                  what: str, base_dir: Path) -> None:
+    """Params against the constructor, then the plugin's own ``check_params``."""
+    if check_params_fit(chk, cls, params, path, what):
+        _plugin_checks(chk, cls, params, path, what, base_dir)
+
+
+def _declared_outputs(cls: type | None) -> tuple[str, ...] | None:
+    declared = getattr(cls, "outputs", None) if cls is not None else None
+    return tuple(declared) if isinstance(declared, Sequence) else None
 
 
 def _actor_name(chk: Checker, table: Mapping[str, Any], path: PathKey,
@@ -128,6 +160,87 @@ def _actor_plugin(chk: Checker, table: Mapping[str, Any], path: PathKey, what: s
                   f"implement them in {cls.__qualname__}, or point at a concrete subclass")
         return ref, None, None
     return ref, cls, cat
+
+
+def _actor_environment(chk: Checker, table: Mapping[str, Any], path: PathKey, what: str,
+                       base_dir: Path) -> tuple[bool, Environment | None]:
+    """``environment`` / ``python``: (given at all, the environment if usable)."""
+    given = [kind for kind in EnvKind if kind.value in table]
+    if not given:
+        return False, None
+    if len(given) > 1:
+        chk.issue((*path, "python"), f"{what}set environment or python, not both",
+                  "environment is a uv project directory va-launch syncs; python an "
+                  "interpreter used as it is")
+        return True, None
+    kind = given[0]
+    written = chk.string(table, kind.value, path, what)
+    if written is None:
+        return True, None
+    if not written.strip():
+        chk.issue((*path, kind.value), f"{what}{kind.value} is empty",
+                  "remove it to run the actor in va-launch's own environment")
+        return True, None
+    expanded = Path(os.path.expandvars(os.path.expanduser(written)))
+    env = Environment(kind, written, expanded if expanded.is_absolute()
+                      else (base_dir / expanded).absolute())
+    try:
+        prepare(env)
+    except EnvironmentProblem as exc:
+        chk.issue((*path, kind.value), f"{what}{env.describe()}: {exc.message}", exc.hint)
+        return True, None
+    return True, env
+
+
+def _probe_plugin(chk: Checker, table: Mapping[str, Any], draft: Draft, base_dir: Path) -> None:
+    """Check the plugin in its own environment (:mod:`va_actors.runtime.probe`)."""
+    path, what, env = draft.path, draft.label, draft.environment
+    assert env is not None
+    if "plugin" not in table:
+        chk.issue(path, f"{what}missing plugin",
+                  'add plugin = "package.module:Class" or an installed plugin name')
+        return
+    ref = chk.string(table, "plugin", path, what)
+    if ref is None:
+        return
+    draft.plugin = ref
+    where = f"{what}{env.describe()}: "
+    environ = {**os.environ, **env_refs.expand(draft.env, os.environ)}
+    try:
+        report = run_probe(env.python, ref, draft.params, base_dir, what, environ)
+    except ProbeFailed as exc:
+        chk.issue((*path, env.kind.value), f"{where}{exc.message}", exc.hint)
+        return
+    if not _probe_versions(chk, draft, report):
+        return
+    if report.error is not None or report.category is None:
+        chk.issue((*path, "plugin"), f"{where}plugin {ref!r}: {report.error}", report.hint)
+        return
+    draft.category = Category(report.category)
+    draft.declared_outputs = report.outputs
+    draft.probed = True
+    for issue in report.issues:
+        chk.issue((*path, *issue.at), issue.message, issue.hint)
+
+
+def _probe_versions(chk: Checker, draft: Draft, report: ProbeReport) -> bool:
+    """The environment's va-actors must speak our protocol and have what it needs."""
+    env = draft.environment
+    assert env is not None
+    where = (*draft.path, env.kind.value)
+    label = f"{draft.label}{env.describe()}: "
+    if report.requirements:
+        chk.issue(where, f"{label}version clash: va-actors' host needs "
+                         f"{'; '.join(report.requirements)}",
+                  "upgrade those packages there, or use a uv project (environment = ...) so "
+                  "uv resolves them together")
+        return False
+    if report.protocol != PROTOCOL_VERSION:
+        chk.issue(where, f"{label}its va-actors {report.va_actors} speaks wire protocol "
+                         f"{report.protocol}, this supervisor {PROTOCOL_VERSION}",
+                  "install va-actors there from this workspace (a path dependency)")
+        return False
+    return True
 
 
 def _actor_inputs(chk: Checker, table: Mapping[str, Any], path: PathKey, what: str,

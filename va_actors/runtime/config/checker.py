@@ -15,7 +15,7 @@ from typing import Any
 from va_actors.runtime.config.lines import LineMap, PathKey
 from va_actors.runtime.config.settings import ConfigIssue
 
-__all__ = ["Checker", "Number", "did_you_mean", "short", "toml_type"]
+__all__ = ["Checker", "Number", "RecordingChecker", "did_you_mean", "short", "toml_type"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,18 @@ class Checker:
             if key not in known:
                 self.issue((*path, key), f"unknown {_kind(value)} {key!r} in {what}",
                            did_you_mean(key, known))
+
+
+class RecordingChecker(Checker):
+    """A checker with no file: it keeps each issue's key path (the plugin probe's)."""
+
+    def __init__(self) -> None:
+        super().__init__("", LineMap())
+        self.recorded: list[tuple[PathKey, str, str | None]] = []
+
+    def issue(self, path: PathKey, message: str, hint: str | None = None, *,
+              element: str | None = None) -> None:
+        self.recorded.append((path, message, hint))
 
 
 def _kind(value: object) -> str:

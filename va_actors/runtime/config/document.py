@@ -13,6 +13,7 @@ from typing import Any
 from va_actors.runtime.config.actors import Draft, actor_draft
 from va_actors.runtime.config.checker import Checker, Number, short, toml_type
 from va_actors.runtime.config.lines import PathKey
+from va_actors.runtime.config.remote import check_remote, transport_table, worker_table
 from va_actors.runtime.config.settings import (
     ActorConfig,
     ConfigError,
@@ -137,7 +138,8 @@ def _run_dir(chk: Checker, doc: Mapping[str, Any], base: Path) -> str | None:
 
 
 def _finish_actor(draft: Draft, node_outputs: Mapping[str, set[str]]) -> ActorConfig:
-    assert draft.name and draft.plugin and draft.plugin_class and draft.category
+    assert draft.name and draft.plugin and draft.category
+    assert draft.plugin_class is not None or draft.environment is not None
     streams = published_streams(draft)
     if streams is None:  # a node that does not say: what others read from it
         streams = node_outputs.get(draft.name, set()) | {"events"}
@@ -146,8 +148,8 @@ def _finish_actor(draft: Draft, node_outputs: Mapping[str, set[str]]) -> ActorCo
         category=draft.category, inputs=tuple(f"{a}.{s}" for a, s, _ in draft.inputs),
         params=draft.params, env=draft.env, replicas=draft.replicas,
         max_inflight=draft.max_inflight, input_options=dict(draft.input_options),
-        supervisor=draft.supervisor,
-        outputs=tuple(sorted(streams)), line=draft.line,
+        supervisor=draft.supervisor, environment=draft.environment,
+        outputs=tuple(sorted(streams)), line=draft.line, placement=draft.placement,
     )
 
 
@@ -179,6 +181,11 @@ def check_document(chk: Checker, doc: Mapping[str, Any], path: Path) -> Pipeline
     services = [_service(chk, table, i)
                 for i, table in enumerate(_array_of_tables(chk, doc, "service"))]
     _check_unique_services(chk, services)
+    reach = transport_table(chk, doc, path.parent)
+    workers = [w for i, table in enumerate(_array_of_tables(chk, doc, "worker"))
+               if (w := worker_table(chk, table, i, path.parent,
+                                     reach is not None and reach.insecure)) is not None]
+    check_remote(chk, [(d.name, d.placement, d.path) for d in drafts if d.name], reach, workers)
     if chk.issues:
         raise ConfigError(sorted(chk.issues, key=lambda issue: issue.line or 0))
     node_outputs: dict[str, set[str]] = {}
@@ -190,6 +197,7 @@ def check_document(chk: Checker, doc: Mapping[str, Any], path: Path) -> Pipeline
         stop_when_sources_finish=stop_when_done, supervisor=defaults,
         actors=tuple(_finish_actor(d, node_outputs) for d in drafts),
         services=tuple(s for s in services if s is not None),
+        transport=reach, workers=tuple(workers),
     )
 
 

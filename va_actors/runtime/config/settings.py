@@ -15,6 +15,7 @@ from typing import Any
 
 from va_actors.runtime.categories import Category
 from va_actors.runtime.config.graph import layers
+from va_actors.runtime.environments import Environment
 
 __all__ = [
     "ActorConfig",
@@ -23,9 +24,12 @@ __all__ = [
     "GiveUpPolicy",
     "InputOptions",
     "PipelineConfig",
+    "Placement",
     "RestartMode",
     "ServiceConfig",
     "SupervisorDefaults",
+    "TransportConfig",
+    "WorkerConfig",
 ]
 
 
@@ -120,13 +124,98 @@ class InputOptions:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where an actor's instances run: this machine, or workers (``va-launch worker``).
+
+    ``placement = { labels = { gpu = "1" } }`` or ``worker = "gpu-0"`` in an
+    ``[[actor]]``. No labels and no worker: on the supervisor's machine.
+
+    Attributes:
+        labels: a worker must carry every one of these labels.
+        worker: the one worker (by name) the instances run on.
+    """
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    worker: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        """The instances run on workers."""
+        return bool(self.labels) or self.worker is not None
+
+    def matches(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Worker ``name`` with ``labels`` may run these instances."""
+        if self.worker is not None and name != self.worker:
+            return False
+        return all(labels.get(k) == v for k, v in self.labels.items())
+
+    def describe(self) -> str:
+        """``worker gpu-0`` / ``labels gpu=1, zone=a``, for messages."""
+        parts = [f"worker {self.worker}"] if self.worker else []
+        if self.labels:
+            parts.append("labels " + ", ".join(f"{k}={v}" for k, v in
+                                                sorted(self.labels.items())))
+        return " and ".join(parts) or "this machine"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """One ``[[worker]]``: a worker this pipeline expects.
+
+    Attributes:
+        name: the worker's ``--name``.
+        address: where the supervisor connects to it (``va-launch worker
+            --listen``), or None when the worker registers itself
+            (``va-launch worker --supervisor``).
+        public_key: its Curve public key (z85); None only with ``insecure``.
+        line: line of its ``[[worker]]`` header.
+    """
+
+    name: str
+    address: str | None = None
+    public_key: str | None = None
+    line: int = 1
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """``[transport]``: how this machine talks to workers on others.
+
+    Attributes:
+        listen: ``tcp://HOST:PORT`` the supervisor binds for workers that
+            register; its other tcp sockets take the ports after it.
+        advertise: the host other machines reach this one at.
+        keys: this machine's secret certificate file (else the environment:
+            ``VA_CURVE_SECRET_KEY`` / ``VA_CURVE_KEY_FILE``).
+        trust: public keys (z85, ``.key`` files or directories of them) of
+            workers allowed to register, besides those of ``[[worker]]``.
+        insecure: plaintext tcp, allowed on loopback addresses only.
+        worker_grace_s: a worker silent this long is lost: its instances
+            count as exited, and the worker stops them itself.
+        max_age_ms: default staleness bound of inputs that cross machines
+            (what a cut link queued is dropped as ``expired``, not played late).
+        wait_workers_s: how long start-up waits for the workers it needs.
+    """
+
+    listen: str | None = None
+    advertise: str | None = None
+    keys: str | None = None
+    trust: tuple[str, ...] = ()
+    insecure: bool = False
+    worker_grace_s: float = 30.0
+    max_age_ms: float = 1000.0
+    wait_workers_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class ActorConfig:
     """One ``[[actor]]``, checked and resolved.
 
     Attributes:
         name: actor name; its topics are ``<name>.<stream>``.
         plugin: the plugin reference as written.
-        plugin_class: the resolved class.
+        plugin_class: the resolved class; None when the actor runs in its own
+            ``environment`` (its plugin was checked there by the probe).
         category: what kind of plugin it is (decides how the host drives it).
         inputs: topics it subscribes to, ``<actor>.<stream>``.
         params: keyword arguments for the plugin class.
@@ -135,14 +224,17 @@ class ActorConfig:
         max_inflight: work items in flight per replica.
         input_options: per-input settings (fps, staleness bound) by topic.
         supervisor: effective supervision settings (defaults plus overrides).
+        environment: the Python environment its host runs in (``environment``
+            or ``python`` in the file), or None for va-launch's own.
         outputs: streams it publishes. For a node that declares none: the
             streams other actors read from it, plus ``events``.
         line: line of its ``[[actor]]`` header.
+        placement: where its instances run (this machine, or workers).
     """
 
     name: str
     plugin: str
-    plugin_class: type
+    plugin_class: type | None
     category: Category
     inputs: tuple[str, ...] = ()
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -151,8 +243,14 @@ class ActorConfig:
     max_inflight: int = 1
     input_options: Mapping[str, InputOptions] = field(default_factory=dict)
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
+    environment: Environment | None = None
     outputs: tuple[str, ...] = ()
     line: int = 1
+    placement: Placement = field(default_factory=Placement)
+
+    def host_python(self, default: str) -> str:
+        """The interpreter of this actor's host: its environment's, else ``default``."""
+        return default if self.environment is None else str(self.environment.python)
 
     @property
     def dispatcher(self) -> str | None:
@@ -208,6 +306,8 @@ class PipelineConfig:
         supervisor: the ``[supervisor]`` defaults.
         actors: actors in file order.
         services: services in file order.
+        transport: ``[transport]`` (None: everything on this machine).
+        workers: the ``[[worker]]`` tables.
     """
 
     name: str
@@ -218,6 +318,13 @@ class PipelineConfig:
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
     actors: tuple[ActorConfig, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
+    transport: TransportConfig | None = None
+    workers: tuple[WorkerConfig, ...] = ()
+
+    @property
+    def remote(self) -> bool:
+        """Some actor runs on workers."""
+        return any(a.placement.remote for a in self.actors)
 
     @property
     def directory(self) -> Path:

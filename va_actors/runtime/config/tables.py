@@ -52,9 +52,10 @@ _SUPERVISOR_NUMBERS: dict[str, Number] = {
 
 SUPERVISOR_KEYS: tuple[str, ...] = ("restart", *_SUPERVISOR_NUMBERS)
 ACTOR_KEYS: tuple[str, ...] = ("name", "plugin", "inputs", "params", "env", "replicas",
-                               "max_inflight")
+                               "max_inflight", "environment", "python", "placement", "worker")
 SERVICE_KEYS: tuple[str, ...] = ("name", "command", "health_url", "startup_timeout_s", "env")
-TOP_LEVEL_KEYS: tuple[str, ...] = ("pipeline", "supervisor", "actor", "service")
+TOP_LEVEL_KEYS: tuple[str, ...] = ("pipeline", "supervisor", "actor", "service", "transport",
+                                   "worker")
 PIPELINE_KEYS: tuple[str, ...] = ("name", "on_give_up", "run_dir", "stop_when_sources_finish")
 AT_PIPELINE: PathKey = ("pipeline",)
 COUNT = Number(int, 1)

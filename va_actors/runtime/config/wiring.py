@@ -22,7 +22,7 @@ def published_streams(draft: Draft) -> set[str] | None:
     if draft.category is None:
         return None
     if draft.category is Category.NODE:
-        declared = getattr(draft.plugin_class, "outputs", None)
+        declared = draft.declared_outputs
         return None if declared is None else {*declared, "events"}
     return outputs(draft.category)
 

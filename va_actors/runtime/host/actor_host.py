@@ -64,6 +64,7 @@ from va_actors.runtime.host.inputs import Inputs
 from va_actors.runtime.host.output import BindError, Output, Publishable
 from va_actors.runtime.host.warm import Prepared
 from va_actors.runtime.spec import ActorSpec
+from va_actors.runtime.transport import Transport, TransportError
 from va_actors.runtime.work import WorkLink
 from va_actors.wire.messages import InputRef
 
@@ -108,6 +109,7 @@ class ActorHost:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = threading.get_ident()
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._link: Transport | None = None
         self._sub: zmq.Socket[bytes] | None = None
         self._readers: list[int] = []
         self._ready = asyncio.Event()
@@ -246,7 +248,7 @@ class ActorHost:
         assert self._fatal is not None
         if self.spec.is_dispatcher:
             self._send_hello([])
-            self._ctx = zmq.Context()
+            self._open_context()
             self._bind_output()
             assert self.spec.work_endpoint is not None
             self._driver = Dispatcher(self, self.spec.work_endpoint)
@@ -256,7 +258,7 @@ class ActorHost:
             driver_class, plugin_class = self._load()
             self._send_hello(self._output_topics(driver_class, plugin_class))
             plugin = self._create(plugin_class)
-            self._ctx = zmq.Context()
+            self._open_context()
             self._bind_output()
             self._driver = driver_class(self, plugin)
         assert self._driver is not None
@@ -277,7 +279,7 @@ class ActorHost:
         """A warm host: the plugin is built and started; bind, then hand its output over."""
         self._check_prepared(prepared)
         self._send_hello(self._output_topics(prepared.driver_class, prepared.plugin_class))
-        self._ctx = zmq.Context()
+        self._open_context()
         self._bind_output()
         self._driver = driver
         driver.host = self  # the proxy keeps forwarding for what captured it
@@ -361,6 +363,13 @@ class ActorHost:
         return code
 
     # -- sockets -------------------------------------------------------------------
+    def _open_context(self) -> None:
+        self._ctx = zmq.Context()
+        try:
+            self._link = Transport.from_env(self._ctx, self.spec.transport_spec)
+        except TransportError as exc:
+            raise ConfigError(f"transport: {exc}") from exc
+
     def _hwm(self) -> int:
         # ~2 s of 20 ms media per subscriber (HWM counts messages, per pipe).
         return max(100, self.spec.audio_queue_ms // 20)
@@ -368,7 +377,8 @@ class ActorHost:
     def _bind_output(self) -> None:
         assert self._ctx is not None and self._loop is not None
         try:
-            self._output.bind(self._ctx, self.spec.data_endpoint, self._hwm())
+            self._output.bind(self._ctx, self.spec.data_endpoint, self._hwm(),
+                              link=self._link, extra=self.spec.extra_endpoints)
         except BindError as exc:
             raise (RuntimeError(str(exc)) if exc.transient else ConfigError(str(exc))) from exc
         assert self._output.socket is not None
@@ -393,10 +403,11 @@ class ActorHost:
         for spec_input in self.spec.inputs:
             sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())
             endpoints.update(dict.fromkeys(spec_input.endpoints))
-        for endpoint in endpoints:
+        assert self._link is not None
+        for endpoint in sorted(endpoints, key=lambda e: e.startswith("tcp:")):  # ipc first
             try:
-                sub.connect(endpoint)
-            except zmq.ZMQError as exc:
+                self._link.connect(sub, endpoint)
+            except (zmq.ZMQError, TransportError) as exc:
                 sub.close()
                 raise ConfigError(f"cannot connect to input endpoint {endpoint}: {exc}") from exc
         self._sub = sub
@@ -415,8 +426,8 @@ class ActorHost:
         try:
             link = WorkLink(self._ctx, self.spec.work_endpoint, self.instance,
                             self.spec.max_inflight, lambda item, frames: inputs.accept(
-                                frames, item))
-        except zmq.ZMQError as exc:
+                                frames, item), self._link)
+        except (zmq.ZMQError, TransportError) as exc:
             raise ConfigError(f"cannot connect to dispatcher {self.spec.work_endpoint}: "
                               f"{exc}") from exc
         inputs.work = self._work = link
@@ -443,6 +454,11 @@ class ActorHost:
         assert self._ctx is not None
         return self._ctx
 
+    def zmq_transport(self) -> Transport:
+        """How the host's sockets bind and connect (runtime/transport.py)."""
+        assert self._link is not None
+        return self._link
+
     def input_max_age_ns(self, topic: str) -> int | None:
         """The staleness bound of input ``topic`` in ns, if it has one."""
         return None if self._inputs is None else self._inputs.max_age_ns(topic)
@@ -467,6 +483,8 @@ class ActorHost:
             self._sub.close(linger=0)
             self._sub = None
         self._output.close()
+        if self._link is not None:
+            self._link.close()
         if self._ctx is not None:
             self._ctx.term()
             self._ctx = None
@@ -477,6 +495,8 @@ class ActorHost:
         if self._output.socket is None or self._loop is None:
             return
         self._read_xpub()
+        if self._link is not None:
+            self._link.drain()
         if self._work is not None:
             self._read_work()
             if time.monotonic() - self._last_ready >= self.spec.heartbeat_interval_s:
@@ -567,7 +587,23 @@ class ActorHost:
             "category": self.category,
             "subscribers": self._output.subscribers.copy(),
             **self._work_figures(),
+            **self._refusals(),
         }
+
+    def _refusals(self) -> dict[str, Any]:
+        """Peers refused on tcp (this host's sockets and its control link's), if any."""
+        counts: dict[str, int] = {}
+        last: dict[str, Any] = {}
+        for link in (self._link, self._control.link):
+            if link is None:
+                continue
+            snap = link.refusals()
+            for reason, n in snap["counts"].items():
+                counts[reason] = counts.get(reason, 0) + n
+            if snap["total"] and (snap["last_at"] or 0) >= (last.get("last_at") or 0):
+                last = snap
+        return {"refused": {**last, "counts": counts, "total": sum(counts.values())}} \
+            if counts else {}
 
     def _work_figures(self) -> dict[str, Any]:
         driver, link = self._driver, self._work

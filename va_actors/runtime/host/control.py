@@ -21,8 +21,9 @@ from typing import Any, NoReturn, Protocol
 
 import zmq
 
-from va_actors.runtime.exits import EXIT_FAILURE
+from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE
 from va_actors.runtime.spec import ActorSpec
+from va_actors.runtime.transport import Transport, TransportError
 from va_actors.wire import topics
 from va_actors.wire.codec import WireError, decode, encode_control
 from va_actors.wire.messages import Control, Kind
@@ -122,6 +123,8 @@ class ControlThread(threading.Thread):
         self._done = False
         self._hard_deadline: float | None = None
         self.drops: dict[str, int] = {}
+        self.link: Transport | None = None
+        """The control sockets' transport (tcp + Curve to a supervisor elsewhere)."""
 
     # -- main-thread side ----------------------------------------------------------
     def start(self) -> None:
@@ -154,15 +157,20 @@ class ControlThread(threading.Thread):
     # -- thread side ---------------------------------------------------------------
     def run(self) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            link = self.link = Transport.from_env(ctx, self._spec.transport_spec)
+        except TransportError as exc:  # the loop reports the same problem as a config error
+            logger.error("%s: control link: %s", self._host.instance, exc)
+            hard_exit(EXIT_CONFIG)
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         for topic in topics.CONTROL_TOPICS:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        sub.connect(self._spec.sys_pub)
+        link.connect(sub, self._spec.sys_pub)
         push = ctx.socket(zmq.PUSH)
         push.setsockopt(zmq.LINGER, 1000)  # let bye reach the supervisor
         push.setsockopt(zmq.SNDHWM, 1000)
-        push.connect(self._spec.sys_pull)
+        link.connect(push, self._spec.sys_pull)
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
@@ -186,6 +194,7 @@ class ControlThread(threading.Thread):
         finally:
             sub.close(linger=0)
             push.close()
+            link.close()
             ctx.term()
 
     def _report(self, push: zmq.Socket[bytes], op: str, args: dict[str, Any]) -> None:
@@ -223,6 +232,8 @@ class ControlThread(threading.Thread):
                                        "reason": "shutdown deadline passed; forced exit"})
             push.close(linger=500)
             hard_exit(EXIT_FAILURE)
+        if self.link is not None:
+            self.link.drain()
         if self._hello_sent:
             self._report(push, "heartbeat", self._host.heartbeat(self.drops))
 

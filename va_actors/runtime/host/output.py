@@ -8,7 +8,7 @@ show who listens to what.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import zmq
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.events.base import BaseEvent
 from va_actors.core.video.frame import VideoFrame
+from va_actors.runtime.transport import Transport, TransportError
 from va_actors.wire import limits, topics
 from va_actors.wire.codec import Frame, encode_audio, encode_event, encode_text, encode_video
 from va_actors.wire.messages import InputRef, TextChunk
@@ -65,8 +66,12 @@ class Output:
         """Every expected subscriber has joined."""
         return all(self.subscribers.get(t, 0) >= n for t, n in self.expected.items())
 
-    def bind(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int) -> None:
+    def bind(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, hwm: int, *,
+             link: Transport | None = None, extra: Sequence[str] = ()) -> None:
         """Create and bind the XPUB (``hwm`` messages queued per subscriber).
+
+        ``extra``: more endpoints (a tcp one for other machines), bound through
+        ``link`` (runtime/transport.py: Curve on tcp).
 
         Raises:
             BindError: the endpoint is in use (transient) or invalid.
@@ -80,12 +85,15 @@ class Output:
         xpub.setsockopt(zmq.XPUB_VERBOSER, 1)
         xpub.copy_threshold = limits.ZERO_COPY_BYTES
         try:
-            xpub.bind(endpoint)
+            (link or Transport(ctx)).bind_all(xpub, [endpoint, *extra])
         except zmq.ZMQError as exc:
             xpub.close()
             # An address in use may free up (restart helps); a bad endpoint will not.
-            raise BindError(f"cannot bind {endpoint}: {exc}",
+            raise BindError(f"cannot bind {', '.join([endpoint, *extra])}: {exc}",
                             transient=exc.errno == zmq.EADDRINUSE) from exc
+        except TransportError as exc:
+            xpub.close()
+            raise BindError(str(exc), transient=False) from exc
         self.socket = xpub
 
     def read_subscriptions(self) -> None:
@@ -113,25 +121,9 @@ class Output:
         out = self._streams.get(stream)
         if out is None:
             out = self._streams[stream] = OutputStream(topics.topic(self.actor, stream))
-        seq, topic, source = out.seq + 1, out.topic, self.instance
-        frames: list[Frame]
-        if isinstance(value, PcmData):
-            frames = encode_audio(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
-                                  extra=fields)
-        elif isinstance(value, VideoFrame):
-            frames = encode_video(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
-                                  extra=fields)
-        elif isinstance(value, BaseEvent):
-            frames = encode_event(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
-                                  extra=fields)
-        elif isinstance(value, TextChunk | str):
-            chunk = value if isinstance(value, TextChunk) else TextChunk(
-                value, final, fields.pop("response_id", None), int(fields.pop("index", 0)))
-            frames = encode_text(topic, chunk, seq=seq, epoch=epoch, source=source, ref=ref,
-                                 extra=fields)
-        else:
-            raise TypeError(f"cannot publish a {type(value).__name__} on {topic}: publish "
-                            "PcmData, VideoFrame, an event, a TextChunk or str")
+        seq = out.seq + 1
+        frames = encode_value(out.topic, value, seq=seq, epoch=epoch, source=self.instance,
+                              ref=ref, final=final, fields=fields)
         assert self.socket is not None, "publish() before the output socket is bound"
         out.seq = seq
         # copy=False with copy_threshold: only payloads >= ZERO_COPY_BYTES skip the copy.
@@ -143,3 +135,28 @@ class Output:
         if self.socket is not None:
             self.socket.close(linger=0)
             self.socket = None
+
+
+def encode_value(topic: str, value: Publishable, *, seq: int, epoch: int, source: str,
+                 ref: InputRef | None, final: bool, fields: dict[str, Any]) -> list[Frame]:
+    """The frames of one published ``value`` (a ``str`` becomes a :class:`TextChunk`).
+
+    Raises:
+        TypeError: the wire cannot carry ``value``.
+    """
+    if isinstance(value, PcmData):
+        return encode_audio(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                            extra=fields)
+    if isinstance(value, VideoFrame):
+        return encode_video(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                            extra=fields)
+    if isinstance(value, BaseEvent):
+        return encode_event(topic, value, seq=seq, epoch=epoch, source=source, ref=ref,
+                            extra=fields)
+    if isinstance(value, TextChunk | str):
+        chunk = value if isinstance(value, TextChunk) else TextChunk(
+            value, final, fields.pop("response_id", None), int(fields.pop("index", 0)))
+        return encode_text(topic, chunk, seq=seq, epoch=epoch, source=source, ref=ref,
+                           extra=fields)
+    raise TypeError(f"cannot publish a {type(value).__name__} on {topic}: publish "
+                    "PcmData, VideoFrame, an event, a TextChunk or str")

@@ -44,6 +44,8 @@ from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
 from va_actors.runtime.supervisor.follower import SessionFollower
 from va_actors.runtime.supervisor.metrics import metrics_snapshot
 from va_actors.runtime.supervisor.pool import WarmPool
+from va_actors.runtime.supervisor.reach import Reach
+from va_actors.runtime.supervisor.remote import RemoteWatcher
 from va_actors.runtime.supervisor.status import FINAL, PipelineStatus, State
 from va_actors.runtime.supervisor.topology import (
     expected_subscribers,
@@ -51,6 +53,8 @@ from va_actors.runtime.supervisor.topology import (
     published_topics,
 )
 from va_actors.runtime.supervisor.watcher import Launch, Watcher
+from va_actors.runtime.supervisor.workers import Worker
+from va_actors.runtime.transport import TransportError
 from va_actors.wire import Control, Kind, WireError, decode, encode_control
 from va_actors.wire import topics as wire_topics
 
@@ -114,6 +118,15 @@ class Supervisor:
         self._watchers: dict[str, Watcher] = {}
         self._work_endpoints: dict[str, str] = {}
         """Replicated actor -> its dispatcher's work endpoint (runtime/work.py)."""
+        self._work_binds: dict[str, str] = {}
+        """... and what the dispatcher binds, when that differs (tcp: every address)."""
+        self._reach: Reach | None = None
+        """Actors on workers: tcp endpoints, keys, the worker links (supervisor/reach.py)."""
+        self._tcp_of: dict[str, str] = {}
+        self._tcp_binds: dict[str, str] = {}
+        """Local instance -> its tcp endpoint (and bind) for actors on workers."""
+        self._sys_tcp: tuple[str, str, str, str] = ("", "", "", "")
+        """sys.pub bind, sys.pub advertised, sys.pull bind, sys.pull advertised."""
         self._epoch = 0
         self._seq: dict[str, int] = {}
         self._ctx: zmq.asyncio.Context | None = None
@@ -249,6 +262,8 @@ class Supervisor:
         """Run the pipeline until it is stopped; return the exit code (``EXIT_*``)."""
         try:
             self._prepare()
+            await self._reach_out()
+            self._make_watchers()
             if not await self._start_services():
                 return self._exit_code
             self._spawn_tasks()
@@ -273,23 +288,35 @@ class Supervisor:
         """The spec ``watcher``'s next incarnation starts from."""
         actor = watcher.actor
         replica = actor.dispatcher is not None and not watcher.dispatcher
+        remote = isinstance(watcher, RemoteWatcher)
+        reach = self._reach
         inputs = []
         for topic in actor.inputs:
             producer = topic.partition(".")[0]
             options = actor.input_options.get(topic) or InputOptions()
+            max_age = options.max_age_ms
+            if max_age is None and reach is not None and (
+                    remote or self.config.actor(producer).placement.remote):
+                max_age = reach.settings.max_age_ms  # what crosses machines: never late
             inputs.append(InputSpec(
-                topic, [] if replica else self._endpoints_of(producer),
+                topic, [] if replica else self._endpoints_of(producer, remote),
                 # Turns are the user's side even from a Realtime actor: the turn
                 # that causes a bump must not be dropped for the epoch it ended.
                 epoch_bound=info(self.config.actor(producer).category).agent
                 and not topic.endswith(".turn"),
                 # The dispatcher paces frames for all replicas; each replica
                 # still checks the staleness bound when it takes an item.
-                fps=None if replica else options.fps, max_age_ms=options.max_age_ms))
+                fps=None if replica else options.fps, max_age_ms=max_age))
+        work = self._work_endpoints.get(actor.name)
+        if watcher.dispatcher:
+            work = self._work_binds.get(actor.name, work)
         return ActorSpec(
             actor=actor.name, instance=watcher.name,
             plugin="dispatch" if watcher.dispatcher else actor.plugin,
-            data_endpoint=watcher.endpoint, sys_pub=self._sys_pub, sys_pull=self._sys_pull,
+            data_endpoint=watcher.bind_endpoint if isinstance(watcher, RemoteWatcher)
+            else watcher.endpoint,
+            sys_pub=self._sys_tcp[1] if remote else self._sys_pub,
+            sys_pull=self._sys_tcp[3] if remote else self._sys_pull,
             replica=max(0, watcher.replica),
             params={} if watcher.dispatcher else dict(actor.params),
             category=DISPATCH_CATEGORY if watcher.dispatcher else actor.category.value,
@@ -298,8 +325,11 @@ class Supervisor:
                 self.config, actor),
             heartbeat_interval_s=actor.supervisor.heartbeat_interval_s, epoch=self._epoch,
             pipeline_dir=str(self.config.directory), log_level=_log_level(),
-            work_endpoint=self._work_endpoints.get(actor.name), max_inflight=actor.max_inflight,
+            work_endpoint=work, max_inflight=actor.max_inflight,
             env=dict(self._launch.env),
+            extra_endpoints=[self._tcp_binds[watcher.name]] if watcher.name in self._tcp_binds
+            else [],
+            transport=reach.spec().to_dict() if reach is not None else {},
         )
 
     def state_changed(self, watcher: Watcher, reason: str, extra: dict[str, Any]) -> None:
@@ -344,31 +374,77 @@ class Supervisor:
             self._launch = dataclasses.replace(self._launch, pool=pool)
         self._sys_pub = rundir.endpoint(run_dir, rundir.SYS_PUB_NAME)
         self._sys_pull = rundir.endpoint(run_dir, rundir.SYS_PULL_NAME)
+        self._ctx = zmq.asyncio.Context()
+        if self.config.remote:
+            try:
+                self._reach = Reach(self.config, self._ctx, self._worker_changed)
+            except TransportError as exc:
+                raise SupervisorError(f"pipeline {self.config.name!r}: {exc}") from exc
+            pub_bind, pub_adv = self._reach.own(1)
+            pull_bind, pull_adv = self._reach.own(2)
+            self._sys_tcp = (pub_bind, pub_adv, pull_bind, pull_adv)
+        sync_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(self._ctx.underlying)
+        self._pub = sync_ctx.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._pub.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self._pub.bind(self._sys_pub)
+        if self._reach is not None:
+            self._reach.link.bind(self._pub, self._sys_tcp[0])
+        self._manifest = rundir.Manifest(
+            pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
+            run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
+            session=self.session)
+        self._write_manifest()
+
+    async def _reach_out(self) -> None:
+        """Actors on workers: start the worker links and place every remote instance."""
+        reach = self._reach
+        if reach is None:
+            return
+        assert self._ctx is not None
+        try:
+            reach.registry.start(self._ctx)
+            await reach.place()
+        except TimeoutError as exc:
+            raise SupervisorError(f"pipeline {self.config.name!r} not started: {exc}") from exc
+        except TransportError as exc:
+            raise SupervisorError(f"pipeline {self.config.name!r}: {exc}") from exc
+
+    def _make_watchers(self) -> None:
+        """One watcher per instance (a dispatcher first: its replicas connect to it)."""
+        assert self._run_dir is not None
+        run_dir, reach = self._run_dir, self._reach
         for actor in self.config.actors:
             if actor.dispatcher is not None:
-                # Started first (dict order): replicas connect to its work socket.
                 self._work_endpoints[actor.name] = rundir.endpoint(run_dir, f"{actor.name}.work")
+                if reach is not None and actor.placement.remote:
+                    self._work_binds[actor.name], self._work_endpoints[actor.name] = \
+                        reach.next_local()
                 name = actor.dispatcher
                 # Socket names stay short: ipc paths are limited to 107 bytes.
                 self._watchers[name] = Watcher(
                     actor, -1, name, rundir.endpoint(run_dir, f"{actor.name}.dsp"),
                     run_dir / f"{name}.spec.json", [], self, self._launch, dispatcher=True)
             for replica, name in enumerate(actor.instances):
+                topics = published_topics(self.config, actor)
+                placed = reach.placed.get(name) if reach is not None else None
+                if placed is not None:
+                    assert reach is not None
+                    self._watchers[name] = RemoteWatcher(
+                        actor, replica, name, placed.endpoint, run_dir / f"{name}.spec.json",
+                        topics, self, self._launch, worker=placed.worker,
+                        bind_endpoint=placed.bind, registry=reach.registry)
+                    continue
+                if reach is not None and reach.needs_tcp(actor):
+                    self._tcp_binds[name], self._tcp_of[name] = reach.next_local()
                 self._watchers[name] = Watcher(
                     actor, replica, name, rundir.endpoint(run_dir, name),
-                    run_dir / f"{name}.spec.json", published_topics(self.config, actor),
-                    self, self._launch)
-        self._ctx = zmq.asyncio.Context()
-        sync_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(self._ctx.underlying)
-        self._pub = sync_ctx.socket(zmq.PUB)
-        self._pub.setsockopt(zmq.LINGER, 0)
-        self._pub.setsockopt(zmq.SNDHWM, PUB_HWM)
-        self._pub.bind(self._sys_pub)
-        self._manifest = rundir.Manifest(
-            pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
-            run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
-            session=self.session)
+                    run_dir / f"{name}.spec.json", topics, self, self._launch)
         self._write_manifest()
+
+    def _worker_changed(self, worker: Worker) -> None:
+        self._publish(wire_topics.ACTOR_STATE, "worker", worker.summary(time.monotonic()))
+        self._changed.set()
 
     def _spawn_tasks(self) -> None:
         assert self._ctx is not None
@@ -378,14 +454,18 @@ class Supervisor:
         topics = [topic for listed in wanted.values() for topic in listed]
         coros: list[tuple[str, Coroutine[Any, Any, None]]] = [
             ("reports", self._read_reports()), ("monitor", self._monitor()),
-            ("follower", self._follower.run(self._ctx, endpoints, topics))]
+            ("follower", self._follower.run(self._ctx, endpoints, topics,
+                                            self._reach.link if self._reach else None))]
         self._tasks = [asyncio.create_task(coro, name=f"supervisor-{name}")
                        for name, coro in coros]
 
-    def _endpoints_of(self, actor: str) -> list[str]:
-        """Data endpoints of ``actor``'s instances (its replicas; never a dispatcher)."""
-        return [w.endpoint for w in self._watchers.values()
-                if w.actor.name == actor and not w.dispatcher]
+    def _endpoints_of(self, actor: str, remote: bool = False) -> list[str]:
+        """Data endpoints of ``actor``'s instances (its replicas; never a dispatcher).
+
+        ``remote``: as a consumer on a worker reaches them (tcp).
+        """
+        return [self._tcp_of.get(w.name, w.endpoint) if remote else w.endpoint
+                for w in self._watchers.values() if w.actor.name == actor and not w.dispatcher]
 
     # -- start-up ---------------------------------------------------------------------------
     async def _start_when_ready(self) -> None:
@@ -425,6 +505,8 @@ class Supervisor:
         pull = self._ctx.socket(zmq.PULL)
         pull.setsockopt(zmq.LINGER, 0)
         pull.bind(self._sys_pull)
+        if self._reach is not None:
+            self._reach.link.bind(pull, self._sys_tcp[2])
         try:
             while True:
                 frames = await pull.recv_multipart()
@@ -518,7 +600,18 @@ class Supervisor:
         services = [{"name": svc.name, "pid": self._services.pid_of(svc.name),
                      "state": states.get(svc.name), "health_url": svc.health_url}
                     for svc in self.config.services]
-        return metrics_snapshot(self.status(), own, services, self._follower.latency_summary())
+        return metrics_snapshot(self.status(), own, services, self._follower.latency_summary(),
+                                self._remote_summary())
+
+    def _remote_summary(self) -> dict[str, Any] | None:
+        """Workers, and the peers this supervisor refused (sys.metrics ``remote``)."""
+        reach = self._reach
+        if reach is None:
+            return None
+        return {"listen": reach.settings.listen, "advertise": reach.advertise,
+                "insecure": reach.settings.insecure, "workers": reach.registry.summary(),
+                "refused": reach.link.refusals(),
+                "refused_names": reach.registry.refused_names}
 
     # -- shutdown ---------------------------------------------------------------------------
     async def _shutdown(self) -> None:
@@ -559,8 +652,12 @@ class Supervisor:
         if self._own_pool and self._launch.pool is not None:
             await self._launch.pool.close()
         await self._services.stop()
+        if self._reach is not None:
+            await self._reach.registry.close()
         if self._pub is not None:
             self._pub.close(0)
+        if self._reach is not None:
+            self._reach.link.close()
         if self._ctx is not None:
             self._ctx.destroy(0)
         if self._run_dir is not None:
@@ -616,11 +713,14 @@ class Supervisor:
         if self._manifest is None or self._run_dir is None:
             return
         self._manifest.epoch = self._epoch
+        if self._reach is not None:
+            self._manifest.transport = self._reach.spec().to_dict()
         self._manifest.instances = [
             rundir.InstanceRecord(
                 instance=w.name, actor=w.actor.name, replica=w.replica,
                 endpoint=w.endpoint, topics=list(w.topics), pid=w.pid if w.alive else None,
-                state=w.state.value, restarts=w.tracker.restarts)
+                state=w.state.value, restarts=w.tracker.restarts,
+                worker=w.worker.name if isinstance(w, RemoteWatcher) else None)
             for w in self._watchers.values()]
         with contextlib.suppress(OSError):
             rundir.write_manifest(self._run_dir, self._manifest)

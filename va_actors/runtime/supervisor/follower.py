@@ -22,7 +22,9 @@ import zmq.asyncio
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnEndedEvent, TurnStartedEvent
+from va_actors.runtime.transport import Transport
 from va_actors.wire import WireError, decode
+from va_actors.wire.codec import Message
 
 __all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "RESUME_GRACE_S",
            "SessionFollower"]
@@ -92,16 +94,18 @@ class SessionFollower:
         self._playing.pop(instance, None)
 
     async def run(self, ctx: zmq.asyncio.Context, endpoints: Iterable[str],
-                  topics: Iterable[str]) -> None:
-        """Subscribe to ``topics`` at ``endpoints`` and follow them until cancelled."""
+                  topics: Iterable[str], link: Transport | None = None) -> None:
+        """Subscribe to ``topics`` at ``endpoints`` and follow them until cancelled.
+
+        ``link``: the supervisor's transport (instances on workers: tcp + Curve).
+        """
         wanted = sorted(set(topics))
         if not wanted:
             return
         sub = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RECONNECT_IVL, 20)
-        for endpoint in endpoints:
-            sub.connect(endpoint)
+        (link or Transport(ctx)).connect_all(sub, endpoints)
         for topic in wanted:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         try:
@@ -111,7 +115,7 @@ class SessionFollower:
                     message = decode(frames)
                 except WireError:
                     continue
-                self._on_message(message.stream, message.source, message.topic, message.fields)
+                self.follow(message)
         finally:
             sub.close(0)
 
@@ -130,6 +134,10 @@ class SessionFollower:
                 "p90_ms": round(p90, 1), "last": self._latency[-1]}
 
     # -- messages -----------------------------------------------------------------------
+    def follow(self, message: Message) -> None:
+        """Take one decoded message of a followed topic (``run`` feeds them from a socket)."""
+        self._on_message(message.stream, message.source, message.topic, message.fields)
+
     def _on_message(self, stream: str, source: str, topic: str,
                     fields: Mapping[str, Any]) -> None:
         if stream == "playback":

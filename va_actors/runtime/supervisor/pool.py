@@ -75,14 +75,15 @@ class _Slot:
 
 def _key(actor: ActorConfig) -> str:
     return json.dumps([actor.name, actor.plugin, actor.category.value, actor.params,
-                       dict(actor.env)], sort_keys=True, default=str)
+                       dict(actor.env), actor.host_python("")], sort_keys=True, default=str)
 
 
 class WarmPool:
     """Keeps ``wanted`` ready spares per actor; :meth:`take` hands one out.
 
     Args:
-        python: interpreter of the hosts.
+        python: interpreter of the hosts whose actor has no environment of its
+            own (one that has is warmed on its environment's interpreter).
         cwd: their working directory (the pipeline file's).
         directory: where the warm specs are written (a run directory).
         log_level: the hosts' log level.
@@ -205,7 +206,9 @@ class WarmPool:
                  log_level=self._log_level).write(path)
         env = child_env({**os.environ, **env_refs.expand(actor.env, os.environ)})
         proc = await asyncio.create_subprocess_exec(
-            self._python, "-m", "va_actors.runtime.host", "--warm", str(path), env=env,
+            # An actor with its own environment is warmed there, as it runs cold.
+            actor.host_python(self._python), "-m", "va_actors.runtime.host", "--warm",
+            str(path), env=env,
             cwd=self._cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             process_group=0)
         # Tracked while it starts: a close() now (which cancels this) still ends it.

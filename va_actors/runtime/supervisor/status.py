@@ -50,6 +50,10 @@ class InstanceStatus:
     """Replicated actors: a dispatcher's per-replica figures, a replica's items."""
     warm_starts: int = 0
     """Incarnations taken from the warm pool instead of started cold."""
+    refused: dict[str, Any] = field(default_factory=dict)
+    """Peers its tcp sockets refused at the handshake (counts, the last key seen)."""
+    worker: str | None = None
+    """The worker it runs on (None: the supervisor's machine)."""
 
     @property
     def drops_total(self) -> int:

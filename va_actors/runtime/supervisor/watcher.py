@@ -29,12 +29,27 @@ from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.supervisor.pool import WarmPool
 from va_actors.runtime.supervisor.status import InstanceStatus, State, heartbeat_counters
 
-__all__ = ["TERM_GRACE_S", "Launch", "Overseer", "Watcher"]
+__all__ = ["TERM_GRACE_S", "InstanceProcess", "Launch", "Overseer", "Watcher"]
 
 logger = logging.getLogger("va_actors.runtime.supervisor")
 
 TERM_GRACE_S = 2.0
 """After SIGTERM, how long an instance gets before SIGKILL."""
+
+
+class InstanceProcess(Protocol):
+    """What a watcher waits on: a local child (asyncio's Process) or one on a worker."""
+
+    @property
+    def pid(self) -> int | None:
+        """Its pid (on its machine), once known."""
+
+    @property
+    def returncode(self) -> int | None:
+        """Its exit code once it has exited, else None."""
+
+    async def wait(self) -> int:
+        """Wait for the exit; return the exit code."""
 
 
 class Overseer(Protocol):
@@ -66,7 +81,8 @@ class Launch:
     """How instance processes are started.
 
     Attributes:
-        python: interpreter of the hosts.
+        python: interpreter of the hosts whose actor has no environment of its
+            own (and of every dispatcher, which never imports the plugin).
         cwd: their working directory (the pipeline file's).
         pool: warm spares to take instead of starting a process cold.
         env: session variables every spec carries (``VA_SESSION_ID``, ...).
@@ -76,6 +92,10 @@ class Launch:
     cwd: Path
     pool: WarmPool | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+
+    def interpreter(self, actor: ActorConfig, *, dispatcher: bool = False) -> str:
+        """The interpreter that runs ``actor``'s host: its environment's, or ours."""
+        return self.python if dispatcher else actor.host_python(self.python)
 
 
 class Watcher:
@@ -97,7 +117,7 @@ class Watcher:
         self.state = State.STARTING
         self.reason = ""
         self.exit_code: int | None = None
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: InstanceProcess | None = None
         self.spawned_at = 0.0
         self.last_seen = 0.0
         """When the host last reported (heartbeat, ready...)."""
@@ -162,6 +182,7 @@ class Watcher:
             queue=dict(beat.get("queue") or {}),
             heartbeat_age_s=round(now - self.last_seen, 3) if self.alive else None,
             work=dict(beat.get("work") or {}), warm_starts=self.warm_starts,
+            refused=dict(beat.get("refused") or {}),
         )
 
     # -- life -----------------------------------------------------------------------------
@@ -204,7 +225,8 @@ class Watcher:
         else:
             env = child_env({**os.environ, **env_refs.expand(self.actor.env, os.environ)})
             self.proc = await asyncio.create_subprocess_exec(
-                self._launch.python, "-m", "va_actors.runtime.host", str(self.spec_path),
+                self._launch.interpreter(self.actor, dispatcher=self.dispatcher),
+                "-m", "va_actors.runtime.host", str(self.spec_path),
                 env=env, stdin=asyncio.subprocess.DEVNULL, cwd=self._launch.cwd,
                 # Own process group: a terminal's Ctrl-C reaches only the supervisor,
                 # which then stops actors in order; killpg also takes an actor's helpers.
@@ -217,8 +239,10 @@ class Watcher:
         with contextlib.suppress(psutil.Error):
             self._ps = psutil.Process(self.proc.pid)
             self._ps.cpu_percent(None)  # the first call only sets the baseline
-        logger.info("started %s (pid %d%s); extra env: %s", self.name, self.proc.pid,
+        where = self.actor.environment
+        logger.info("started %s (pid %d%s)%s; extra env: %s", self.name, self.proc.pid,
                     ", warm" if spare is not None else "",
+                    f" in {where.describe()}" if where and not self.dispatcher else "",
                     ", ".join(sorted(self.actor.env)) or "none")
         self.set_state(State.STARTING)
         if self._overseer.stopping or self.stopping:

@@ -1,0 +1,1 @@
+"""Vision Agents plugins as va-actors actors."""
