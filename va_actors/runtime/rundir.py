@@ -67,6 +67,8 @@ class Manifest:
     """The session id when the pipeline runs as one session of ``va-launch serve``."""
     transport: dict[str, Any] = field(default_factory=dict)
     """Public tcp settings (peers' keys) for taps of instances on workers; never a secret."""
+    state_store: str | None = None
+    """The conversation store's file (``va-launch history`` and ``status`` read it)."""
 
     def to_json(self) -> str:
         """The manifest as pretty JSON text."""

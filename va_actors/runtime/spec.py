@@ -94,6 +94,10 @@ class ActorSpec:
         transport: the public transport settings (:class:`TransportSpec` as
             data: allowed keys, peers' keys, insecure); empty: ipc only. The
             machine's secret key comes from the environment, never from here.
+        state_store: the conversation store's file
+            (:mod:`va_actors.runtime.state`); empty: none.
+        session: the session id the store keeps this conversation under.
+        run: this pipeline run's id (a stored reply of another run is never re-run).
     """
 
     actor: str
@@ -117,6 +121,9 @@ class ActorSpec:
     env: dict[str, str] = field(default_factory=dict)
     extra_endpoints: list[str] = field(default_factory=list)
     transport: dict[str, Any] = field(default_factory=dict)
+    state_store: str = ""
+    session: str = ""
+    run: str = ""
 
     @property
     def transport_spec(self) -> TransportSpec:
@@ -171,6 +178,9 @@ class ActorSpec:
         if not isinstance(self.extra_endpoints, list) or not all(
                 isinstance(e, str) and "://" in e for e in self.extra_endpoints):
             raise SpecError("actor spec: 'extra_endpoints' must be a list of endpoints")
+        for name in ("state_store", "session", "run"):
+            if not isinstance(getattr(self, name), str):
+                raise SpecError(f"actor spec: {name!r} must be a string")
         try:
             self.transport_spec  # noqa: B018 - parsed for its errors
         except TransportError as exc:

@@ -126,12 +126,18 @@ def _flag(chk: Checker, table: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def _run_dir(chk: Checker, doc: Mapping[str, Any], base: Path) -> str | None:
-    raw = chk.string(doc, "run_dir", AT_PIPELINE, "")
+def _pipeline_path(chk: Checker, doc: Mapping[str, Any], key: str, base: Path) -> str | None:
+    """``run_dir`` / ``state``: a path, ``~`` and ``$VARS`` expanded, relative to ``base``."""
+    raw = chk.string(doc, key, AT_PIPELINE, "")
     if raw is None:
         return None
     if not raw.strip():
-        chk.issue((*AT_PIPELINE, "run_dir"), "run_dir is empty", "remove it to use the default")
+        chk.issue((*AT_PIPELINE, key), f"{key} is empty", "remove it to use the default")
+        return None
+    if "://" in raw:
+        chk.issue((*AT_PIPELINE, key), f"{key} must be a file path, got the URL {raw!r}",
+                  "a shared store (e.g. PostgreSQL) is not supported yet; give a SQLite "
+                  "file on a shared volume")
         return None
     expanded = Path(os.path.expandvars(os.path.expanduser(raw)))
     return str(expanded if expanded.is_absolute() else (base / expanded).resolve())
@@ -165,7 +171,8 @@ def check_document(chk: Checker, doc: Mapping[str, Any], path: Path) -> Pipeline
     name = _pipeline_name(chk, pipe, path)
     on_give_up = chk.choice(pipe, "on_give_up", AT_PIPELINE, "", GIVE_UP_CHOICES) or "stop"
     # The file's directory is the pipeline's working directory (PipelineConfig.path).
-    run_dir = _run_dir(chk, pipe, path.parent)
+    run_dir = _pipeline_path(chk, pipe, "run_dir", path.parent)
+    state = _pipeline_path(chk, pipe, "state", path.parent)
     stop_when_done = _flag(chk, pipe, "stop_when_sources_finish")
     sup_table = chk.table(doc, "supervisor", (), "")
     if sup_table is not None:
@@ -193,7 +200,7 @@ def check_document(chk: Checker, doc: Mapping[str, Any], path: Path) -> Pipeline
         for actor, stream, _ in draft.inputs:
             node_outputs.setdefault(actor, set()).add(stream)
     return PipelineConfig(
-        name=name, path=path, on_give_up=GiveUpPolicy(on_give_up), run_dir=run_dir,
+        name=name, path=path, on_give_up=GiveUpPolicy(on_give_up), run_dir=run_dir, state=state,
         stop_when_sources_finish=stop_when_done, supervisor=defaults,
         actors=tuple(_finish_actor(d, node_outputs) for d in drafts),
         services=tuple(s for s in services if s is not None),

@@ -301,6 +301,9 @@ class PipelineConfig:
         run_dir: where to put the run directory (absolute; ``~`` and
             ``$VARS`` expanded, relative paths taken from the file's
             directory), or None for the default.
+        state: the conversation store's file (SQLite; ``~``, ``$VARS`` and
+            relative paths as for ``run_dir``), or None for ``state.db`` in
+            the run directory (gone with the run).
         stop_when_sources_finish: stop the pipeline once every source actor
             has sent a ``SourceFinishedEvent`` (demos, batch runs).
         supervisor: the ``[supervisor]`` defaults.
@@ -314,6 +317,7 @@ class PipelineConfig:
     path: Path
     on_give_up: GiveUpPolicy = GiveUpPolicy.STOP
     run_dir: str | None = None
+    state: str | None = None
     stop_when_sources_finish: bool = False
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
     actors: tuple[ActorConfig, ...] = ()

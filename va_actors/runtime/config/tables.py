@@ -56,7 +56,8 @@ ACTOR_KEYS: tuple[str, ...] = ("name", "plugin", "inputs", "params", "env", "rep
 SERVICE_KEYS: tuple[str, ...] = ("name", "command", "health_url", "startup_timeout_s", "env")
 TOP_LEVEL_KEYS: tuple[str, ...] = ("pipeline", "supervisor", "actor", "service", "transport",
                                    "worker")
-PIPELINE_KEYS: tuple[str, ...] = ("name", "on_give_up", "run_dir", "stop_when_sources_finish")
+PIPELINE_KEYS: tuple[str, ...] = ("name", "on_give_up", "run_dir", "state",
+                                  "stop_when_sources_finish")
 AT_PIPELINE: PathKey = ("pipeline",)
 COUNT = Number(int, 1)
 """replicas, max_inflight: whole numbers from 1."""

@@ -98,6 +98,17 @@ class Driver:
     async def on_epoch(self, epoch: int) -> None:
         """The session epoch moved to ``epoch`` (barge-in)."""
 
+    async def on_peer_down(self, actor: str, category: str) -> None:
+        """An instance of ``actor`` (of ``category``) exited unexpectedly; a restart follows."""
+
+    async def on_peer_restarted(self, actor: str, category: str) -> None:
+        """An instance of ``actor`` (of ``category``) crashed, was restarted, and runs again.
+
+        What it held in memory is gone: a driver that sent it work it may
+        not have finished can send that again (the LLM re-sends the unheard
+        rest of its reply to a restarted TTS).
+        """
+
     async def close(self) -> None:
         """Stop the plugin and release it."""
         close = getattr(self.plugin, "close", None)

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.events.base import BaseEvent
@@ -19,13 +21,14 @@ from va_actors.runtime.drivers.base import (
     Driver,
     HostPort,
 )
+from va_actors.runtime.state.recorder import ConversationRecorder
+from va_actors.runtime.state.store import ReplyRecord, ReplyState
+from va_actors.runtime.state.unsaid import continuation, rest_after
 from va_actors.runtime.video_feed import VideoFeed
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind, TextChunk
 
-if TYPE_CHECKING:
-    pass
-
+logger = logging.getLogger("va_actors.runtime.drivers")
 
 # -- LLM family ------------------------------------------------------------------------------
 def _is_final_transcript(event: BaseEvent) -> bool:
@@ -37,6 +40,10 @@ def _is_final_transcript(event: BaseEvent) -> bool:
 CUT_GRACE_S = 3.0
 """An epoch bump this soon after a reply was done may still cut it before it was
 heard (its audio is still being synthesised): the supervisor's resume grace."""
+
+
+RESEND_WAIT_S = 10.0
+"""Longest wait for an output to play out what it had before the unheard rest is re-sent."""
 
 
 HEARD_MS = 300.0
@@ -59,6 +66,13 @@ class _Turn:
     flight or within ``CUT_GRACE_S`` after: the reply may not have been heard."""
     heard: bool = False
     """A sink reported ``HEARD_MS`` of it played."""
+    epoch: int = 0
+    sent: str = ""
+    """The reply's text published so far."""
+    chunks: int = 0
+    """Text chunks of it published so far (the next one's index)."""
+    heard_text: str = ""
+    """What a sink last reported the user heard of it."""
 
 
 class LLMDriver(Driver):
@@ -80,6 +94,15 @@ class LLMDriver(Driver):
     epoch bump: the user resumed before the agent spoke) or is still being
     generated continues that user turn: ``respond(continues=True)`` keeps
     one user message with both parts and one reply.
+
+    A crash loses nothing (:mod:`va_actors.runtime.state`): with a
+    conversation store in the spec, the conversation is written as turns
+    settle and the reply's progress as it goes out; a restarted LLM reads it
+    back before it takes input and, if it died mid-reply, generates that
+    reply again and publishes only what had not gone out yet (same
+    ``response_id``, so a TTS goes on where it was). When a TTS crashes, the
+    text published while it was down is held, and once it runs again the part
+    of the reply the user did not hear is sent again (header ``resent=True``).
     """
 
     outputs = ("text", "events")
@@ -89,14 +112,52 @@ class LLMDriver(Driver):
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
         self._turn: _Turn | None = None
+        spec = getattr(host, "spec", None)
+        self._recorder = ConversationRecorder.open(
+            getattr(spec, "state_store", ""), getattr(spec, "session", ""),
+            getattr(spec, "run", ""), host.instance) if spec is not None else None
+        self._speaker_down = False
+        """A TTS crashed: text is held until it runs again (then the unheard rest goes)."""
+        self._quiet = asyncio.Event()
+        """No output reports playing (set until one does)."""
+        self._quiet.set()
 
     async def start(self) -> None:
         # Deltas already go out as text; the rest (final, tools, errors) as events.
-        self.forward_events(
-            lambda e: None if isinstance(e, llm_events.LLMResponseDeltaEvent) else "events")
+        self.forward_events(self._route_event)
         await self._start_plugin()
         if self.host.epoch > self.plugin.epoch:  # a restarted actor joins the session's epoch
             await self.plugin.interrupt(self.host.epoch)
+        pending = self._restore()
+        if pending is not None:
+            self.host.spawn(self._rerun(pending), "rerun")
+
+    def _route_event(self, event: BaseEvent) -> str | None:
+        if isinstance(event, llm_events.LLMResponseDeltaEvent):
+            return None
+        recorder, turn = self._recorder, self._turn
+        if recorder is not None and turn is not None and turn.response_id:
+            if isinstance(event, llm_events.ToolStartEvent):
+                recorder.tool_started(turn.response_id, event.tool_call_id or event.tool_name,
+                                      event.tool_name, event.arguments)
+            elif isinstance(event, llm_events.ToolEndEvent):
+                recorder.tool_ended(turn.response_id, event.tool_call_id or event.tool_name,
+                                    event.result if event.success else {"error": event.error})
+        return "events"
+
+    def _restore(self) -> ReplyRecord | None:
+        """A restarted actor: the conversation so far, and the reply a crash cut off."""
+        recorder = self._recorder
+        conversation = getattr(self.plugin, "conversation", None)
+        if recorder is None or conversation is None:
+            return None
+        instructions = recorder.instructions()
+        if instructions is not None:
+            self.plugin.set_instructions(instructions, expand_references=False)
+        pending = recorder.restore(conversation)
+        if pending is not None and pending.epoch != self.host.epoch:
+            return None  # the user spoke on while it was down: that reply is over
+        return pending
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is not Kind.EVENT:
@@ -115,7 +176,7 @@ class LLMDriver(Driver):
         if text:
             last, continues = self._turn, self._continues()
             user_text = f"{last.user_text} {text}" if continues and last else text
-            turn = self._turn = _Turn(user_text)
+            turn = self._turn = _Turn(user_text, epoch=msg.epoch)
             self.host.spawn(self._respond(text, event.participant, msg.epoch, turn, continues),
                             "respond")
 
@@ -127,27 +188,68 @@ class LLMDriver(Driver):
 
     def _on_context(self, event: llm_events.LLMContextEvent) -> None:
         """An edge's session began or changed: a fresh conversation, new instructions."""
+        recorder = self._recorder
         if event.new_conversation:
             self.plugin.conversation.clear()
             self._turn = None  # nothing to continue in a fresh conversation
+            if recorder is not None:
+                recorder.clear()
         if event.instructions is not None:
             # From a remote client: never expanded (no @file.md reads on its behalf).
             self.plugin.set_instructions(event.instructions, expand_references=False)
+            if recorder is not None:
+                recorder.set_instructions(event.instructions)
 
     def _on_playback(self, event: AudioPlaybackEvent) -> None:
         """Keep only what the user heard of a reply cut off by barge-in."""
+        if event.playing:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
         turn = self._turn
-        if (turn is not None and event.response_id == turn.response_id
-                and event.played_ms >= HEARD_MS):
-            turn.heard = True
+        if turn is not None and event.response_id == turn.response_id:
+            turn.heard_text = event.heard_text or turn.heard_text
+            if event.played_ms >= HEARD_MS:
+                turn.heard = True
         if event.interrupted and event.response_id:
             self.plugin.conversation.truncate_message(event.response_id, event.heard_text)
+        recorder = self._recorder
+        if recorder is not None and event.response_id and (event.interrupted
+                                                           or not event.playing):
+            recorder.heard(event.response_id, event.heard_text)
+            if event.interrupted:
+                recorder.save(self.plugin.conversation)
+
+    # -- replies ------------------------------------------------------------------------
+    def _send(self, turn: _Turn, text: str, **marks: Any) -> None:
+        """Publish one delta of ``turn``'s reply (held while a TTS is down)."""
+        assert turn.response_id is not None
+        turn.sent += text
+        if not self._speaker_down:
+            self.host.publish("text", TextChunk(text, False, turn.response_id, turn.chunks),
+                              epoch=turn.epoch, **marks)
+            turn.chunks += 1
+        if self._recorder is not None:
+            self._recorder.sent(turn.response_id, turn.sent, turn.chunks)
+
+    def _finish(self, turn: _Turn, whole: str, interrupted: bool, **marks: Any) -> None:
+        """Publish the final chunk of ``turn``'s reply and record how it ended."""
+        turn.in_flight, turn.finished_at = False, time.monotonic()
+        response_id = turn.response_id or uuid.uuid4().hex
+        chunk = TextChunk(whole, True, response_id, turn.chunks)
+        if interrupted:
+            marks["interrupted"] = True
+        if not self._speaker_down:
+            self.host.publish("text", chunk, epoch=turn.epoch, user_text=turn.user_text,
+                              **marks)
+        recorder = self._recorder
+        if recorder is not None and turn.response_id is not None:
+            recorder.end(turn.response_id, whole,
+                         ReplyState.CUT if interrupted else ReplyState.DONE)
+            recorder.save(self.plugin.conversation)
 
     async def _respond(self, text: str, participant: Any, epoch: int, turn: _Turn,
                        continues: bool) -> None:
-        host = self.host
-        response_id: str | None = None
-        index = 0
         final: Any = None
         # A continuation says so on every chunk: its reply replaces the unheard one.
         marks: dict[str, Any] = {"continues": True} if continues else {}
@@ -155,25 +257,81 @@ class LLMDriver(Driver):
                    else self.plugin.respond(text, participant))
         async with contextlib.aclosing(replies) as replies:
             async for item in replies:
-                # The conversation message id doubles as the reply id, so the
-                # output's playback reports can truncate history to what was heard.
-                response_id = response_id or getattr(item, "item_id", None) or uuid.uuid4().hex
-                turn.response_id = response_id
+                if turn.response_id is None:
+                    # The conversation message id doubles as the reply id, so the
+                    # output's playback reports can truncate history to what was heard.
+                    turn.response_id = getattr(item, "item_id", None) or uuid.uuid4().hex
+                    if self._recorder is not None:
+                        self._recorder.begin(turn.response_id, epoch, turn.user_text)
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
                 elif delta:
-                    host.publish("text", TextChunk(delta, False, response_id, index),
-                                 epoch=epoch, **marks)
-                    index += 1
-        turn.in_flight, turn.finished_at = False, time.monotonic()
+                    self._send(turn, delta, **marks)
         whole = str(getattr(final, "text", "") or "")
-        chunk = TextChunk(whole, True, response_id or uuid.uuid4().hex, index)
-        if getattr(final, "interrupted", False):
-            host.publish("text", chunk, epoch=epoch, interrupted=True,
-                         user_text=turn.user_text, **marks)
-        else:
-            host.publish("text", chunk, epoch=epoch, user_text=turn.user_text, **marks)
+        self._finish(turn, whole, bool(getattr(final, "interrupted", False)), **marks)
+
+    async def _rerun(self, pending: ReplyRecord) -> None:
+        """Generate again the reply a crash cut off; publish what had not gone out.
+
+        The regenerated reply keeps the crashed one's ``response_id`` and chunk
+        numbering, so the TTS holding its first part goes on with the rest.
+        """
+        logger.info("%s: the last reply was cut off by a crash after %d characters; "
+                    "answering %r again", self.host.instance, len(pending.sent),
+                    pending.user_text)
+        turn = self._turn = _Turn(pending.user_text, pending.response_id, epoch=pending.epoch,
+                                  sent=pending.sent, chunks=pending.chunks)
+        produced, final, diverged = "", None, False
+        replies = self.plugin.respond(pending.user_text)
+        async with contextlib.aclosing(replies) as replies:
+            async for item in replies:
+                delta = getattr(item, "delta", None)
+                if not isinstance(delta, str):
+                    final = item
+                elif delta:
+                    produced += delta
+                    # Word for word the same so far: stream on from where it stopped;
+                    # else the rest goes at the end, by word count.
+                    diverged = diverged or not (produced.startswith(pending.sent)
+                                                or pending.sent.startswith(produced))
+                    if not diverged and len(produced) > len(turn.sent):
+                        self._send(turn, produced[len(turn.sent):], rerun=True)
+        regenerated = str(getattr(final, "text", "") or produced)
+        tail, _ = continuation(turn.sent, regenerated)
+        if tail:
+            self._send(turn, tail, rerun=True)
+        # The conversation keeps what was said, under the id the outputs report.
+        message = self.plugin.conversation.get(getattr(final, "item_id", "") or "")
+        if message is not None:
+            message.id, message.content = pending.response_id, turn.sent
+        self._finish(turn, turn.sent, bool(getattr(final, "interrupted", False)), rerun=True)
+
+    # -- crashed peers ------------------------------------------------------------------
+    async def on_peer_down(self, actor: str, category: str) -> None:
+        if category == "tts":
+            self._speaker_down = True
+
+    async def on_peer_restarted(self, actor: str, category: str) -> None:
+        if category != "tts" or not self._speaker_down:
+            return
+        # Let the output play what it already had: "heard" then covers all of it.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), RESEND_WAIT_S)
+        self._speaker_down = False
+        turn = self._turn
+        if turn is None or turn.response_id is None or turn.cut:
+            return
+        rest = rest_after(turn.sent, turn.heard_text)
+        logger.info("%s: %s restarted; saying again the %d unheard characters of the reply",
+                    self.host.instance, actor, len(rest))
+        if rest:
+            self.host.publish("text", TextChunk(rest, False, turn.response_id, turn.chunks),
+                              epoch=turn.epoch, resent=True)
+            turn.chunks += 1
+        if not turn.in_flight:
+            self.host.publish("text", TextChunk(turn.sent, True, turn.response_id, turn.chunks),
+                              epoch=turn.epoch, user_text=turn.user_text, resent=True)
 
     async def on_epoch(self, epoch: int) -> None:
         turn = self._turn
@@ -183,6 +341,11 @@ class LLMDriver(Driver):
                                  or time.monotonic() - turn.finished_at <= CUT_GRACE_S):
             turn.cut = True
         await self.plugin.interrupt(epoch)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._recorder is not None:
+            self._recorder.close()
 
 
 def _reads_playback(host: HostPort) -> bool:

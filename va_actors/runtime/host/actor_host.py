@@ -557,6 +557,25 @@ class ActorHost:
         """Loop: the supervisor sent ``start``."""
         self._started.set()
 
+    def on_peer_down(self, instance: str, actor: str, category: str) -> None:
+        """Loop: ``instance`` exited unexpectedly; a restart follows."""
+        driver = self._peer_driver()
+        if driver is not None:
+            self.spawn(driver.on_peer_down(actor, category), "on_peer_down")
+
+    def on_peer_restarted(self, instance: str, actor: str, category: str) -> None:
+        """Loop: ``instance`` was restarted after a crash; the driver may re-send to it."""
+        driver = self._peer_driver()
+        if driver is not None:
+            self.spawn(driver.on_peer_restarted(actor, category), "on_peer_restarted")
+
+    def _peer_driver(self) -> drivers.Driver | None:
+        driver = self._driver
+        if isinstance(driver, drivers.Driver) and self._driver_started \
+                and not self._stop.is_set():
+            return driver
+        return None
+
     def set_epoch(self, epoch: int) -> bool:
         """Control thread: store a newer epoch at once; True if it moved."""
         if epoch <= self._epoch:

@@ -55,6 +55,12 @@ class ControlledHost(Protocol):
     def on_start(self) -> None:
         """Loop: the supervisor sent ``start``."""
 
+    def on_peer_down(self, instance: str, actor: str, category: str) -> None:
+        """Loop: another instance exited unexpectedly and is being restarted."""
+
+    def on_peer_restarted(self, instance: str, actor: str, category: str) -> None:
+        """Loop: another instance of the pipeline was restarted after a crash and runs."""
+
     def request_shutdown(self, reason: str = "shutdown",
                          deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
         """Loop: begin a graceful shutdown."""
@@ -267,6 +273,10 @@ class ControlThread(threading.Thread):
                 host.post(host.on_epoch, epoch)
         elif control.op == "start" and self._targeted(args):
             host.post(host.on_start)
+        elif control.op in ("down", "restarted") and args.get("instance") != host.instance:
+            callback = host.on_peer_down if control.op == "down" else host.on_peer_restarted
+            host.post(callback, str(args.get("instance") or ""),
+                      str(args.get("actor") or ""), str(args.get("category") or ""))
         elif control.op == "shutdown" and self._targeted(args):
             deadline = float(args.get("deadline_s") or SHUTDOWN_DEADLINE_S)
             # If the loop is blocked the graceful path cannot run; leave by itself.

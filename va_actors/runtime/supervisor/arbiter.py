@@ -41,6 +41,7 @@ from va_actors.runtime.exits import EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.services import ServiceError, Services
 from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
 from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
+from va_actors.runtime.state.store import STATE_FILE
 from va_actors.runtime.supervisor.follower import SessionFollower
 from va_actors.runtime.supervisor.metrics import metrics_snapshot
 from va_actors.runtime.supervisor.pool import WarmPool
@@ -158,6 +159,18 @@ class Supervisor:
     def epoch(self) -> int:
         """The session epoch in force."""
         return self._epoch
+
+    @property
+    def state_store(self) -> Path:
+        """The conversation store's file: ``[pipeline] state``, else in the run directory."""
+        if self.config.state:
+            return Path(self.config.state)
+        assert self._run_dir is not None, "the run directory is made in prepare()"
+        return self._run_dir / STATE_FILE
+
+    @property
+    def _run_id(self) -> str:
+        return self._run_dir.name if self._run_dir is not None else ""
 
     @property
     def run_dir(self) -> Path | None:
@@ -330,12 +343,19 @@ class Supervisor:
             extra_endpoints=[self._tcp_binds[watcher.name]] if watcher.name in self._tcp_binds
             else [],
             transport=reach.spec().to_dict() if reach is not None else {},
+            # The default store is a file in the run directory: only this machine has it.
+            state_store=str(self.state_store) if self.config.state or not remote else "",
+            session=self.session or RUN_SESSION, run=self._run_id,
         )
 
     def state_changed(self, watcher: Watcher, reason: str, extra: dict[str, Any]) -> None:
         """Publish ``watcher``'s new state on ``sys.actor`` and write the manifest."""
         if not watcher.alive:
             self._follower.forget(watcher.name)
+        if watcher.state is State.RESTARTING:  # its consumers may hold what it would lose
+            self._publish(wire_topics.CONTROL, "down", {
+                "instance": watcher.name, "actor": watcher.actor.name,
+                "category": watcher.actor.category.value})
         self._publish(wire_topics.ACTOR_STATE, "state", {
             "instance": watcher.name, "actor": watcher.actor.name,
             "state": watcher.state.value, "pid": watcher.pid, "exit_code": watcher.exit_code,
@@ -393,7 +413,7 @@ class Supervisor:
         self._manifest = rundir.Manifest(
             pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
             run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
-            session=self.session)
+            session=self.session, state_store=str(self.state_store))
         self._write_manifest()
 
     async def _reach_out(self) -> None:
@@ -548,6 +568,9 @@ class Supervisor:
             self._publish(wire_topics.CONTROL, "start", {"targets": [watcher.name]})
             watcher.sent_at = time.monotonic()
             watcher.set_state(State.RUNNING)
+            self._publish(wire_topics.CONTROL, "restarted", {
+                "instance": watcher.name, "actor": watcher.actor.name,
+                "category": watcher.actor.category.value})
         else:
             watcher.set_state(State.READY)
 
