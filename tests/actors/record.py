@@ -60,7 +60,8 @@ class RecordingSink(Node):
                 record[name] = msg.fields[name]
         if isinstance(msg.value, str):
             record["text"] = msg.value
-            for name in ("final", "response_id", "interrupted", "continues", "user_text"):
+            for name in ("final", "response_id", "index", "interrupted", "continues", "user_text",
+                         "rerun", "resent"):
                 if msg.fields.get(name) is not None:
                     record[name] = msg.fields[name]
         if isinstance(msg.value, ForeignEvent):  # a type this process never imported

@@ -14,11 +14,9 @@ proves the path: transcript in -> tool executed -> result sent back -> speech.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration.harness import run_launch, speak, transcribe
-from va_actors.testing import free_port
+from tests.integration.openai_server import ScriptedOpenAI, chunk, text_round
 
 QUESTION = "What is the weather like in London today?"
 """Not Paris: tiny.en is unsure between "Paris" and "pairs" here (p 0.6 either
@@ -49,99 +47,34 @@ def get_weather(city: str) -> dict[str, Any]:
 
 
 # -- the scripted server ---------------------------------------------------------------------
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    body = {"id": "chatcmpl-tool-test", "object": "chat.completion.chunk", "created": 1,
-            "model": "scripted", "choices": [{"index": 0, "delta": delta,
-                                              "finish_reason": finish}]}
-    return f"data: {json.dumps(body)}\n\n".encode()
-
-
-def _usage_chunk() -> bytes:
-    body = {"id": "chatcmpl-tool-test", "object": "chat.completion.chunk", "created": 1,
-            "model": "scripted", "choices": [],
-            "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}}
-    return f"data: {json.dumps(body)}\n\n".encode()
-
-
 def _tool_call_round(city: str) -> list[bytes]:
     args = json.dumps({"city": city})
     head = {"index": 0, "id": "call_w1", "type": "function",
             "function": {"name": "get_weather", "arguments": ""}}
     pieces = [args[:5], args[5:12], args[12:]]
-    return [_chunk({"role": "assistant", "content": None, "tool_calls": [head]}),
-            *[_chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
+    return [chunk({"role": "assistant", "content": None, "tool_calls": [head]}),
+            *[chunk({"tool_calls": [{"index": 0, "function": {"arguments": p}}]})
               for p in pieces],
-            _chunk({}, "tool_calls")]
+            chunk({}, "tool_calls")]
 
 
 def _answer_round(tool_result: dict[str, Any]) -> list[bytes]:
-    words = (f"It is {tool_result['sky']} and {tool_result['celsius']} degrees "
-             f"in {tool_result['city']} right now.").split(" ")
-    deltas = [_chunk({"role": "assistant", "content": ""})]
-    deltas += [_chunk({"content": w if i == 0 else f" {w}"}) for i, w in enumerate(words)]
-    return [*deltas, _chunk({}, "stop")]
+    return text_round(f"It is {tool_result['sky']} and {tool_result['celsius']} degrees "
+                      f"in {tool_result['city']} right now.")
 
 
-class ScriptedOpenAI:
-    """``POST /v1/chat/completions`` (stream only) and ``GET /health``, on a thread."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._runner: web.AppRunner | None = None
-
-    def __enter__(self) -> ScriptedOpenAI:
-        self._thread.start()
-        assert self._ready.wait(10), "scripted server did not start"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        if not body.get("stream") or not body.get("tools"):
-            return web.json_response({"error": {"message": "this test expects a streamed "
-                                                "request offering tools",
-                                                "type": "invalid_request_error"}}, status=400)
-        messages = body["messages"]
-        last = messages[-1]
-        if last["role"] == "tool":
-            events = _answer_round(json.loads(last["content"]))
-        else:
-            found = re.search(r"in ([A-Z][a-z]+)", last["content"])
-            events = _tool_call_round(found.group(1) if found else "nowhere")
-        events.append(_usage_chunk())  # asked for with stream_options.include_usage
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for event in events:
-            await response.write(event)
-            await asyncio.sleep(0.005)
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+def weather_script(body: dict[str, Any]) -> list[bytes]:
+    """A tool call for the city asked about, then an answer from the tool's result."""
+    if not body.get("stream") or not body.get("tools"):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": {"message": "this test expects a streamed request "
+                                       "offering tools", "type": "invalid_request_error"}}),
+            content_type="application/json")
+    last = body["messages"][-1]
+    if last["role"] == "tool":
+        return _answer_round(json.loads(last["content"]))
+    found = re.search(r"in ([A-Z][a-z]+)", last["content"])
+    return _tool_call_round(found.group(1) if found else "nowhere")
 
 
 # -- the pipeline ----------------------------------------------------------------------------
@@ -202,7 +135,7 @@ params = {{ path = "{tmp_path / 'llm.jsonl'}" }}
 
 @pytest.fixture
 def server() -> Iterator[ScriptedOpenAI]:
-    with ScriptedOpenAI() as running:
+    with ScriptedOpenAI(weather_script) as running:
         yield running
 
 

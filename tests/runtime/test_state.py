@@ -67,7 +67,7 @@ def test_a_new_reply_supersedes_the_one_still_generating(tmp_path: Path) -> None
 
 
 def test_reading_a_missing_store_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(StateError, match="no conversation store at .*nope.db"):
+    with pytest.raises(StateError, match=r"no conversation store at .*nope\.db"):
         ConversationStore.sessions(tmp_path / "nope.db")
 
 

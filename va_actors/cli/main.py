@@ -17,6 +17,7 @@ _COMMANDS = [
     ("va_actors.cli.check", "check"),
     ("va_actors.cli.tap", "tap"),
     ("va_actors.cli.status", "status"),
+    ("va_actors.cli.history", "history"),
     ("va_actors.cli.new_plugin", "new_plugin"),
     ("va_actors.cli.worker", "worker"),
     ("va_actors.cli.keys", "keys"),

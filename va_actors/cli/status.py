@@ -25,6 +25,7 @@ import zmq
 from va_actors.core.latency import TurnLatencyEvent, format_latency
 from va_actors.runtime import rundir
 from va_actors.runtime.services import check_health
+from va_actors.runtime.state.store import store_bytes
 from va_actors.wire import Kind, WireError, decode
 from va_actors.wire import topics as wire_topics
 
@@ -106,7 +107,13 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
             "supervisor": metrics.get("supervisor") if metrics else None,
             "instances": rows, "services": collect_services(metrics, check),
             "latency": metrics.get("latency") if metrics else None,
-            "remote": metrics.get("remote") if metrics else None}
+            "remote": metrics.get("remote") if metrics else None,
+            "state_store": _store_facts(manifest.state_store)}
+
+
+def _store_facts(path: str | None) -> dict[str, Any] | None:
+    """The conversation store's file and size (None: the pipeline has none yet)."""
+    return {"path": path, "bytes": store_bytes(path)} if path else None
 
 
 def _cell(value: Any, kind: str = "") -> str:
@@ -154,6 +161,10 @@ def format_table(data: Mapping[str, Any]) -> str:
     remote = data.get("remote")
     if isinstance(remote, Mapping):
         text += "\n\n" + _remote_text(remote, rows)
+    store = data.get("state_store")
+    if isinstance(store, Mapping):
+        text += (f"\n\nconversation store {store['path']}: {store['bytes'] / 1024:.1f} KiB "
+                 "(va-launch history prints it)")
     return text
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["STATE_FILE", "ConversationStore", "ReplyRecord", "ReplyState", "StateError",
-           "StoredMessage", "StoredTool"]
+           "StoredMessage", "StoredTool", "store_bytes"]
 
 STATE_FILE = "state.db"
 """The store's file name in the run directory (the default place)."""
@@ -259,7 +259,7 @@ class ConversationStore:
     # -- reading, for the CLI -----------------------------------------------------------
     def size_bytes(self) -> int:
         """The store's size on disk (database and its write-ahead log)."""
-        return sum(p.stat().st_size for p in (self.path, _wal(self.path)) if p.exists())
+        return store_bytes(self.path)
 
     @staticmethod
     def sessions(path: str | Path) -> list[str]:
@@ -273,6 +273,12 @@ class ConversationStore:
         finally:
             db.close()
         return [str(r[0]) for r in rows]
+
+
+def store_bytes(path: str | Path) -> int:
+    """Bytes on disk of the store at ``path`` (database and write-ahead log; 0 if absent)."""
+    target = Path(path)
+    return sum(p.stat().st_size for p in (target, _wal(target)) if p.exists())
 
 
 def _json(value: Any) -> str:
