@@ -8,6 +8,8 @@ user asks a question, then speaks again while the answer is still playing.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -193,3 +195,40 @@ params = {{ path = "{tmp_path / 'rec.jsonl'}" }}
     logs = capfd.readouterr()
     assert "the realtime session cannot be opened" in logs.err  # the actor says why...
     assert "sk-revoked" not in logs.err + logs.out  # ... without the key
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_a_restarted_realtime_actor_gives_its_new_session_the_conversation(
+        tmp_path: Path, server: RealtimeServer) -> None:
+    """kill -9 of the Realtime actor after its first answer: the new session gets it back."""
+    text = pipeline(tmp_path, server.url).read_text()
+    one_question = text.replace(
+        "    {{ path = \"{voice}\", at_s = 4.0 }},\n".format(
+            voice=ROOT / "launch" / "assets" / "voice" / "joke.wav"), "")
+    assert one_question != text
+    path = tmp_path / "one.toml"
+    path.write_text(one_question.replace('name = "agent"\nplugin = "openai.realtime"',
+                                         'name = "agent"\nplugin = "openai.realtime"\n'
+                                         'restart = "always"'))
+    config = load_pipeline(path)
+    async with supervised(config, tmp_path / "run") as (sup, log):
+        await server.wait_connections(1, timeout=20)
+        await until(lambda: any(r.get("final") for r in records(tmp_path, "agent.transcript")),
+                    20, "the first answer's transcript")
+        await until(lambda: any(r.get("playing") is False and r.get("played_ms", 0) > 0
+                                for r in records(tmp_path, "speaker.playback")),
+                    20, "the answer to be played")
+        old = sup.pid_of("agent")
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        await log.wait("agent", "running", restarts=1)
+        second = await server.wait_connections(2, timeout=20)
+        await until(lambda: len(second.of_type("conversation.item.create")) >= 2, 10,
+                    "the restored conversation")
+        await asyncio.sleep(0.5)
+    created = [e["item"] for e in second.of_type("conversation.item.create")]
+    said = [(i["role"], i["content"][0].get("text")) for i in created]
+    assert said[0] == ("user", "What is the weather usually like in the summer?")
+    assert said[1][0] == "assistant" and said[1][1].split()[:3] == ANSWER_TEXT.split()[:3]
+    assert second.of_type("response.create") == []  # answered before the crash: not again

@@ -12,13 +12,14 @@ import abc
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.edge.types import Participant
 from va_actors.core.json_values import to_json_value
+from va_actors.core.llm.conversation import Message
 from va_actors.core.llm.errors import is_recoverable_error
 from va_actors.core.llm.events import (
     RealtimeAgentSpeechTranscriptionEvent,
@@ -123,6 +124,22 @@ class Realtime(OmniLLM):
         ``conversation.item.truncate``) override this.
         """
         del event
+
+    def restore_conversation(self, messages: Iterable[Message], *, respond: bool = False,
+                             ) -> None:
+        """Take the conversation so far before :meth:`connect` (a restarted actor's).
+
+        The runtime keeps a session's conversation outside the actor; when a
+        Realtime actor is restarted after a crash it gives it back here.
+        ``respond``: the user's last turn has no complete answer (the crash
+        cut it off): answer it once connected. The base keeps the messages in
+        ``conversation``; a provider that can seed its session (OpenAI's
+        ``conversation.item.create``) overrides this and does so.
+        """
+        del respond
+        for message in messages:
+            if self._conversation.get(message.id) is None:
+                self._conversation.append(message)
 
     # -- responses and epochs ------------------------------------------------
     def _advance_epoch(self, epoch: int | None) -> bool:

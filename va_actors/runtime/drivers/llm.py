@@ -112,10 +112,7 @@ class LLMDriver(Driver):
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
         self._turn: _Turn | None = None
-        spec = getattr(host, "spec", None)
-        self._recorder = ConversationRecorder.open(
-            getattr(spec, "state_store", ""), getattr(spec, "session", ""),
-            getattr(spec, "run", ""), host.instance) if spec is not None else None
+        self._recorder = ConversationRecorder.for_host(host)
         self._speaker_down = False
         """A TTS crashed: text is held until it runs again (then the unheard rest goes)."""
         self._quiet = asyncio.Event()

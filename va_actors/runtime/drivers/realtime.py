@@ -12,6 +12,7 @@ from va_actors.core.events.base import BaseEvent, PluginErrorEvent
 
 # Imported for its registrations too: every actor can decode every core event type.
 from va_actors.core.llm import events as llm_events
+from va_actors.core.llm.conversation import Conversation
 from va_actors.core.llm.llm import is_recoverable_error
 from va_actors.core.stt import STTPartialTranscriptEvent, STTTranscriptEvent
 from va_actors.core.turn_detection import (
@@ -24,6 +25,8 @@ from va_actors.runtime.drivers.base import (
     HostPort,
     maybe_await,
 )
+from va_actors.runtime.state.recorder import ConversationRecorder
+from va_actors.runtime.state.store import ReplyState
 from va_actors.runtime.video_feed import VideoFeed
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind, TextChunk
@@ -58,6 +61,11 @@ class RealtimeDriver(Driver):
       (truncation to what was heard); a turn detector's ``TurnEndedEvent`` ->
       ``flush(participant)`` when the plugin has one (turns the pipeline
       detects); video -> ``watch_video_track``. On barge-in: ``interrupt(epoch)``.
+    - The conversation is written to the session's conversation store
+      (:mod:`va_actors.runtime.state`) as transcripts settle; a restarted
+      actor gives it back to the plugin (``restore_conversation``) before it
+      connects, asking for an answer when the last user turn has none yet
+      or its answer was cut off by the crash.
     - A ``connect()`` that fails for good (the error's ``transient`` is false,
       or ``is_recoverable_error`` says so: a refused key) is reported once, on
       ``events`` once the pipeline runs, and the actor stays up without a
@@ -75,12 +83,14 @@ class RealtimeDriver(Driver):
         # Errors while starting are held until run(): before "start" nobody may
         # be subscribed yet, and a refused key must reach <actor>.events.
         self._held: list[PluginErrorEvent] | None = []
+        self._recorder = ConversationRecorder.for_host(host)
 
     async def start(self) -> None:
         self.forward_events(self._route)
         await self._start_plugin()
         if self.host.epoch > self.plugin.epoch:  # a restarted actor joins the session's epoch
             await self.plugin.interrupt(self.host.epoch)
+        self._restore()
         try:
             await self.plugin.connect()
         except Exception as exc:
@@ -92,6 +102,26 @@ class RealtimeDriver(Driver):
                                                is_recoverable=False)]
             logger.error("%s: the realtime session cannot be opened (%s: %s); the actor "
                          "stays up without one", self.host.instance, type(exc).__name__, exc)
+
+    def _restore(self) -> None:
+        """A restarted actor: the conversation so far back to the plugin, before connect."""
+        recorder = self._recorder
+        restore = getattr(self.plugin, "restore_conversation", None)
+        if recorder is None or not callable(restore):
+            return
+        conversation = Conversation()
+        pending = recorder.restore(conversation, keep_user=True)
+        messages = conversation.messages
+        if not messages:
+            return
+        owed = (pending is not None and pending.epoch == self.host.epoch) or \
+            messages[-1].role == "user"
+        restore(messages, respond=owed)
+
+    def _save(self) -> None:
+        conversation = getattr(self.plugin, "conversation", None)
+        if self._recorder is not None and isinstance(conversation, Conversation):
+            self._recorder.save(conversation)
 
     async def run(self) -> None:
         held, self._held = self._held or [], None
@@ -107,6 +137,8 @@ class RealtimeDriver(Driver):
             return None
         if isinstance(event, llm_events.RealtimeUserSpeechTranscriptionEvent):
             self.host.publish("transcript", _user_transcript(event))
+            if event.mode == "final":
+                self._save()
             return None
         if isinstance(event, TurnStartedEvent | TurnEndedEvent):
             return "turn"
@@ -135,6 +167,9 @@ class RealtimeDriver(Driver):
     def _publish_agent_text(self, event: llm_events.RealtimeAgentSpeechTranscriptionEvent) -> None:
         rid = event.response_id or event.session_id or "realtime"
         speech = self._said(rid)
+        recorder = self._recorder
+        if recorder is not None and speech.index == 0 and not speech.text and event.text:
+            recorder.begin(rid, self.host.epoch, "")
         if event.mode == "delta":
             speech.text += event.text
             if event.text:
@@ -148,6 +183,10 @@ class RealtimeDriver(Driver):
                 self.host.publish("transcript", chunk, interrupted=True)
             else:
                 self.host.publish("transcript", chunk)
+            if recorder is not None:
+                recorder.end(rid, event.text,
+                             ReplyState.CUT if event.interrupted else ReplyState.DONE)
+                self._save()
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is Kind.AUDIO:
@@ -157,6 +196,8 @@ class RealtimeDriver(Driver):
             event = msg.event()
             if isinstance(event, AudioPlaybackEvent):
                 self.plugin.on_playback(event)
+                if event.interrupted:
+                    self._save()
             elif isinstance(event, TurnEndedEvent):
                 flush = getattr(self.plugin, "flush", None)
                 if callable(flush):
@@ -172,6 +213,8 @@ class RealtimeDriver(Driver):
     async def close(self) -> None:
         await self._feed.close()
         await super().close()
+        if self._recorder is not None:
+            self._recorder.close()
 
 
 def _temporary(exc: BaseException) -> bool:

@@ -54,19 +54,30 @@ class ConversationRecorder:
                            instance, exc)
             return None
 
+    @classmethod
+    def for_host(cls, host: Any) -> ConversationRecorder | None:
+        """The recorder an actor host's spec names (``state_store``), or None."""
+        spec = getattr(host, "spec", None)
+        if spec is None:
+            return None
+        return cls.open(getattr(spec, "state_store", ""), getattr(spec, "session", ""),
+                        getattr(spec, "run", ""), str(getattr(host, "instance", "")))
+
     # -- restore ------------------------------------------------------------------------
-    def restore(self, conversation: Conversation) -> ReplyRecord | None:
+    def restore(self, conversation: Conversation, *, keep_user: bool = False,
+                ) -> ReplyRecord | None:
         """Put the stored conversation into ``conversation`` (if it is empty).
 
         Returns the reply a crash cut off mid-generation in this run, whose
-        user message is then left out (re-running the turn adds it back).
+        user message is then left out (re-running the turn adds it back)
+        unless ``keep_user`` (a Realtime session answers it where it stands).
         """
         messages: list[StoredMessage] = self._guard(self.store.messages, [])
         pending = self._guard(self.store.last_reply, None)
         if pending is not None and (pending.state is not ReplyState.GENERATING
                                     or pending.run != self.store.run):
             pending = None
-        if pending is not None and messages and messages[-1].role == "user":
+        if pending is not None and not keep_user and messages and messages[-1].role == "user":
             messages = messages[:-1]
         if len(conversation) == 0:
             for stored in messages:

@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,6 +49,7 @@ from va_actors.core.llm import (
     RealtimeUserSpeechTranscriptionEvent,
     ToolSchema,
 )
+from va_actors.core.llm.conversation import Message
 from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
 
 from ._realtime_errors import (
@@ -237,6 +238,7 @@ class Realtime(llm.Realtime):
         self._truncating: set[str] = set()
         self._running_calls: set[str] = set()
         self._respond_after_restore = False
+        self._restore_on_connect = False
         self._queued_create: dict[str, Any] | None = None
         self._user_speaking = False
         self._tool_rounds = 0
@@ -260,6 +262,18 @@ class Realtime(llm.Realtime):
         """The mirror of the server's conversation (what a new socket is given back)."""
         return self._items
 
+    def restore_conversation(self, messages: Iterable[Message], *, respond: bool = False,
+                             ) -> None:
+        """Seed the next session with ``messages`` (as on a reconnect), then answer if owed."""
+        restored = list(messages)
+        super().restore_conversation(restored)
+        for message in restored:
+            if message.role in ("user", "assistant", "system") and message.content.strip():
+                self._items.add(Item(id=message.id, type="message", role=message.role,
+                                     text=message.content, truncated=message.interrupted))
+        self._restore_on_connect = bool(restored)
+        self._respond_after_restore = respond and bool(restored)
+
     # -- connection -------------------------------------------------------------------
     async def connect(self) -> None:
         """Open the session: handshake, ``session.created``, ``session.update``.
@@ -280,7 +294,7 @@ class Realtime(llm.Realtime):
                 raise self._failure
             return
         try:
-            await self._open_with_retries(restore=False)
+            await self._open_with_retries(restore=self._restore_on_connect)
         except RealtimeClientError as exc:
             # A refused key is final; a server that stays unreachable may come back.
             self._report_failure(exc, context="connect", final=not exc.transient)
