@@ -58,6 +58,11 @@ class RecordingSink(Node):
         for name in ("pts", "ref"):
             if msg.fields.get(name) is not None:
                 record[name] = msg.fields[name]
+        if isinstance(msg.value, PcmData):  # agent audio: which reply and sentence it speaks
+            for name, key in (("response_id", "response_id"), ("synthesis_id", "synthesis_id"),
+                              ("text", "sentence")):
+                if isinstance(msg.fields.get(name), str):
+                    record[key] = msg.fields[name]
         if isinstance(msg.value, str):
             record["text"] = msg.value
             for name in ("final", "response_id", "index", "interrupted", "continues", "user_text",

@@ -278,3 +278,44 @@ def test_restore_leaves_out_the_cut_off_turns_user_message(tmp_path: Path) -> No
     pending = ConversationRecorder(store, "llm").restore(conversation)
     assert pending is not None and pending.user_text == "c"
     assert [m.content for m in conversation.messages] == ["a", "b"]
+
+
+# -- the setting ------------------------------------------------------------------------------
+_ACTOR = '\n[[actor]]\nname = "mic"\nplugin = "tests.actors.tone:ToneSource"\n'
+
+
+def test_the_state_setting_is_a_path_from_the_file_or_false(tmp_path: Path) -> None:
+    from va_actors.runtime.config import ConfigError, load_pipeline
+
+    path = tmp_path / "p.toml"
+    path.write_text('[pipeline]\nstate = "data/conversations.db"\n' + _ACTOR)
+    config = load_pipeline(path)
+    assert config.state == str(tmp_path / "data" / "conversations.db") and config.keep_state
+    path.write_text("[pipeline]\nstate = false\n" + _ACTOR)
+    off = load_pipeline(path)
+    assert off.state is None and not off.keep_state
+    path.write_text('[pipeline]\nstate = "postgresql://db/va"\n' + _ACTOR)
+    with pytest.raises(ConfigError, match=r"p\.toml:2.*state must be a file path"):
+        load_pipeline(path)
+
+
+async def test_an_llm_killed_before_its_first_word_answers_the_turn_when_restarted(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = StoreHost(path)
+    driver = drivers.LLMDriver(first, ScriptedLLM("Slow answer.", delay=5.0))
+    await driver.start()
+    await driver.on_input(event_msg(transcript("Are you there?")))
+    await asyncio.sleep(0.1)  # the model is still thinking
+    await _crash(first)
+    assert first.on("text") == []
+    second = StoreHost(path)
+    restarted = ScriptedLLM("Yes, I am.")
+    driver2 = drivers.LLMDriver(second, restarted)
+    await driver2.start()
+    await settle(second, lambda: any(c.final for c in second.on("text")))
+    await second.close()
+    finals = [(c.text, f) for c, f in _texts(second) if c.final]
+    assert finals == [("Yes, I am.", {"user_text": "Are you there?", "rerun": True})]
+    assert [(m.role, m.content) for m in restarted.conversation.messages] == [
+        ("user", "Are you there?"), ("assistant", "Yes, I am.")]

@@ -6,7 +6,8 @@
     name = "voice"              # optional; default: the file name without .toml
     on_give_up = "stop"         # or "degrade": keep running without a given-up actor
     stop_when_sources_finish = false  # true: stop once every source said it is done
-    state = "conversations.db"  # optional: keep conversations here (default: the run dir)
+    state = "conversations.db"  # optional: keep conversations here (default: the run dir;
+                                # false: keep none, a restarted LLM starts afresh)
 
     [supervisor]                # defaults every actor inherits
     restart = "on-failure"

@@ -172,7 +172,8 @@ def check_document(chk: Checker, doc: Mapping[str, Any], path: Path) -> Pipeline
     on_give_up = chk.choice(pipe, "on_give_up", AT_PIPELINE, "", GIVE_UP_CHOICES) or "stop"
     # The file's directory is the pipeline's working directory (PipelineConfig.path).
     run_dir = _pipeline_path(chk, pipe, "run_dir", path.parent)
-    state = _pipeline_path(chk, pipe, "state", path.parent)
+    keep_state = pipe.get("state") is not False
+    state = _pipeline_path(chk, pipe, "state", path.parent) if keep_state else None
     stop_when_done = _flag(chk, pipe, "stop_when_sources_finish")
     sup_table = chk.table(doc, "supervisor", (), "")
     if sup_table is not None:
@@ -201,6 +202,7 @@ def check_document(chk: Checker, doc: Mapping[str, Any], path: Path) -> Pipeline
             node_outputs.setdefault(actor, set()).add(stream)
     return PipelineConfig(
         name=name, path=path, on_give_up=GiveUpPolicy(on_give_up), run_dir=run_dir, state=state,
+        keep_state=keep_state,
         stop_when_sources_finish=stop_when_done, supervisor=defaults,
         actors=tuple(_finish_actor(d, node_outputs) for d in drafts),
         services=tuple(s for s in services if s is not None),

@@ -304,6 +304,8 @@ class PipelineConfig:
         state: the conversation store's file (SQLite; ``~``, ``$VARS`` and
             relative paths as for ``run_dir``), or None for ``state.db`` in
             the run directory (gone with the run).
+        keep_state: False (``state = false``): no conversation store; a
+            restarted LLM or Realtime actor starts with an empty history.
         stop_when_sources_finish: stop the pipeline once every source actor
             has sent a ``SourceFinishedEvent`` (demos, batch runs).
         supervisor: the ``[supervisor]`` defaults.
@@ -318,6 +320,7 @@ class PipelineConfig:
     on_give_up: GiveUpPolicy = GiveUpPolicy.STOP
     run_dir: str | None = None
     state: str | None = None
+    keep_state: bool = True
     stop_when_sources_finish: bool = False
     supervisor: SupervisorDefaults = field(default_factory=SupervisorDefaults)
     actors: tuple[ActorConfig, ...] = ()

@@ -250,6 +250,10 @@ class LLMDriver(Driver):
         final: Any = None
         # A continuation says so on every chunk: its reply replaces the unheard one.
         marks: dict[str, Any] = {"continues": True} if continues else {}
+        # Recorded before the model answers: a crash while it thinks re-runs the turn.
+        provisional = f"pending-{uuid.uuid4().hex}"
+        if self._recorder is not None:
+            self._recorder.begin(provisional, epoch, turn.user_text)
         replies = (self.plugin.respond(text, participant, continues=True) if continues
                    else self.plugin.respond(text, participant))
         async with contextlib.aclosing(replies) as replies:
@@ -259,7 +263,7 @@ class LLMDriver(Driver):
                     # output's playback reports can truncate history to what was heard.
                     turn.response_id = getattr(item, "item_id", None) or uuid.uuid4().hex
                     if self._recorder is not None:
-                        self._recorder.begin(turn.response_id, epoch, turn.user_text)
+                        self._recorder.rename(provisional, turn.response_id)
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
@@ -277,12 +281,19 @@ class LLMDriver(Driver):
         logger.info("%s: the last reply was cut off by a crash after %d characters; "
                     "answering %r again", self.host.instance, len(pending.sent),
                     pending.user_text)
-        turn = self._turn = _Turn(pending.user_text, pending.response_id, epoch=pending.epoch,
-                                  sent=pending.sent, chunks=pending.chunks)
-        produced, final, diverged = "", None, False
+        # Nothing went out yet: the regenerated reply is a new one (its own id).
+        went_out = pending.chunks > 0
+        turn = self._turn = _Turn(pending.user_text, pending.response_id if went_out else None,
+                                  epoch=pending.epoch, sent=pending.sent, chunks=pending.chunks)
+        produced, final, diverged, message_id = "", None, False, None
         replies = self.plugin.respond(pending.user_text)
         async with contextlib.aclosing(replies) as replies:
             async for item in replies:
+                message_id = message_id or getattr(item, "item_id", None)
+                if turn.response_id is None:
+                    turn.response_id = message_id or uuid.uuid4().hex
+                    if self._recorder is not None:
+                        self._recorder.rename(pending.response_id, turn.response_id)
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
@@ -298,11 +309,13 @@ class LLMDriver(Driver):
         tail, _ = continuation(turn.sent, regenerated)
         if tail:
             self._send(turn, tail, rerun=True)
-        # The conversation keeps what was said, under the id the outputs report.
-        message = self.plugin.conversation.get(getattr(final, "item_id", "") or "")
-        if message is not None:
-            message.id, message.content = pending.response_id, turn.sent
-        self._finish(turn, turn.sent, bool(getattr(final, "interrupted", False)), rerun=True)
+        # What was said: all of the new reply, or the crashed one's start and its rest.
+        whole = regenerated if not went_out else turn.sent.strip()
+        # The conversation keeps it, under the id the outputs report.
+        message = self.plugin.conversation.get(message_id or "")
+        if message is not None and turn.response_id is not None:
+            message.id, message.content = turn.response_id, whole
+        self._finish(turn, whole, bool(getattr(final, "interrupted", False)), rerun=True)
 
     # -- crashed peers ------------------------------------------------------------------
     async def on_peer_down(self, actor: str, category: str) -> None:

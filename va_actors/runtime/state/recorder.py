@@ -111,6 +111,9 @@ class ConversationRecorder:
     def begin(self, response_id: str, epoch: int, user_text: str) -> None:
         self._guard(lambda: self.store.begin_reply(response_id, epoch, user_text), None)
 
+    def rename(self, old: str, new: str) -> None:
+        self._guard(lambda: self.store.rename_reply(old, new), None)
+
     def sent(self, response_id: str, text: str, chunks: int) -> None:
         self._guard(lambda: self.store.reply_sent(response_id, text, chunks), None)
 

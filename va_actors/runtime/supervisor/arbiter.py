@@ -344,7 +344,8 @@ class Supervisor:
             else [],
             transport=reach.spec().to_dict() if reach is not None else {},
             # The default store is a file in the run directory: only this machine has it.
-            state_store=str(self.state_store) if self.config.state or not remote else "",
+            state_store=str(self.state_store) if self.config.keep_state and (
+                self.config.state or not remote) else "",
             session=self.session or RUN_SESSION, run=self._run_id,
         )
 
@@ -413,7 +414,8 @@ class Supervisor:
         self._manifest = rundir.Manifest(
             pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
             run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
-            session=self.session, state_store=str(self.state_store))
+            session=self.session,
+            state_store=str(self.state_store) if self.config.keep_state else None)
         self._write_manifest()
 
     async def _reach_out(self) -> None:
