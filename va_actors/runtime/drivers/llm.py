@@ -73,6 +73,8 @@ class _Turn:
     """Text chunks of it published so far (the next one's index)."""
     heard_text: str = ""
     """What a sink last reported the user heard of it."""
+    record_id: str = ""
+    """Its key in the conversation store: provisional until the reply has an id."""
 
 
 class LLMDriver(Driver):
@@ -133,12 +135,12 @@ class LLMDriver(Driver):
         if isinstance(event, llm_events.LLMResponseDeltaEvent):
             return None
         recorder, turn = self._recorder, self._turn
-        if recorder is not None and turn is not None and turn.response_id:
+        if recorder is not None and turn is not None and turn.record_id:
             if isinstance(event, llm_events.ToolStartEvent):
-                recorder.tool_started(turn.response_id, event.tool_call_id or event.tool_name,
+                recorder.tool_started(turn.record_id, event.tool_call_id or event.tool_name,
                                       event.tool_name, event.arguments)
             elif isinstance(event, llm_events.ToolEndEvent):
-                recorder.tool_ended(turn.response_id, event.tool_call_id or event.tool_name,
+                recorder.tool_ended(turn.record_id, event.tool_call_id or event.tool_name,
                                     event.result if event.success else {"error": event.error})
         return "events"
 
@@ -227,7 +229,7 @@ class LLMDriver(Driver):
                               epoch=turn.epoch, **marks)
             turn.chunks += 1
         if self._recorder is not None:
-            self._recorder.sent(turn.response_id, turn.sent, turn.chunks)
+            self._recorder.sent(turn.record_id or turn.response_id, turn.sent, turn.chunks)
 
     def _finish(self, turn: _Turn, whole: str, interrupted: bool, **marks: Any) -> None:
         """Publish the final chunk of ``turn``'s reply and record how it ended."""
@@ -240,8 +242,8 @@ class LLMDriver(Driver):
             self.host.publish("text", chunk, epoch=turn.epoch, user_text=turn.user_text,
                               **marks)
         recorder = self._recorder
-        if recorder is not None and turn.response_id is not None:
-            recorder.end(turn.response_id, whole,
+        if recorder is not None:
+            recorder.end(turn.record_id or response_id, whole,
                          ReplyState.CUT if interrupted else ReplyState.DONE)
             recorder.save(self.plugin.conversation)
 
@@ -251,9 +253,9 @@ class LLMDriver(Driver):
         # A continuation says so on every chunk: its reply replaces the unheard one.
         marks: dict[str, Any] = {"continues": True} if continues else {}
         # Recorded before the model answers: a crash while it thinks re-runs the turn.
-        provisional = f"pending-{uuid.uuid4().hex}"
+        turn.record_id = f"pending-{uuid.uuid4().hex}"
         if self._recorder is not None:
-            self._recorder.begin(provisional, epoch, turn.user_text)
+            self._recorder.begin(turn.record_id, epoch, turn.user_text)
         replies = (self.plugin.respond(text, participant, continues=True) if continues
                    else self.plugin.respond(text, participant))
         async with contextlib.aclosing(replies) as replies:
@@ -263,7 +265,8 @@ class LLMDriver(Driver):
                     # output's playback reports can truncate history to what was heard.
                     turn.response_id = getattr(item, "item_id", None) or uuid.uuid4().hex
                     if self._recorder is not None:
-                        self._recorder.rename(provisional, turn.response_id)
+                        self._recorder.rename(turn.record_id, turn.response_id)
+                    turn.record_id = turn.response_id
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
@@ -284,7 +287,8 @@ class LLMDriver(Driver):
         # Nothing went out yet: the regenerated reply is a new one (its own id).
         went_out = pending.chunks > 0
         turn = self._turn = _Turn(pending.user_text, pending.response_id if went_out else None,
-                                  epoch=pending.epoch, sent=pending.sent, chunks=pending.chunks)
+                                  epoch=pending.epoch, sent=pending.sent, chunks=pending.chunks,
+                                  record_id=pending.response_id)
         produced, final, diverged, message_id = "", None, False, None
         replies = self.plugin.respond(pending.user_text)
         async with contextlib.aclosing(replies) as replies:
@@ -293,7 +297,8 @@ class LLMDriver(Driver):
                 if turn.response_id is None:
                     turn.response_id = message_id or uuid.uuid4().hex
                     if self._recorder is not None:
-                        self._recorder.rename(pending.response_id, turn.response_id)
+                        self._recorder.rename(turn.record_id, turn.response_id)
+                    turn.record_id = turn.response_id
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item

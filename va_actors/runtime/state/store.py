@@ -205,8 +205,9 @@ class ConversationStore:
     def rename_reply(self, old: str, new: str) -> None:
         """The reply recorded as ``old`` (before it had an id) is ``new``."""
         with self._write() as db:
-            db.execute("UPDATE replies SET response_id = ? WHERE session = ? AND response_id = ?",
-                       (new, self.session, old))
+            for table in ("replies", "tools"):
+                db.execute(f"UPDATE {table} SET response_id = ? "
+                           "WHERE session = ? AND response_id = ?", (new, self.session, old))
 
     def reply_sent(self, response_id: str, sent: str, chunks: int) -> None:
         """The reply's text published so far."""
