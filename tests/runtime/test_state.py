@@ -319,3 +319,20 @@ async def test_an_llm_killed_before_its_first_word_answers_the_turn_when_restart
     assert finals == [("Yes, I am.", {"user_text": "Are you there?", "rerun": True})]
     assert [(m.role, m.content) for m in restarted.conversation.messages] == [
         ("user", "Are you there?"), ("assistant", "Yes, I am.")]
+
+
+async def test_a_restarted_tts_after_the_whole_reply_was_heard_gets_nothing(
+        tmp_path: Path) -> None:
+    host = StoreHost(tmp_path / "state.db", playback=True)
+    driver = drivers.LLMDriver(host, ScriptedLLM("All of it. Heard."))
+    await driver.start()
+    await driver.on_input(event_msg(transcript("talk")))
+    await settle(host, lambda: any(c.final for c in host.on("text")))
+    rid = host.on("text")[0].response_id
+    await driver.on_input(event_msg(AudioPlaybackEvent(
+        playing=False, response_id=rid, heard_text="All of it. Heard.", played_ms=1500)))
+    await driver.on_peer_down("tts", "tts")
+    published = len(host.published)
+    await driver.on_peer_restarted("tts", "tts")
+    assert len(host.published) == published  # not even a final: the TTS would say it
+    await host.close()

@@ -338,12 +338,13 @@ class LLMDriver(Driver):
         if turn is None or turn.response_id is None or turn.cut:
             return
         rest = rest_after(turn.sent, turn.heard_text)
+        if not rest:
+            return  # all of it was heard (a final alone would have the TTS say it all again)
         logger.info("%s: %s restarted; saying again the %d unheard characters of the reply",
                     self.host.instance, actor, len(rest))
-        if rest:
-            self.host.publish("text", TextChunk(rest, False, turn.response_id, turn.chunks),
-                              epoch=turn.epoch, resent=True)
-            turn.chunks += 1
+        self.host.publish("text", TextChunk(rest, False, turn.response_id, turn.chunks),
+                          epoch=turn.epoch, resent=True)
+        turn.chunks += 1
         if not turn.in_flight:
             self.host.publish("text", TextChunk(turn.sent, True, turn.response_id, turn.chunks),
                               epoch=turn.epoch, user_text=turn.user_text, resent=True)
