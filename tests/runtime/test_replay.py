@@ -291,3 +291,18 @@ def test_the_codec_carries_the_replay_mark_and_audio_decodes_as_sent() -> None:
     again = decode(with_fields(sent, {REPLAY_TO: "stt"}))
     assert again.fields[REPLAY_TO] == "stt" and again.seq == 3
     assert bytes(again.payloads[0]) == bytes(640)
+
+
+def test_va_launch_status_shows_replay_counters_of_the_instances_that_have_some() -> None:
+    from va_actors.cli.status import format_table
+    rows = [{"instance": "mic", "state": "running", "replay": {"replayed_out": 65}},
+            {"instance": "stt", "state": "running",
+             "replay": {"replayed_in": 65, "too_old_in": 3, "duplicates": 2}},
+            {"instance": "llm", "state": "running", "replay": {}}]
+    text = format_table({"pipeline": "voice", "supervisor_pid": 1, "epoch": 0,
+                         "run_dir": "/run", "metrics": True, "instances": rows})
+    table = text.split("REPLAY", 1)[1].splitlines()
+    assert "TOO OLD IN" in table[0]
+    assert table[1].split() == ["mic", "65", "0", "0", "0", "0", "0"]
+    assert table[2].split() == ["stt", "0", "0", "65", "3", "2", "0"]
+    assert len(table) == 3  # llm replayed nothing: no row

@@ -8,6 +8,7 @@ in order, except what the source's ring no longer held, which is counted.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -109,5 +110,5 @@ async def test_video_is_not_replayed(tmp_path: Path) -> None:
 
 
 def _gaps(seqs: list[int]) -> str:
-    pairs = [(a, b) for a, b in zip(seqs, seqs[1:], strict=False) if b != a + 1]
+    pairs = [(a, b) for a, b in itertools.pairwise(seqs) if b != a + 1]
     return f"breaks in the recorded seqs: {pairs[:10]}"
