@@ -98,7 +98,7 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
             row.update({k: sample.get(k) for k in (
                 "pid", "state", "restarts", "cpu_percent", "rss_bytes", "msgs_in", "msgs_out",
                 "drops", "drops_total", "loop_lag_ms", "queue", "heartbeat_age_s", "work",
-                "refused", "worker")})
+                "refused", "worker", "replay")})
         rows.append(row)
     return {"pipeline": manifest.pipeline, "path": manifest.path,
             "supervisor_pid": manifest.supervisor_pid, "run_dir": manifest.run_dir,
@@ -147,6 +147,9 @@ def format_table(data: Mapping[str, Any]) -> str:
     latency = data.get("latency")
     if isinstance(latency, Mapping) and isinstance(latency.get("last"), Mapping):
         text += "\n\n" + _latency_line(latency)
+    replay = _replay_text(rows)
+    if replay:
+        text += "\n\n" + replay
     replicas = _replica_rows(rows)
     if len(replicas) > 1:
         text += "\n\n" + _layout(replicas, left=(0,))
@@ -166,6 +169,22 @@ def format_table(data: Mapping[str, Any]) -> str:
         text += (f"\n\nconversation store {store['path']}: {store['bytes'] / 1024:.1f} KiB "
                  "(va-launch history prints it)")
     return text
+
+
+_REPLAY_COLUMNS = ("REPLAY", "REPLAYED OUT", "TOO OLD OUT", "REPLAYED IN", "TOO OLD IN",
+                   "DUPLICATES", "TIMEOUTS")
+_REPLAY_KEYS = ("replayed_out", "too_old_out", "replayed_in", "too_old_in", "duplicates",
+                "timeouts")
+
+
+def _replay_text(rows: list[dict[str, Any]]) -> str:
+    """Replay of missed input per instance that replayed or was replayed to (else nothing)."""
+    table = [list(_REPLAY_COLUMNS)]
+    for r in rows:
+        replay = r.get("replay")
+        if isinstance(replay, Mapping) and any(replay.get(k) for k in _REPLAY_KEYS):
+            table.append([str(r["instance"]), *(str(replay.get(k) or 0) for k in _REPLAY_KEYS)])
+    return _layout(table, left=(0,)) if len(table) > 1 else ""
 
 
 _WORKER_COLUMNS = ("WORKER", "STATE", "ADDRESS", "LABELS", "SILENT s", "JOINS", "INSTANCES")

@@ -3,7 +3,8 @@
 One run directory per supervisor, mode 0700, under
 ``$XDG_RUNTIME_DIR/va-actors/`` (or ``/tmp/va-actors-<uid>/`` when that is not
 set), named ``<pipeline>-<supervisor pid>``. It holds every ipc socket of the
-pipeline, the actor specs, and ``manifest.json``, which ``va-launch tap`` and
+pipeline, the actor specs, each consumer's last-seen file (``<instance>.seen``,
+runtime/replay/seen.py), and ``manifest.json``, which ``va-launch tap`` and
 ``va-launch status`` read to attach to the pipeline.
 """
 
@@ -188,6 +189,11 @@ def ipc_path(run_dir: Path, filename: str) -> str:
 def endpoint(run_dir: Path, name: str) -> str:
     """The ipc endpoint of socket ``name`` (an instance name, or ``sys.pub``/``sys.pull``)."""
     return "ipc://" + ipc_path(run_dir, f"{name}.sock")
+
+
+def seen_path(run_dir: Path, instance: str) -> Path:
+    """The last-seen file of ``instance`` (what its next incarnation resumes from)."""
+    return run_dir / f"{instance}.seen"
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:

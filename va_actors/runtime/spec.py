@@ -48,6 +48,9 @@ class InputSpec:
         max_age_ms: staleness bound: a message older than this (from its
             publish time) when the consumer would get it is dropped
             (``expired``) instead. None: no bound.
+        replay_s: the producer keeps this much for a restarted consumer
+            (its ``replay_s``; 0: no replay). A restarted instance asks for
+            what it missed and holds this input's live messages meanwhile.
     """
 
     topic: str
@@ -55,6 +58,7 @@ class InputSpec:
     epoch_bound: bool = True
     fps: float | None = None
     max_age_ms: float | None = None
+    replay_s: float = 0.0
 
 
 @dataclass
@@ -98,6 +102,14 @@ class ActorSpec:
             (:mod:`va_actors.runtime.state`); empty: none.
         session: the session id the store keeps this conversation under.
         run: this pipeline run's id (a stored reply of another run is never re-run).
+        replay_s, replay_bytes: bounds of the ring this instance keeps per
+            output stream for restarted consumers (0: none).
+        seen_path: the last-seen file this instance writes (runtime/replay/
+            seen.py); None: none (an instance on a worker: heartbeats carry
+            the numbers instead).
+        resume: for a restart: ``{"since_ns": int, "seen": {topic: {source:
+            [seq, ts_ns]}}}``, what the previous incarnations had handed on;
+            empty on a first start (no replay is asked for).
     """
 
     actor: str
@@ -124,6 +136,10 @@ class ActorSpec:
     state_store: str = ""
     session: str = ""
     run: str = ""
+    replay_s: float = 0.0
+    replay_bytes: int = 0
+    seen_path: str | None = None
+    resume: dict[str, Any] = field(default_factory=dict)
 
     @property
     def transport_spec(self) -> TransportSpec:
@@ -157,6 +173,12 @@ class ActorSpec:
         _check_int("audio_queue_ms", self.audio_queue_ms, 20)
         _check_int("epoch", self.epoch, 0)
         _check_int("max_inflight", self.max_inflight, 1)
+        _check_int("replay_bytes", self.replay_bytes, 0)
+        _check_seconds("replay_s", self.replay_s)
+        if self.seen_path is not None and not isinstance(self.seen_path, str):
+            raise SpecError("actor spec: 'seen_path' must be a string or null")
+        if not isinstance(self.resume, dict):
+            raise SpecError("actor spec: 'resume' must be a map")
         if self.work_endpoint is not None and (
                 not isinstance(self.work_endpoint, str) or "://" not in self.work_endpoint):
             raise SpecError(f"actor spec: 'work_endpoint' must be an endpoint like "
@@ -215,6 +237,7 @@ class ActorSpec:
             seen.add(item.topic)
             _check_rate(f"{where}.fps", item.fps)
             _check_rate(f"{where}.max_age_ms", item.max_age_ms)
+            _check_seconds(f"inputs[{i}].replay_s", item.replay_s)
             if self.is_replica and not item.endpoints:
                 continue  # a replica's input arrives from the dispatcher
             if not isinstance(item.endpoints, list) or not item.endpoints or not all(
@@ -289,6 +312,12 @@ def _check_int(name: str, value: object, low: int) -> None:
         raise SpecError(f"actor spec: {name!r} must be an integer >= {low}, got {value!r}")
 
 
+def _check_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or value < 0:
+        raise SpecError(f"actor spec: {name!r} must be a number of seconds >= 0, got {value!r}")
+
+
 def _check_rate(name: str, value: object) -> None:
     if value is None:
         return
@@ -298,13 +327,13 @@ def _check_rate(name: str, value: object) -> None:
 
 
 def _input(index: int, item: object, where: str) -> InputSpec:
-    keys = {"topic", "endpoints", "epoch_bound", "fps", "max_age_ms"}
+    keys = {"topic", "endpoints", "epoch_bound", "fps", "max_age_ms", "replay_s"}
     if not isinstance(item, dict) or set(item) - keys or "topic" not in item:
         raise SpecError(f"{where}: inputs[{index}] must be an object with 'topic', "
                         f"'endpoints' and optionally 'epoch_bound', 'fps', 'max_age_ms', "
-                        f"got {item!r}")
+                        f"'replay_s', got {item!r}")
     bound = item.get("epoch_bound", True)
     if not isinstance(bound, bool):
         raise SpecError(f"{where}: inputs[{index}].epoch_bound must be true or false")
     return InputSpec(item["topic"], item.get("endpoints") or [], bound, item.get("fps"),
-                     item.get("max_age_ms"))
+                     item.get("max_age_ms"), item.get("replay_s", 0.0))

@@ -166,6 +166,16 @@ def encode(topic: str, kind: Kind, fields: dict[str, Any], payloads: Sequence[Fr
     return [topic.encode(), msgpack.packb(header, use_bin_type=True), *payloads]
 
 
+def with_fields(frames: Sequence[Frame], fields: dict[str, Any]) -> list[Frame]:
+    """The frames of an encoded message with ``fields`` added to (or replacing) its header.
+
+    For messages sent again (a replay marks whom it is for); payloads are not copied.
+    """
+    header = msgpack.unpackb(frames[1], raw=False)
+    header.update(fields)
+    return [frames[0], msgpack.packb(header, use_bin_type=True), *frames[2:]]
+
+
 def audio_fields(pcm: PcmData) -> dict[str, Any]:
     """Header fields describing a PCM chunk."""
     fields: dict[str, Any] = {

@@ -92,6 +92,10 @@ class SupervisorDefaults:
         start_timeout_s: time an actor gets to report ready.
         warm_spares: processes kept ready with the plugin imported, built and
             started, taken by a restart instead of a cold start (0: none).
+        replay_s, replay_bytes: what an instance keeps of each stream it
+            publishes (audio, events, text; never video) for a consumer that
+            restarts: the last ``replay_s`` seconds, at most ``replay_bytes``
+            bytes per stream (either 0: no replay from this actor).
     """
 
     restart: RestartMode = RestartMode.ON_FAILURE
@@ -106,6 +110,8 @@ class SupervisorDefaults:
     shutdown_deadline_s: float = 3.0
     start_timeout_s: float = 60.0
     warm_spares: int = 0
+    replay_s: float = 5.0
+    replay_bytes: int = 4 * 2**20
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ _SUPERVISOR_NUMBERS: dict[str, Number] = {
     "shutdown_deadline_s": Number(float, 0),
     "start_timeout_s": Number(float, 0, inclusive=False),
     "warm_spares": Number(int, 0),
+    "replay_s": Number(float, 0),
+    "replay_bytes": Number(int, 0),
 }
 
 SUPERVISOR_KEYS: tuple[str, ...] = ("restart", *_SUPERVISOR_NUMBERS)

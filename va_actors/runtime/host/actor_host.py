@@ -28,9 +28,11 @@ plus whatever a plugin counts with ``count_drop``.
 Reports on ``sys.report`` (wire kind ``control``; every one carries ``instance``
 and ``pid``): ``hello`` (actor, category, outputs), ``ready`` (subscribers),
 ``heartbeat`` (counters {in, out, drops}, loop_lag_ms, queue {input topic:
-depth}, state, epoch, category, subscribers {topic: n}), ``bye`` (reason,
-code). ``state`` is ``starting``, ``ready`` (waiting for ``start``),
-``running`` or ``stopping``; ``start`` is idempotent, so a supervisor may send
+depth}, state, epoch, category, subscribers {topic: n}; ``replay`` {counter:
+n} and ``seen`` {topic: {source: [seq, ts]}} when it has them), ``bye``
+(reason, code), ``replay`` (a restarted consumer's request, runtime/replay/).
+``state`` is ``starting``, ``ready`` (waiting for ``start``), ``running`` or
+``stopping``; ``start`` is idempotent, so a supervisor may send
 it again while a heartbeat still says ``ready`` (a PUB can lose the first
 message to a subscriber that just joined). The control SUB takes exactly
 ``sys.epoch`` and ``sys.ctl``, not the metrics traffic on ``sys.``.
@@ -62,7 +64,10 @@ from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.host.control import SHUTDOWN_DEADLINE_S, ControlThread, LagProbe
 from va_actors.runtime.host.inputs import Inputs
 from va_actors.runtime.host.output import BindError, Output, Publishable
+from va_actors.runtime.host.replay_client import FIRST_REQUEST_S, ReplayClient
 from va_actors.runtime.host.warm import Prepared
+from va_actors.runtime.replay.protocol import ReplayRequest
+from va_actors.runtime.replay.ring import RingLimits
 from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.transport import Transport, TransportError
 from va_actors.runtime.work import WorkLink
@@ -73,6 +78,10 @@ __all__ = ["ActorHost", "ConfigError"]
 logger = logging.getLogger("va_actors.runtime.host")
 
 _HOUSEKEEPING_S = 0.1
+_REPLAY_TICK_S = 0.05
+_REPLAY_BATCH = 32
+"""Replayed messages sent per loop turn: a burst of a whole ring would overrun the
+socket's high-water mark (PUB drops silently), so the loop and the pipe get a turn."""
 RECONNECT_IVL_MS = 10
 RECONNECT_IVL_MAX_MS = 200
 
@@ -99,7 +108,12 @@ class ActorHost:
         self.drops: dict[str, int] = {}
         self._epoch = spec.epoch
         self._inputs: Inputs | None = None
-        self._output = Output(spec.actor, spec.instance, spec.expected_subscribers)
+        self._output = Output(spec.actor, spec.instance, spec.expected_subscribers,
+                              RingLimits(spec.replay_s, spec.replay_bytes))
+        self._replay_client: ReplayClient | None = None
+        self._replay_lock = asyncio.Lock()
+        self.replay_out = {"replayed_out": 0, "too_old_out": 0, "requests": 0}
+        """Producer side: messages replayed to restarted consumers, too old to, requests."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._driver: drivers.Driver | Dispatcher | None = None
         self._work: WorkLink | None = None
@@ -392,6 +406,10 @@ class ActorHost:
         if self.spec.is_replica:
             self._connect_work(inputs)
             return
+        client = self._replay_client = inputs.replay = ReplayClient(self.spec, self._control.send)
+        client.begin()
+        if client.waiting:
+            self._loop.call_later(FIRST_REQUEST_S, self._replay_tick)
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, self._hwm())
@@ -419,6 +437,52 @@ class ActorHost:
                 self._inputs.read_sub(self._sub):
             assert self._loop is not None  # more may be waiting: let dispatchers run first
             self._loop.call_soon(self._read_sub)
+
+    def _replay_tick(self) -> None:
+        """Ask again for replays still pending; hand on what a deadline released."""
+        client, inputs = self._replay_client, self._inputs
+        if client is None or inputs is None or self._loop is None or self._stop.is_set():
+            return
+        inputs.admit_all(client.tick())
+        if client.waiting:
+            self._loop.call_later(_REPLAY_TICK_S, self._replay_tick)
+
+    def on_replay(self, args: dict[str, Any]) -> None:
+        """Loop: a restarted consumer asks for what it missed; answer on the data socket."""
+        try:
+            request = ReplayRequest.from_args(args)
+        except ValueError as exc:
+            logger.warning("%s: bad replay request dropped: %s", self.instance, exc)
+            return
+        if self._output.socket is None or request.topic.partition(".")[0] != self.actor:
+            return
+        self.replay_out["requests"] += 1
+        self.spawn(self._answer_replay(request), f"replay to {request.to}")
+
+    async def _answer_replay(self, request: ReplayRequest) -> None:
+        # One answer at a time: two interleaved would look like holes to the consumer.
+        async with self._replay_lock:
+            answer = self._output.replay_answer(request)
+            for i, frames in enumerate(answer.messages):
+                if i and i % _REPLAY_BATCH == 0:
+                    await asyncio.sleep(0.001)
+                if self._output.socket is None:
+                    return
+                self._output.send_frames(frames)
+            if self._output.socket is not None:
+                self._output.send_frames(answer.end)
+            self.replay_out["replayed_out"] += len(answer.messages)
+            self.replay_out["too_old_out"] += answer.missed
+
+    def _replay_figures(self) -> dict[str, Any]:
+        """Heartbeat fields: replay counters of both sides, the last-seen numbers."""
+        figures: dict[str, int] = {k: v for k, v in self.replay_out.items() if v}
+        client = self._replay_client
+        if client is None:
+            return {"replay": figures} if figures else {}
+        counters = client.merge.counters
+        figures.update({k: v for k, v in vars(counters).copy().items() if v})
+        return {"replay": figures, "seen": client.seen_report()}
 
     def _connect_work(self, inputs: Inputs) -> None:
         """A replica: inputs arrive as work items from the dispatcher (runtime/work.py)."""
@@ -483,6 +547,8 @@ class ActorHost:
             self._sub.close(linger=0)
             self._sub = None
         self._output.close()
+        if self._replay_client is not None:
+            self._replay_client.close()
         if self._link is not None:
             self._link.close()
         if self._ctx is not None:
@@ -607,6 +673,7 @@ class ActorHost:
             "subscribers": self._output.subscribers.copy(),
             **self._work_figures(),
             **self._refusals(),
+            **self._replay_figures(),
         }
 
     def _refusals(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 SUB on the supervisor's ``sys.pub`` (exactly ``sys.epoch`` and ``sys.ctl``)
 and PUSH to its ``sys.pull``. The thread sends hello / ready / heartbeat /
-bye, stores a new epoch at once (the data path drops stale input even while
+bye (and a restarted consumer's replay requests), hands ``start`` and replay
+requests to the loop, stores a new epoch at once (the data path drops stale input even while
 the plugin blocks its loop), and exits the process when the supervisor is
 gone. It talks to the host only through :class:`ControlledHost`.
 """
@@ -22,6 +23,7 @@ from typing import Any, NoReturn, Protocol
 import zmq
 
 from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE
+from va_actors.runtime.replay.protocol import REQUEST_OP
 from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.transport import Transport, TransportError
 from va_actors.wire import topics
@@ -60,6 +62,8 @@ class ControlledHost(Protocol):
 
     def on_peer_restarted(self, instance: str, actor: str, category: str) -> None:
         """Loop: another instance of the pipeline was restarted after a crash and runs."""
+    def on_replay(self, args: dict[str, Any]) -> None:
+        """Loop: a restarted consumer asks for what it missed (runtime/replay/)."""
 
     def request_shutdown(self, reason: str = "shutdown",
                          deadline_s: float = SHUTDOWN_DEADLINE_S) -> None:
@@ -277,6 +281,8 @@ class ControlThread(threading.Thread):
             callback = host.on_peer_down if control.op == "down" else host.on_peer_restarted
             host.post(callback, str(args.get("instance") or ""),
                       str(args.get("actor") or ""), str(args.get("category") or ""))
+        elif control.op == REQUEST_OP and self._targeted(args):
+            host.post(host.on_replay, dict(args))
         elif control.op == "shutdown" and self._targeted(args):
             deadline = float(args.get("deadline_s") or SHUTDOWN_DEADLINE_S)
             # If the loop is blocked the graceful path cannot run; leave by itself.

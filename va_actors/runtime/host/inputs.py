@@ -5,7 +5,10 @@ reason and reported at most once a second), tracked per ``(source, topic)``
 for sequence gaps (``lost``), checked against the epoch (``stale``, only on
 epoch-bound inputs), and put in a bounded per-input queue
 (:mod:`.queues`) that one dispatcher task per queue drains into the
-driver's ``on_input``.
+driver's ``on_input``. With a :class:`~.replay_client.ReplayClient`
+(``replay``), live messages of an input being replayed are held, replayed
+ones addressed to this instance go through the merge, and replays addressed
+to another consumer are dropped without counting (runtime/replay/).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any, Protocol, cast
 import zmq
 
 from va_actors.runtime.host.queues import AudioFifo, InputRoute, ItemFifo, Mailbox, Queue
+from va_actors.runtime.host.replay_client import ReplayClient
+from va_actors.runtime.replay.protocol import REPLAY_TO
 from va_actors.runtime.spec import ActorSpec, InputSpec
 from va_actors.runtime.video_feed import CURRENT_INPUT
 from va_actors.runtime.work import WorkLink
@@ -83,6 +88,7 @@ class Inputs:
         self.routes: dict[str, InputRoute] = {}
         self.received = 0
         self.work: WorkLink | None = None
+        self.replay: ReplayClient | None = None
         self._seqs: dict[tuple[str, str], int] = {}
         self._work_items: dict[int, int] = {}  # id(message) -> work item (replicas)
         self._last_error_event: dict[str, float] = {}
@@ -136,6 +142,27 @@ class Inputs:
             if item is not None and self.work is not None:
                 self.work.finish(item)
             return
+        replay = self.replay
+        if replay is not None:
+            if REPLAY_TO in msg.fields:
+                if msg.fields[REPLAY_TO] == self._owner.instance:
+                    self.admit_all(replay.addressed(msg))
+                return  # another consumer's replay: not ours, not a drop
+            if replay.waiting:
+                self.admit_all(replay.live(msg))
+                return
+        elif REPLAY_TO in msg.fields:  # a replica (or no replay here): never ours
+            if item is not None and self.work is not None:
+                self.work.finish(item)
+            return
+        self._admit(msg, item)
+
+    def admit_all(self, msgs: list[Message]) -> None:
+        """Route messages the replay merge released, in order."""
+        for msg in msgs:
+            self._admit(msg, None)
+
+    def _admit(self, msg: Message, item: int | None) -> None:
         if item is not None:
             self._work_items[id(msg)] = item
         else:  # a replica sees a share of the sequence; its dispatcher counts
@@ -154,6 +181,12 @@ class Inputs:
             inbox = self._open_queue(route, kind)
         inbox.put(msg)
 
+    def _replay_ms(self, topic: str) -> float:
+        if self.replay is None or not self.replay.restarted:
+            return 0.0
+        window = next((i.replay_s for i in self._spec.inputs if i.topic == topic), 0.0)
+        return window * 1000.0 + self._spec.audio_queue_ms
+
     def _track(self, msg: Message) -> None:
         # Sequence first: a stale message still counts as received in order.
         key = (msg.source, msg.topic)
@@ -169,8 +202,10 @@ class Inputs:
         if kind is Kind.AUDIO:
             # Agent audio (TTS) comes faster than real time, a sentence per
             # message, and a barge-in flushes it: its bound only stops runaway
-            # growth. Live audio (a microphone) is bounded to stay current.
-            limit = AGENT_AUDIO_QUEUE_MS if route.epoch_bound else spec.audio_queue_ms
+            # growth. Live audio (a microphone) is bounded to stay current,
+            # but must hold a whole replay when the consumer restarts.
+            limit = AGENT_AUDIO_QUEUE_MS if route.epoch_bound else max(
+                spec.audio_queue_ms, self._replay_ms(route.topic))
             inbox = route.audio = AudioFifo(loop, max(limit, spec.audio_queue_ms),
                                             self.discard)
         elif kind is Kind.VIDEO:
@@ -208,6 +243,8 @@ class Inputs:
         if msg.kind is Kind.VIDEO or self.work is not None:
             token = CURRENT_INPUT.set(
                 InputRef(msg.source, msg.seq, msg.fields.get("pts"), msg.ts_ns))
+        if self.replay is not None:
+            self.replay.handed_on(msg)
         try:
             await self._handle(msg)
         except WireError as err:

@@ -36,8 +36,9 @@ import zmq.asyncio
 
 from va_actors.runtime import rundir
 from va_actors.runtime.categories import info
-from va_actors.runtime.config import GiveUpPolicy, InputOptions, PipelineConfig
+from va_actors.runtime.config import ActorConfig, GiveUpPolicy, InputOptions, PipelineConfig
 from va_actors.runtime.exits import EXIT_FAILURE, EXIT_OK
+from va_actors.runtime.replay.protocol import REQUEST_OP
 from va_actors.runtime.services import ServiceError, Services
 from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
 from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
@@ -47,6 +48,7 @@ from va_actors.runtime.supervisor.metrics import metrics_snapshot
 from va_actors.runtime.supervisor.pool import WarmPool
 from va_actors.runtime.supervisor.reach import Reach
 from va_actors.runtime.supervisor.remote import RemoteWatcher
+from va_actors.runtime.supervisor.resume import ResumeBook
 from va_actors.runtime.supervisor.status import FINAL, PipelineStatus, State
 from va_actors.runtime.supervisor.topology import (
     expected_subscribers,
@@ -69,6 +71,12 @@ RESEND_AFTER_S = 0.5
 gets it again."""
 PUB_HWM = 1000
 """sys.pub queue per subscriber; a stalled tap loses sys messages, nobody waits."""
+
+
+def _replay_window(actor: ActorConfig) -> float:
+    """Seconds ``actor`` keeps for restarted consumers (0: no replay from it)."""
+    settings = actor.supervisor
+    return settings.replay_s if settings.replay_s > 0 and settings.replay_bytes > 0 else 0.0
 
 
 class SupervisorError(RuntimeError):
@@ -129,6 +137,7 @@ class Supervisor:
         self._sys_tcp: tuple[str, str, str, str] = ("", "", "", "")
         """sys.pub bind, sys.pub advertised, sys.pull bind, sys.pull advertised."""
         self._epoch = 0
+        self._resume = ResumeBook()
         self._seq: dict[str, int] = {}
         self._ctx: zmq.asyncio.Context | None = None
         self._pub: zmq.Socket[bytes] | None = None
@@ -319,10 +328,14 @@ class Supervisor:
                 and not topic.endswith(".turn"),
                 # The dispatcher paces frames for all replicas; each replica
                 # still checks the staleness bound when it takes an item.
-                fps=None if replica else options.fps, max_age_ms=max_age))
+                fps=None if replica else options.fps, max_age_ms=max_age,
+                replay_s=_replay_window(self.config.actor(producer))))
         work = self._work_endpoints.get(actor.name)
         if watcher.dispatcher:
             work = self._work_binds.get(actor.name, work)
+        assert self._run_dir is not None
+        seen = None if remote else rundir.seen_path(self._run_dir, watcher.name)
+        replay_s = 0.0 if watcher.dispatcher else _replay_window(actor)
         return ActorSpec(
             actor=actor.name, instance=watcher.name,
             plugin="dispatch" if watcher.dispatcher else actor.plugin,
@@ -347,6 +360,9 @@ class Supervisor:
             state_store=str(self.state_store) if self.config.keep_state and (
                 self.config.state or not remote) else "",
             session=self.session or RUN_SESSION, run=self._run_id,
+            replay_s=replay_s, replay_bytes=actor.supervisor.replay_bytes if replay_s else 0,
+            seen_path=None if seen is None else str(seen),
+            resume=self._resume.next_incarnation(watcher.name, seen),
         )
 
     def state_changed(self, watcher: Watcher, reason: str, extra: dict[str, Any]) -> None:
@@ -558,8 +574,22 @@ class Supervisor:
             self._on_ready(watcher)
         elif control.op == "heartbeat":
             watcher.heartbeat = dict(args)
+            self._resume.heartbeat(watcher.name, args.get("seen"))
+        elif control.op == REQUEST_OP:
+            self._forward_replay(args)
         elif control.op == "bye":
             watcher.reason = str(args.get("reason") or "")
+
+    def _forward_replay(self, args: Mapping[str, Any]) -> None:
+        """A restarted consumer's replay request, to every instance of the producer."""
+        topic = args.get("topic")
+        if not isinstance(topic, str):
+            return
+        producer = topic.partition(".")[0]
+        targets = [w.name for w in self._watchers.values()
+                   if w.actor.name == producer and not w.dispatcher and w.alive]
+        if targets:
+            self._publish(wire_topics.CONTROL, REQUEST_OP, {**args, "targets": targets})
 
     def _on_ready(self, watcher: Watcher) -> None:
         if watcher.state is not State.STARTING:

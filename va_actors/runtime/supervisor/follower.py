@@ -22,6 +22,7 @@ import zmq.asyncio
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnEndedEvent, TurnStartedEvent
+from va_actors.runtime.replay.protocol import REPLAY_TO
 from va_actors.runtime.transport import Transport
 from va_actors.wire import WireError, decode
 from va_actors.wire.codec import Message
@@ -115,6 +116,8 @@ class SessionFollower:
                     message = decode(frames)
                 except WireError:
                     continue
+                if REPLAY_TO in message.fields:
+                    continue  # a restarted consumer's copy: already followed live
                 self.follow(message)
         finally:
             sub.close(0)

@@ -54,6 +54,9 @@ class InstanceStatus:
     """Peers its tcp sockets refused at the handshake (counts, the last key seen)."""
     worker: str | None = None
     """The worker it runs on (None: the supervisor's machine)."""
+    replay: dict[str, int] = field(default_factory=dict)
+    """Replay of missed input: ``replayed_out`` / ``too_old_out`` (as a producer),
+    ``replayed_in`` / ``too_old_in`` / ``duplicates`` / ``timeouts`` (as a consumer)."""
 
     @property
     def drops_total(self) -> int:

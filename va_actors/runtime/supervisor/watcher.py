@@ -135,6 +135,7 @@ class Watcher:
         self._kill_reason = ""
         self._carried_in = self._carried_out = 0
         self._carried_drops: dict[str, int] = {}
+        self._carried_replay: dict[str, int] = {}
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -169,6 +170,15 @@ class Watcher:
             drops[reason] = drops.get(reason, 0) + count
         return self._carried_in + now_in, self._carried_out + now_out, drops
 
+    def replay_counters(self) -> dict[str, int]:
+        """Replay counters (runtime/replay/), summed over every incarnation."""
+        out = dict(self._carried_replay)
+        beat = self.heartbeat.get("replay")
+        for name, count in (beat.items() if isinstance(beat, Mapping) else ()):
+            if isinstance(count, int):
+                out[str(name)] = out.get(str(name), 0) + count
+        return out
+
     def status(self, now: float) -> InstanceStatus:
         """A snapshot for status and metrics."""
         msgs_in, msgs_out, drops = self.counters()
@@ -182,7 +192,7 @@ class Watcher:
             queue=dict(beat.get("queue") or {}),
             heartbeat_age_s=round(now - self.last_seen, 3) if self.alive else None,
             work=dict(beat.get("work") or {}), warm_starts=self.warm_starts,
-            refused=dict(beat.get("refused") or {}),
+            refused=dict(beat.get("refused") or {}), replay=self.replay_counters(),
         )
 
     # -- life -----------------------------------------------------------------------------
@@ -278,6 +288,7 @@ class Watcher:
     def _carry_counters(self) -> None:
         """Fold the ended incarnation's counters into the running totals."""
         self._carried_in, self._carried_out, self._carried_drops = self.counters()
+        self._carried_replay = self.replay_counters()
         self.heartbeat = {}
 
     # -- health ----------------------------------------------------------------------------
