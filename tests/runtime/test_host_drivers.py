@@ -30,7 +30,7 @@ from va_actors.core.llm import events as llm_events
 from va_actors.core.processors import ProcessorStateEvent, VideoProcessorPublisher
 from va_actors.core.stt import STT, STTErrorEvent, STTTranscriptEvent
 from va_actors.core.tts import TTS
-from va_actors.core.turn_detection import TurnEndedEvent, TurnStartedEvent
+from va_actors.core.turn_detection import TurnDetector, TurnEndedEvent, TurnStartedEvent
 from va_actors.core.utils.video_forwarder import VideoForwarder
 from va_actors.core.video import QueuedVideoTrack, VideoFrame
 from va_actors.runtime import drivers, plugins
@@ -54,6 +54,7 @@ class FakeHost:
         self.drops: dict[str, int] = {}
         self.failures: list[tuple[type[PluginErrorEvent], BaseException, str]] = []
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.holds: list[bool] = []
 
     def publish(self, stream: str, value: Any, *, epoch: int | None = None, ref: Any = None,
                 final: bool = False, **fields: Any) -> None:
@@ -69,6 +70,9 @@ class FakeHost:
 
     def count_drop(self, reason: str, n: int = 1) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + n
+
+    def hold_replay(self, held: bool) -> None:
+        self.holds.append(held)
 
     async def wait_started(self) -> None:
         return None
@@ -185,8 +189,27 @@ async def test_stt_finalises_when_the_turn_detector_ends_the_turn(host: FakeHost
     who = Participant(user_id="ana", id="p1")
     await driver.on_input(event_msg(TurnStartedEvent(participant=who)))
     assert stt.flushed == []
+    assert host.holds == [True]  # the utterance stays replayable for a restart
     await driver.on_input(event_msg(TurnEndedEvent(participant=who)))
     assert stt.flushed == [who]
+    await driver.on_input(audio_msg(1))  # its transcript lets the audio go
+    assert host.holds == [True, False]
+
+
+async def test_a_turn_detector_holds_the_audio_of_a_turn_replayable(host: FakeHost) -> None:
+    class Turns(TurnDetector):
+        async def process_audio(self, audio_data: PcmData, participant: Any = None,
+                                conversation: Any = None) -> None:
+            if audio_data.pts == 320:
+                self._emit_turn_started_event(participant)
+            elif audio_data.pts == 3 * 320:
+                self._emit_turn_ended_event(participant)
+
+    driver = drivers.TurnDriver(host, Turns())
+    await driver.start()
+    for i in range(4):
+        await driver.on_input(audio_msg(i))
+    assert host.holds == [True, False]
 
 
 # -- LLM -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from va_actors.core.audio.pcm import PcmData
 from va_actors.runtime.host.inputs import Inputs
-from va_actors.runtime.host.replay_client import ReplayClient
+from va_actors.runtime.host.replay_client import LOOKBACK, ReplayClient
 from va_actors.runtime.replay.merge import ReplayMerge
 from va_actors.runtime.replay.protocol import REPLAY_TO, ReplayEnd, ReplayRequest
 from va_actors.runtime.replay.ring import ReplayRing, RingLimits
@@ -221,10 +221,10 @@ class Owner:
         self.tasks.append(asyncio.get_running_loop().create_task(coro))
 
 
-def spec_of(tmp_path: Path, resume: dict[str, Any]) -> ActorSpec:
+def spec_of(tmp_path: Path, resume: dict[str, Any], *, epoch_bound: bool = False) -> ActorSpec:
     return ActorSpec(actor="tts", instance="tts", plugin="x:Y", data_endpoint="ipc:///tmp/a",
                      sys_pub="ipc:///tmp/b", sys_pull="ipc:///tmp/c",
-                     inputs=[InputSpec("llm.text", ["ipc:///tmp/llm"], epoch_bound=True,
+                     inputs=[InputSpec("llm.text", ["ipc:///tmp/llm"], epoch_bound=epoch_bound,
                                        replay_s=5.0)],
                      seen_path=str(tmp_path / "tts.seen"), resume=resume)
 
@@ -235,7 +235,20 @@ def text_frames(seq: int, epoch: int, replay_to: str | None = None) -> list[Any]
                        ts_ns=1_000 + seq, extra=extra)
 
 
-async def test_replayed_agent_text_of_an_old_epoch_is_dropped_as_stale(tmp_path: Path) -> None:
+def test_agent_output_is_not_replayed(tmp_path: Path) -> None:
+    """Epoch-bound input (what the agent says) is said again from what was heard instead."""
+    sent: list[Any] = []
+    spec = spec_of(tmp_path, {"since_ns": 1, "seen": {"llm.text": {"llm": [3, 1_003]}}},
+                   epoch_bound=True)
+    client = ReplayClient(spec, lambda op, args: sent.append(op))
+    client.begin()
+    client.tick()
+    assert not client.waiting and sent == []
+    client.close()
+
+
+async def test_replayed_input_comes_before_the_held_live_input_once_each(
+        tmp_path: Path) -> None:
     owner = Owner(epoch=2)
     got: list[tuple[int, int]] = []
 
@@ -265,8 +278,8 @@ async def test_replayed_agent_text_of_an_old_epoch_is_dropped_as_stale(tmp_path:
                             seq=7, epoch=0, source="llm", extra={REPLAY_TO: "tts"})
     inputs.accept(marker)
     await asyncio.sleep(0.05)
-    assert got == [(5, 2), (6, 2), (7, 2)]  # 4 is of epoch 1: stale, as if it came live
-    assert owner.drops == {"stale": 1}
+    assert got == [(4, 1), (5, 2), (6, 2), (7, 2)]  # replay, then the held 7 once
+    assert owner.drops == {}
     assert client.merge.counters.replayed_in == 4 and client.merge.counters.duplicates == 1
     seen = read_seen(tmp_path / "tts.seen")
     assert seen is not None and seen.seen[("llm", "llm.text")] == (7, 1_007)
@@ -306,3 +319,24 @@ def test_va_launch_status_shows_replay_counters_of_the_instances_that_have_some(
     assert table[1].split() == ["mic", "65", "0", "0", "0", "0", "0"]
     assert table[2].split() == ["stt", "0", "0", "65", "3", "2", "0"]
     assert len(table) == 3  # llm replayed nothing: no row
+
+
+def test_a_hold_keeps_an_utterance_replayable_from_a_second_before_it(tmp_path: Path) -> None:
+    """STT / turn detection hold input during a turn: a restart hears all of it again."""
+    client = ReplayClient(spec_of(tmp_path, {}), lambda op, args: None)
+    key = ("llm", "llm.text")
+
+    def hand_on(seqs: range) -> None:
+        for seq in seqs:
+            client.handed_on(decode([bytes(f) for f in text_frames(seq, 0)]))
+
+    hand_on(range(100))
+    assert client.seen[key] == (99, 1_099)
+    client.hold(True)  # the turn started (detected a moment into the speech)
+    assert client.seen[key] == (100 - LOOKBACK - 1, 1_000 + 100 - LOOKBACK)
+    hand_on(range(100, 120))
+    assert client.seen[key][0] == 100 - LOOKBACK - 1  # a restart would get 50..119
+    assert read_seen(tmp_path / "tts.seen").seen[key][0] == 100 - LOOKBACK - 1  # type: ignore[union-attr]
+    client.hold(False)  # transcribed
+    assert client.seen[key] == (119, 1_119)
+    client.close()

@@ -143,6 +143,7 @@ async def test_a_restarted_llm_starts_from_the_stored_conversation(tmp_path: Pat
     llm = RecordingLLM("Paris is the capital.")
     driver = drivers.LLMDriver(first, llm)
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("What is the capital of France?")))
     await settle(first, lambda: any(c.final for c in first.on("text")))
     await _crash(first)
@@ -151,6 +152,7 @@ async def test_a_restarted_llm_starts_from_the_stored_conversation(tmp_path: Pat
     restarted = RecordingLLM("About two million people.")
     driver2 = drivers.LLMDriver(second, restarted)
     await driver2.start()
+    await driver2.attach()
     await driver2.on_input(event_msg(transcript("How many people live there?")))
     await settle(second, lambda: any(c.final for c in second.on("text")))
     await second.close()
@@ -169,6 +171,7 @@ async def test_an_llm_killed_mid_reply_says_only_the_rest_of_it_when_restarted(
     first = StoreHost(path)
     driver = drivers.LLMDriver(first, ScriptedLLM(script, delay=0.03))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("count")))
     await settle(first, lambda: len(first.on("text")) >= 4)
     await _crash(first)
@@ -179,6 +182,7 @@ async def test_an_llm_killed_mid_reply_says_only_the_rest_of_it_when_restarted(
     restarted = ScriptedLLM(script)
     driver2 = drivers.LLMDriver(second, restarted)
     await driver2.start()
+    await driver2.attach()
     await settle(second, lambda: any(c.final for c in second.on("text")))
     await second.close()
     after = second.on("text")
@@ -199,12 +203,14 @@ async def test_a_reply_that_went_out_whole_is_not_said_again(tmp_path: Path) -> 
     first = StoreHost(path)
     driver = drivers.LLMDriver(first, ScriptedLLM("All done."))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("go")))
     await settle(first, lambda: any(c.final for c in first.on("text")))
     await _crash(first)
     second = StoreHost(path)
     driver2 = drivers.LLMDriver(second, ScriptedLLM("All done."))
     await driver2.start()
+    await driver2.attach()
     await asyncio.sleep(0.2)
     await second.close()
     assert second.on("text") == []
@@ -215,6 +221,7 @@ async def test_a_reply_of_an_older_epoch_or_run_is_not_re_run(tmp_path: Path) ->
     first = StoreHost(path)
     driver = drivers.LLMDriver(first, ScriptedLLM("a b c d e f", delay=0.05))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("go")))
     await settle(first, lambda: len(first.on("text")) >= 2)
     await _crash(first)
@@ -224,6 +231,7 @@ async def test_a_reply_of_an_older_epoch_or_run_is_not_re_run(tmp_path: Path) ->
     for host in (bumped, other_run):
         driver2 = drivers.LLMDriver(host, ScriptedLLM("a b c d e f"))
         await driver2.start()
+        await driver2.attach()
         await asyncio.sleep(0.2)
         await host.close()
         assert host.on("text") == []
@@ -234,6 +242,7 @@ async def test_a_restarted_tts_gets_the_unheard_rest_of_the_reply(tmp_path: Path
     script = "First part here. Second part there. Third part last."
     driver = drivers.LLMDriver(host, ScriptedLLM(script, delay=0.02))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("talk")))
     await settle(host, lambda: len(host.on("text")) >= 2)
     rid = host.on("text")[0].response_id
@@ -257,6 +266,7 @@ async def test_a_restarted_tts_after_a_barge_in_gets_nothing(tmp_path: Path) -> 
     host = StoreHost(tmp_path / "state.db", playback=True)
     driver = drivers.LLMDriver(host, ScriptedLLM("one two three four", delay=0.02))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("talk")))
     await settle(host, lambda: len(host.on("text")) >= 2)
     await driver.on_peer_down("tts", "tts")
@@ -305,6 +315,7 @@ async def test_an_llm_killed_before_its_first_word_answers_the_turn_when_restart
     first = StoreHost(path)
     driver = drivers.LLMDriver(first, ScriptedLLM("Slow answer.", delay=5.0))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("Are you there?")))
     await asyncio.sleep(0.1)  # the model is still thinking
     await _crash(first)
@@ -313,6 +324,7 @@ async def test_an_llm_killed_before_its_first_word_answers_the_turn_when_restart
     restarted = ScriptedLLM("Yes, I am.")
     driver2 = drivers.LLMDriver(second, restarted)
     await driver2.start()
+    await driver2.attach()
     await settle(second, lambda: any(c.final for c in second.on("text")))
     await second.close()
     finals = [(c.text, f) for c, f in _texts(second) if c.final]
@@ -326,6 +338,7 @@ async def test_a_restarted_tts_after_the_whole_reply_was_heard_gets_nothing(
     host = StoreHost(tmp_path / "state.db", playback=True)
     driver = drivers.LLMDriver(host, ScriptedLLM("All of it. Heard."))
     await driver.start()
+    await driver.attach()
     await driver.on_input(event_msg(transcript("talk")))
     await settle(host, lambda: any(c.final for c in host.on("text")))
     rid = host.on("text")[0].response_id

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from va_actors.core.events.base import BaseEvent, ExceptionEvent, PluginErrorEvent
 
 # Imported for its registrations too: every actor can decode every core event type.
@@ -23,9 +21,6 @@ from va_actors.runtime.drivers.base import (
 )
 from va_actors.wire.codec import Message
 from va_actors.wire.messages import Kind
-
-if TYPE_CHECKING:
-    pass
 
 
 # -- audio in, events out ---------------------------------------------------------------
@@ -46,14 +41,25 @@ def processor_route(event: BaseEvent) -> str:
 
 
 class STTDriver(Driver):
-    """Audio -> ``process_audio``; transcripts, turns and other events published."""
+    """Audio -> ``process_audio``; transcripts, turns and other events published.
+
+    From a turn detector's start of turn until the final transcript, the
+    audio is held replayable (``hold_replay``): a restarted STT hears the whole
+    utterance again, not only what came while it was down.
+    """
 
     outputs = ("transcript", "turn", "events")
     error_event = STTErrorEvent
 
     async def start(self) -> None:
-        self.forward_events(_stt_route)
+        self.forward_events(self._route)
         await self._start_plugin()
+
+    def _route(self, event: BaseEvent) -> str:
+        if isinstance(event, STTTranscriptEvent) and not isinstance(
+                event, STTPartialTranscriptEvent):
+            self.host.hold_replay(False)  # the utterance is transcribed
+        return _stt_route(event)
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is Kind.AUDIO:
@@ -72,20 +78,32 @@ class STTDriver(Driver):
             if callable(flush):
                 await flush(event.participant)
         elif isinstance(event, TurnStartedEvent):
+            self.host.hold_replay(True)
             resume = getattr(self.plugin, "resume", None)
             if callable(resume):
                 await maybe_await(resume(event.participant))
 
 
 class TurnDriver(Driver):
-    """Audio -> ``process_audio``; turn events on ``turn``."""
+    """Audio -> ``process_audio``; turn events on ``turn``.
+
+    During a turn the audio is held replayable (``hold_replay``): a restarted
+    detector hears the speech again and ends the turn it is in.
+    """
 
     outputs = ("turn", "events")
     error_event = TurnDetectionErrorEvent
 
     async def start(self) -> None:
-        self.forward_events(_turn_route)
+        self.forward_events(self._route)
         await self._start_plugin()
+
+    def _route(self, event: BaseEvent) -> str:
+        if isinstance(event, TurnStartedEvent):
+            self.host.hold_replay(True)
+        elif isinstance(event, TurnEndedEvent):
+            self.host.hold_replay(False)
+        return _turn_route(event)
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is Kind.AUDIO:

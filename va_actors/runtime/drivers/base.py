@@ -41,6 +41,9 @@ class HostPort(Protocol):
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count dropped items."""
 
+    def hold_replay(self, held: bool) -> None:
+        """Keep the input handed on from now replayable for a restart (True), or not."""
+
     async def wait_started(self) -> None:
         """Return once ``start`` was received."""
 
@@ -88,6 +91,14 @@ class Driver:
 
     async def start(self) -> None:
         """Start the plugin; called once, before any input."""
+
+    async def attach(self) -> None:
+        """The driver now serves its instance (``host.spec`` is this instance's).
+
+        Called once, after :meth:`start` and before any input; a warm spare's
+        driver was started before it knew its instance or session, so session
+        state (the conversation a restarted actor takes up) is read here.
+        """
 
     async def run(self) -> None:
         """The plugin's own work, started when the supervisor sends ``start``."""

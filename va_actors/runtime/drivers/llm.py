@@ -114,7 +114,8 @@ class LLMDriver(Driver):
     def __init__(self, host: HostPort, plugin: Any) -> None:
         super().__init__(host, plugin)
         self._turn: _Turn | None = None
-        self._recorder = ConversationRecorder.for_host(host)
+        self._recorder: ConversationRecorder | None = None
+        """Set by :meth:`attach` when the spec names a conversation store."""
         self._speaker_down = False
         """A TTS crashed: text is held until it runs again (then the unheard rest goes)."""
         self._quiet = asyncio.Event()
@@ -127,6 +128,9 @@ class LLMDriver(Driver):
         await self._start_plugin()
         if self.host.epoch > self.plugin.epoch:  # a restarted actor joins the session's epoch
             await self.plugin.interrupt(self.host.epoch)
+
+    async def attach(self) -> None:
+        self._recorder = ConversationRecorder.for_host(self.host)
         pending = self._restore()
         if pending is not None:
             self.host.spawn(self._rerun(pending), "rerun")

@@ -84,6 +84,8 @@ class RealtimeDriver(Driver):
         # be subscribed yet, and a refused key must reach <actor>.events.
         self._held: list[PluginErrorEvent] | None = []
         self._recorder = ConversationRecorder.for_host(host)
+        """None for a warm spare until :meth:`attach` (it knows no instance yet)."""
+        self._restored = False
 
     async def start(self) -> None:
         self.forward_events(self._route)
@@ -103,8 +105,16 @@ class RealtimeDriver(Driver):
             logger.error("%s: the realtime session cannot be opened (%s: %s); the actor "
                          "stays up without one", self.host.instance, type(exc).__name__, exc)
 
+    async def attach(self) -> None:
+        if self._recorder is None:  # a warm spare, connected already: restore now
+            self._recorder = ConversationRecorder.for_host(self.host)
+            self._restore()
+
     def _restore(self) -> None:
         """A restarted actor: the conversation so far back to the plugin, before connect."""
+        if self._restored:
+            return
+        self._restored = True
         recorder = self._recorder
         restore = getattr(self.plugin, "restore_conversation", None)
         if recorder is None or not callable(restore):

@@ -279,6 +279,8 @@ class ActorHost:
         if not self._driver_started:
             await self._driver.start()
             self._driver_started = True
+        if isinstance(self._driver, drivers.Driver):
+            await self._driver.attach()
         self._connect_inputs()
         await self._ready.wait()
         self.state = "ready"
@@ -622,6 +624,16 @@ class ActorHost:
     def on_start(self) -> None:
         """Loop: the supervisor sent ``start``."""
         self._started.set()
+
+    def hold_replay(self, held: bool) -> None:
+        """Keep the input handed on from now replayable for a restart, or let it go.
+
+        Callable from any thread (a plugin's events may come from its worker).
+        See :meth:`~.replay_client.ReplayClient.hold`.
+        """
+        client = self._replay_client
+        if client is not None:
+            self.post(client.hold, held)
 
     def on_peer_down(self, instance: str, actor: str, category: str) -> None:
         """Loop: ``instance`` exited unexpectedly; a restart follows."""

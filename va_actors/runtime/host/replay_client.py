@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,9 @@ RETRY_S = 0.3
 """A topic still without a whole answer is asked again this often."""
 DEADLINE_S = 2.0
 """After this, a pending replay is given up and the held live input goes on."""
+LOOKBACK = 50
+"""Messages per input a hold reaches back (1 s of 20 ms audio chunks): speech
+began before a turn detector said so."""
 
 Send = Callable[[str, dict[str, Any]], None]
 """Queue a report for the supervisor (op, args): the control thread's send."""
@@ -80,6 +84,9 @@ class ReplayClient:
                 logger.warning("%s: cannot write %s: %s", spec.instance, spec.seen_path, exc)
         self._requests: dict[str, ReplayRequest] = {}
         self._next_send = 0.0
+        self._recent: dict[tuple[str, str], deque[tuple[int, int]]] = {}
+        """Per input, the last LOOKBACK (seq, ts) handed on."""
+        self._held = False
 
     # -- the request ---------------------------------------------------------------------
     def begin(self) -> None:
@@ -89,7 +96,9 @@ class ReplayClient:
         now = self._clock()
         by_topic = SeenState(self._since_ns, self.seen).by_topic()
         for spec_input in self._spec.inputs:
-            if spec_input.replay_s <= 0 or not spec_input.endpoints:
+            # Agent output (epoch-bound) is not replayed: the LLM says again what
+            # was not heard (runtime/drivers/llm.py), and would say it twice.
+            if spec_input.replay_s <= 0 or not spec_input.endpoints or spec_input.epoch_bound:
                 continue
             topic = spec_input.topic
             self.merge.begin(topic, len(spec_input.endpoints), now + DEADLINE_S)
@@ -136,11 +145,38 @@ class ReplayClient:
         return []
 
     def handed_on(self, msg: Message) -> None:
-        """``msg`` reaches the driver: it is seen (a crash from here on does not replay it)."""
+        """``msg`` reaches the driver: it is seen (a crash from here on does not replay it).
+
+        While :meth:`hold` is on, it is not: the plugin's work on it is not done.
+        """
         key = (msg.source, msg.topic)
-        self.seen[key] = (msg.seq, msg.ts_ns)
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = deque(maxlen=LOOKBACK)
+        recent.append((msg.seq, msg.ts_ns))
+        if not self._held:
+            self._mark(key, msg.seq, msg.ts_ns)
+
+    def hold(self, held: bool) -> None:
+        """Keep what is handed on from now (and ``LOOKBACK`` back) replayable, or stop.
+
+        For a plugin with state across inputs (the words of an utterance not
+        transcribed yet): a restart must see that input again, not only what
+        came while it was down. Released, everything handed on is seen.
+        """
+        if held and not self._held:
+            for key, recent in self._recent.items():
+                seq, ts = recent[0]
+                self._mark(key, seq - 1, ts)  # resume after the one before the oldest
+        elif not held and self._held:
+            for key, recent in self._recent.items():
+                self._mark(key, *recent[-1])
+        self._held = held
+
+    def _mark(self, key: tuple[str, str], seq: int, ts_ns: int) -> None:
+        self.seen[key] = (seq, ts_ns)
         if self._file is not None:
-            self._file.update(key, msg.seq, msg.ts_ns)
+            self._file.update(key, seq, ts_ns)
 
     # -- reporting ---------------------------------------------------------------------------
     def seen_report(self) -> dict[str, dict[str, list[int]]]:

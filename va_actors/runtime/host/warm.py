@@ -110,6 +110,11 @@ class HostProxy:
             self.count_drop("overflow")
         self._pending.append((stream, value, kwargs))
 
+    def hold_replay(self, held: bool) -> None:
+        """Hold input replayable (only once attached: a spare has no input yet)."""
+        if self._target is not None:
+            self._target.hold_replay(held)
+
     def count_drop(self, reason: str, n: int = 1) -> None:
         """Count dropped items (handed to the host when attached)."""
         if self._target is not None:

@@ -273,6 +273,11 @@ class Realtime(llm.Realtime):
                                      text=message.content, truncated=message.interrupted))
         self._restore_on_connect = bool(restored)
         self._respond_after_restore = respond and bool(restored)
+        socket = self._socket
+        if socket is not None and restored:  # connected already (a warm spare): now
+            task = asyncio.get_running_loop().create_task(self._restore(socket))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # -- connection -------------------------------------------------------------------
     async def connect(self) -> None:
