@@ -49,6 +49,17 @@ QUESTIONS = [REPO / "launch/assets/voice/weather.wav", REPO / "launch/assets/voi
                  "arctic_axb_a0005", "vctk_p226_001", "sphinx_go_forward", "vctk_p225_002",
                  "arctic_axb_a0004", "arctic_a0010", "arctic_aew_a0003", "arctic_axb_a0006"))]
 TARGETS = ("stt", "llm", "tts", "turn")
+REFERENCE_TURNS = (
+    "What is the weather usually like in the summer?", "Can you tell me a short joke?",
+    "will be ever forget it.", "Please call Stella.", "Go forward 10 meters.",
+    "Ask her to bring these things with her from the store.",
+    "Lord, wait, I am glad to see you again, sir.",
+    "I'm playing a single hand in what looks like a losing game.",
+    "For the 20th time that evening the two men shook hands.",
+    "God bless them. I hope I'll go on seeing them forever.")
+"""The user turns of a run without kills (Whisper tiny.en on these files, this
+stack): ``python -m bench.chaos --runs 0`` prints them again. The test
+compares chaos runs with these; ``main`` runs its own reference each time."""
 RECORDED = ("stt.transcript", "llm.text", "tts.audio", "speaker.playback", "turn.turn")
 SEED = 7
 """The LLM's sampling seed (as bench/voice.py): the same history gets the same reply."""
@@ -82,6 +93,8 @@ class RunResult:
     resent: int = 0
     replayed: int = 0
     too_old: int = 0
+    replayed_to: dict[str, int] = field(default_factory=dict)
+    """Messages replayed into each restarted consumer (instance -> count)."""
     seconds: float = 0.0
 
 
@@ -114,6 +127,7 @@ log = "{work / f'{label}-user.jsonl'}"
 # Every kill is a one-off crash: restarted at once, never given up.
 restart_window_s = 3.0
 max_restarts = 100
+{"" if keep_state else "replay_s = 0  # the behaviour before issue 15: no replay either"}
 
 [[actor]]
 name = "rec"
@@ -141,8 +155,14 @@ def _next_audio(rec: Path, after_ns: int) -> int | None:
 
 
 async def run_once(work: Path, label: str, kills: int, rng: random.Random,
-                   keep_state: bool = True, targets: tuple[str, ...] = TARGETS) -> RunResult:
-    """One conversation; ``kills`` SIGKILLs at random moments of it."""
+                   keep_state: bool = True, targets: tuple[str, ...] = TARGETS,
+                   aim: bool = False) -> RunResult:
+    """One conversation; ``kills`` SIGKILLs at random moments of it.
+
+    ``keep_state`` False: no conversation store and no replay (the behaviour
+    before issue 15). ``aim``: each kill waits for the moment that hurts most
+    for its target: mid-reply for llm / tts, mid-question for stt / turn.
+    """
     config = load_pipeline(pipeline(work, label, keep_state=keep_state))
     rec, user_log = work / f"{label}-rec.jsonl", work / f"{label}-user.jsonl"
     result = RunResult(label)
@@ -156,6 +176,8 @@ async def run_once(work: Path, label: str, kills: int, rng: random.Random,
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(2.0, 7.0))
             target = rng.choice(targets)
+            if aim:
+                await _aim(target, rec, user_log, done)
             pid = sup.pid_of(target)
             if done.done() or pid is None:
                 break
@@ -175,6 +197,19 @@ async def run_once(work: Path, label: str, kills: int, rng: random.Random,
     return result
 
 
+async def _aim(target: str, rec: Path, user_log: Path, done: asyncio.Future[Any]) -> None:
+    """Wait for agent audio (llm, tts) or for the user speaking (stt, turn)."""
+    def moment() -> bool:
+        if done.done():
+            return True
+        if target in ("llm", "tts"):
+            return _agent_busy(rec, within_s=0.2)
+        lines = read_jsonl(user_log)
+        return bool(lines) and "start" in lines[-1] and \
+            time.time() - float(lines[-1]["start"]) > 0.6  # well into the question
+    await until(moment, RUN_TIMEOUT_S, f"a moment to kill {target}")
+
+
 def _user_done(user_log: Path) -> bool:
     """The conversant heard the answer to its last question (or gave up waiting)."""
     return any("done" in line for line in read_jsonl(user_log))
@@ -187,8 +222,11 @@ def _restarts(status: Any, instance: str) -> int:
 def _counters(status: Any, result: RunResult) -> None:
     for instance in status.instances:
         counters = getattr(instance, "replay", None) or {}
-        result.replayed += int(counters.get("replayed_in", 0) or 0)
-        result.too_old += int(counters.get("too_old", 0) or 0)
+        replayed = int(counters.get("replayed_in", 0) or 0)
+        result.replayed += replayed
+        result.too_old += int(counters.get("too_old_in", 0) or 0)
+        if replayed:
+            result.replayed_to[instance.instance] = replayed
 
 
 def _analyse(result: RunResult, rec: Path, user_log: Path, state: Path | None) -> None:
@@ -241,15 +279,19 @@ def same_turn(a: str, b: str) -> bool:
     return bool(wa | wb) and len(wa & wb) / len(wa | wb) >= 0.6
 
 
-def check(reference: RunResult, run: RunResult) -> list[str]:
-    """What a user would notice in ``run`` next to the run without kills."""
+def check(reference: RunResult | tuple[str, ...], run: RunResult) -> list[str]:
+    """What a user would notice in ``run`` next to the run without kills.
+
+    ``reference``: that run, or its user turns (:data:`REFERENCE_TURNS`).
+    """
+    turns = list(reference if isinstance(reference, tuple) else reference.user_turns)
     problems = []
     if run.asked != len(QUESTIONS):
         problems.append(f"{run.label}: the user asked {run.asked} of {len(QUESTIONS)} questions")
-    if len(run.user_turns) != len(reference.user_turns) or not all(
-            same_turn(a, b) for a, b in zip(reference.user_turns, run.user_turns, strict=False)):
+    if len(run.user_turns) != len(turns) or not all(
+            same_turn(a, b) for a, b in zip(turns, run.user_turns, strict=False)):
         problems.append(f"{run.label}: user turns {run.user_turns} differ from the run without "
-                        f"kills {reference.user_turns}")
+                        f"kills {turns}")
     if run.answered != len(run.user_turns):
         problems.append(f"{run.label}: {run.answered} of {len(run.user_turns)} turns answered")
     if run.sentences_twice:
@@ -298,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = [p for r in results[1:] for p in check(results[0], r)]
     report = {"seed": args.seed, "summary": summary(results),
               "runs": [asdict(r) for r in results], "problems": problems}
+    print("reference user turns:", json.dumps(results[0].user_turns))
     print(json.dumps(report["summary"], indent=2))
     for problem in problems:
         print("PROBLEM:", problem)
