@@ -56,5 +56,20 @@ install_iproute2() {
   apt-get install -y -qq iproute2 >/dev/null
 }
 install_iproute2
+
+# PostgreSQL: a real server for the tests of the shared conversation store.
+install_postgresql() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: PostgreSQL is missing; install Debian's postgresql for its store tests" >&2
+    return 0
+  fi
+  echo "bootstrap: installing Debian's postgresql (store tests; first run only)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq postgresql >/dev/null
+}
+install_postgresql
 export UV_PROJECT_ENVIRONMENT="$root/.venv"
 "$tools/bin/uv" sync --quiet --project "$root" --locked --all-packages --python "$python_bin"

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.integration.openai_server import ScriptedOpenAI, text_round
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 from tests.runtime.harness import data, load, supervising, until
 from va_actors.cli.history import format_history, session_history
 from va_actors.runtime.session_vars import RUN_SESSION
@@ -53,11 +54,12 @@ def server() -> Iterator[ScriptedOpenAI]:
         yield running
 
 
-def _pipeline(tmp_path: Path, server: ScriptedOpenAI) -> str:
+def _pipeline(tmp_path: Path, server: ScriptedOpenAI, state: str | None = None) -> str:
+    kept = "" if state is None else f'state = "{state}"\n'
     return f"""
 [pipeline]
 name = "crash-state"
-
+{kept}
 [[actor]]
 name = "asker"
 plugin = "tests.actors.asker:Asker"
@@ -91,10 +93,13 @@ def _finals(rec: Path) -> list[str]:
     return [str(r["text"]) for r in data(rec) if r.get("final")]
 
 
+@pytest.mark.parametrize("where", ["run directory", "postgresql"])
 async def test_a_restarted_llm_answers_a_follow_up_that_needs_the_earlier_turns(
-        tmp_path: Path, server: ScriptedOpenAI) -> None:
+        tmp_path: Path, server: ScriptedOpenAI, where: str, request: pytest.FixtureRequest,
+) -> None:
     rec = tmp_path / "said.jsonl"
-    config = load(tmp_path, _pipeline(tmp_path, server))
+    state = request.getfixturevalue("postgres_url") if where == "postgresql" else None
+    config = load(tmp_path, _pipeline(tmp_path, server, state))
     async with supervising(config, tmp_path) as (sup, log):
         _ask(tmp_path, "What is the capital of France?")
         await until(lambda: CAPITAL in _finals(rec), 20, "the first answer")

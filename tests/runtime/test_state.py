@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 from tests.runtime.test_host_drivers import FakeHost, ScriptedLLM, event_msg, settle, transcript
 from va_actors.core.edge.events import AudioPlaybackEvent
 from va_actors.core.llm.conversation import Conversation
@@ -24,12 +25,20 @@ from va_actors.runtime.state.recorder import ConversationRecorder
 from va_actors.runtime.state.unsaid import continuation, rest_after
 from va_actors.wire import TextChunk
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives: a SQLite file, or a database on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 # -- the store --------------------------------------------------------------------------------
-def test_store_keeps_each_sessions_conversation_and_reply_progress(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+def test_store_keeps_each_sessions_conversation_and_reply_progress(store_target: str) -> None:
+    path = store_target
     one, two = ConversationStore(path, "one", "run1"), ConversationStore(path, "two", "run1")
     one.save_messages([StoredMessage("u1", "user", "hi"), StoredMessage("a1", "assistant", "yo",
                                                                           interrupted=True)])
@@ -51,12 +60,16 @@ def test_store_keeps_each_sessions_conversation_and_reply_progress(tmp_path: Pat
     assert [(t.name, t.arguments, t.result, t.done) for t in again.tools()] == [
         ("weather", {"city": "Oslo"}, {"temp": 3}, True)]
     assert [m.content for m in ConversationStore(path, "two").messages()] == ["other"]
-    assert ConversationStore.sessions(path) == ["one", "two"]
+    assert again.sessions() == ["one", "two"]
     assert again.size_bytes() > 0
+    again.rename_reply("r1", "r1b")
+    renamed = again.last_reply()
+    assert renamed is not None and renamed.response_id == "r1b"
+    assert [t.response_id for t in again.tools()] == ["r1b"]
 
 
-def test_a_new_reply_supersedes_the_one_still_generating(tmp_path: Path) -> None:
-    store = ConversationStore(tmp_path / "s.db", "s", "run")
+def test_a_new_reply_supersedes_the_one_still_generating(store_target: str) -> None:
+    store = ConversationStore(store_target, "s", "run")
     store.begin_reply("r1", 0, "first")
     store.begin_reply("r2", 0, "second")
     store.end_reply("r2", "done text", ReplyState.DONE)
@@ -66,9 +79,23 @@ def test_a_new_reply_supersedes_the_one_still_generating(tmp_path: Path) -> None
     assert store.last_reply() is None and store.messages() == []
 
 
-def test_reading_a_missing_store_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(StateError, match=r"no conversation store at .*nope\.db"):
-        ConversationStore.sessions(tmp_path / "nope.db")
+def test_history_of_a_missing_store_names_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from va_actors.cli.history import history
+
+    result = CliRunner().invoke(history, ["--store", str(tmp_path / "nope.db")])
+    assert result.exit_code == 2
+    assert "no conversation store at" in result.output and "nope.db" in result.output
+    assert not (tmp_path / "nope.db").exists()  # not created by looking
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    with pytest.raises(StateError, match=r"holds a password.*PGPASSWORD") as err:
+        ConversationStore("postgresql://va:hunter2@127.0.0.1:1/va", "s")
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(StateError, match=r"postgresql://va@127\.0\.0\.1:1/va: "):
+        ConversationStore("postgresql://va@127.0.0.1:1/va", "s")
 
 
 def test_an_unusable_store_leaves_the_conversation_in_memory(
@@ -103,7 +130,7 @@ def test_continuation_goes_on_exactly_or_by_word_count() -> None:
 class StoreHost(FakeHost):
     """A host whose spec names a conversation store (as the supervisor's does)."""
 
-    def __init__(self, path: Path, *, playback: bool = False, run: str = "run1") -> None:
+    def __init__(self, path: Path | str, *, playback: bool = False, run: str = "run1") -> None:
         super().__init__()
         inputs = [InputSpec("stt.transcript", ["ipc:///tmp/stt.sock"])]
         if playback:
@@ -137,8 +164,8 @@ async def _crash(host: FakeHost) -> None:
     await host.close()
 
 
-async def test_a_restarted_llm_starts_from_the_stored_conversation(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+async def test_a_restarted_llm_starts_from_the_stored_conversation(store_target: str) -> None:
+    path = store_target
     first = StoreHost(path)
     llm = RecordingLLM("Paris is the capital.")
     driver = drivers.LLMDriver(first, llm)
@@ -304,8 +331,14 @@ def test_the_state_setting_is_a_path_from_the_file_or_false(tmp_path: Path) -> N
     path.write_text("[pipeline]\nstate = false\n" + _ACTOR)
     off = load_pipeline(path)
     assert off.state is None and not off.keep_state
-    path.write_text('[pipeline]\nstate = "postgresql://db/va"\n' + _ACTOR)
-    with pytest.raises(ConfigError, match=r"p\.toml:2.*state must be a file path"):
+    path.write_text('[pipeline]\nstate = "postgresql://va@db.internal/va"\n' + _ACTOR)
+    assert load_pipeline(path).state == "postgresql://va@db.internal/va"
+    path.write_text('[pipeline]\nstate = "postgresql://va:s3cret@db/va"\n' + _ACTOR)
+    with pytest.raises(ConfigError, match=r"p\.toml:2.*password.*PGPASSWORD") as err:
+        load_pipeline(path)
+    assert "s3cret" not in str(err.value)
+    path.write_text('[pipeline]\nstate = "mysql://db/va"\n' + _ACTOR)
+    with pytest.raises(ConfigError, match=r"p\.toml:2.*unknown store 'mysql'"):
         load_pipeline(path)
 
 

@@ -2,9 +2,9 @@
 
 The store outlives the actors (:mod:`va_actors.runtime.state`): this shows
 what a restarted LLM reads back. By default the newest running pipeline's
-store and its session; ``--store FILE`` reads a file named by
-``[pipeline] state`` after the run, every session in it unless
-``--session`` picks one.
+store and its session; ``--store FILE_OR_URL`` reads the store
+``[pipeline] state`` names (a file after the run, or a PostgreSQL URL),
+every session in it unless ``--session`` picks one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import click
 
 from va_actors.runtime import rundir
 from va_actors.runtime.session_vars import RUN_SESSION
+from va_actors.runtime.state.database import is_url
 from va_actors.runtime.state.store import ConversationStore, StateError
 
 __all__ = ["history"]
@@ -62,8 +63,9 @@ def format_history(data: dict[str, Any]) -> str:
               help="Run directory of the pipeline (default: the newest running one).")
 @click.option("--session", default=None,
               help="The session (default: the pipeline's own; with --store, every one).")
-@click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
-              help="Read this conversation store file instead of a running pipeline's.")
+@click.option("--store", "store_path", default=None,
+              help="Read this conversation store (a file or a postgresql:// URL) instead of "
+                   "a running pipeline's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def history(run_dir: str | None, session: str | None, store_path: str | None,
             as_json: bool) -> None:
@@ -83,13 +85,26 @@ def history(run_dir: str | None, session: str | None, store_path: str | None,
 def _where(run_dir: str | None, session: str | None,
            store_path: str | None) -> tuple[str, list[str]]:
     if store_path is not None:
-        if not Path(store_path).is_file():
-            raise StateError(f"no conversation store at {store_path}")
-        return store_path, [session] if session else ConversationStore.sessions(store_path)
+        _check_exists(store_path, f"no conversation store at {store_path}")
+        return store_path, [session] if session else _sessions(store_path)
     manifest = rundir.find_manifest(Path(run_dir) if run_dir else None, session=session)
     if not manifest.state_store:
         raise StateError(f"the pipeline at {manifest.run_dir} has no conversation store")
     chosen = session or manifest.session or RUN_SESSION
-    if not Path(manifest.state_store).is_file():
-        raise StateError(f"no conversation yet: {manifest.state_store} does not exist")
+    _check_exists(manifest.state_store,
+                  f"no conversation yet: {manifest.state_store} does not exist")
     return manifest.state_store, [chosen]
+
+
+def _check_exists(target: str, message: str) -> None:
+    """A file store must exist (opening it would create an empty one); a server is asked."""
+    if not is_url(target) and not Path(target).is_file():
+        raise StateError(message)
+
+
+def _sessions(target: str) -> list[str]:
+    store = ConversationStore(target, "")
+    try:
+        return store.sessions()
+    finally:
+        store.close()

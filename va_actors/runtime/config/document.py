@@ -33,6 +33,7 @@ from va_actors.runtime.config.tables import (
     supervision,
 )
 from va_actors.runtime.config.wiring import check_graph, published_streams
+from va_actors.runtime.state.database import check_url
 from va_actors.wire.topics import TopicError, check_name
 
 __all__ = ["check_document"]
@@ -126,8 +127,14 @@ def _flag(chk: Checker, table: Mapping[str, Any], key: str) -> bool:
     return value
 
 
+def _shown_url(raw: str) -> str:
+    """``raw`` with any password masked (a config error must not print it)."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", raw)
+
+
 def _pipeline_path(chk: Checker, doc: Mapping[str, Any], key: str, base: Path) -> str | None:
-    """``run_dir`` / ``state``: a path, ``~`` and ``$VARS`` expanded, relative to ``base``."""
+    """``run_dir`` / ``state``: a path, ``~`` and ``$VARS`` expanded, relative to ``base``;
+    ``state`` may also be a ``postgresql://`` URL."""
     raw = chk.string(doc, key, AT_PIPELINE, "")
     if raw is None:
         return None
@@ -135,9 +142,11 @@ def _pipeline_path(chk: Checker, doc: Mapping[str, Any], key: str, base: Path) -
         chk.issue((*AT_PIPELINE, key), f"{key} is empty", "remove it to use the default")
         return None
     if "://" in raw:
-        chk.issue((*AT_PIPELINE, key), f"{key} must be a file path, got the URL {raw!r}",
-                  "a shared store (e.g. PostgreSQL) is not supported yet; give a SQLite "
-                  "file on a shared volume")
+        problem = check_url(raw) if key == "state" else "it must be a directory path"
+        if problem is None:
+            return raw  # a server: taken as written (libpq reads the password from the env)
+        chk.issue((*AT_PIPELINE, key), f"{key} = {_shown_url(raw)!r}: {problem}",
+                  'a file path, or "postgresql://user@host/db" with PGPASSWORD set')
         return None
     expanded = Path(os.path.expandvars(os.path.expanduser(raw)))
     return str(expanded if expanded.is_absolute() else (base / expanded).resolve())

@@ -8,7 +8,8 @@ out, under which epoch), so that a restarted actor picks the session up where
 the crashed one left it.
 
 SQLite in WAL mode, one file per pipeline run (``state.db`` in the run
-directory unless ``[pipeline] state`` names another file), one row set per
+directory unless ``[pipeline] state`` names another file), or a PostgreSQL
+server (``state = "postgresql://..."``, :mod:`.database`); one row set per
 session. A committed write survives a kill -9 of the writer; each connection
 is owned by one thread.
 """
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from va_actors.runtime.state.database import Cursor, StateError, file_bytes, is_url, open_database
 
 __all__ = ["STATE_FILE", "ConversationStore", "ReplyRecord", "ReplyState", "StateError",
            "StoredMessage", "StoredTool", "store_bytes"]
@@ -31,27 +33,24 @@ __all__ = ["STATE_FILE", "ConversationStore", "ReplyRecord", "ReplyState", "Stat
 STATE_FILE = "state.db"
 """The store's file name in the run directory (the default place)."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS messages (
     session TEXT NOT NULL, position INTEGER NOT NULL, id TEXT NOT NULL, role TEXT NOT NULL,
-    content TEXT NOT NULL, user_id TEXT, interrupted INTEGER NOT NULL, ts REAL NOT NULL,
-    PRIMARY KEY (session, position));
-CREATE TABLE IF NOT EXISTS instructions (
-    session TEXT PRIMARY KEY, text TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS replies (
-    session TEXT NOT NULL, response_id TEXT NOT NULL, run TEXT NOT NULL, epoch INTEGER NOT NULL,
-    user_text TEXT NOT NULL, sent TEXT NOT NULL, chunks INTEGER NOT NULL, state TEXT NOT NULL,
-    heard TEXT NOT NULL, ts REAL NOT NULL,
-    PRIMARY KEY (session, response_id));
-CREATE TABLE IF NOT EXISTS tools (
-    session TEXT NOT NULL, response_id TEXT NOT NULL, call_id TEXT NOT NULL, name TEXT NOT NULL,
-    arguments TEXT NOT NULL, result TEXT, ts REAL NOT NULL,
-    PRIMARY KEY (session, response_id, call_id));
-"""
-
-
-class StateError(RuntimeError):
-    """The store cannot be opened or read; the message names the file."""
+    content TEXT NOT NULL, user_id TEXT, interrupted INTEGER NOT NULL,
+    ts DOUBLE PRECISION NOT NULL, PRIMARY KEY (session, position))""",
+    """CREATE TABLE IF NOT EXISTS instructions (
+    session TEXT PRIMARY KEY, text TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS replies (
+    session TEXT NOT NULL, response_id TEXT NOT NULL, n BIGINT NOT NULL, run TEXT NOT NULL,
+    epoch BIGINT NOT NULL, user_text TEXT NOT NULL, sent TEXT NOT NULL, chunks BIGINT NOT NULL,
+    state TEXT NOT NULL, heard TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (session, response_id))""",
+    """CREATE TABLE IF NOT EXISTS tools (
+    session TEXT NOT NULL, response_id TEXT NOT NULL, call_id TEXT NOT NULL, n BIGINT NOT NULL,
+    name TEXT NOT NULL, arguments TEXT NOT NULL, result TEXT, ts DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (session, response_id, call_id))""",
+)
+"""Portable SQL (SQLite and PostgreSQL); ``n`` orders a session's rows."""
 
 
 class ReplyState(enum.StrEnum):
@@ -115,49 +114,42 @@ class StoredTool:
 
 
 class ConversationStore:
-    """One session's conversation in a SQLite file.
+    """One session's conversation in a SQLite file or on a PostgreSQL server.
 
     Args:
-        path: the database file (created with its tables if missing).
+        target: the database file (created with its tables if missing), or a
+            ``postgresql://`` URL (:mod:`.database`).
         session: the session id rows are kept under.
         run: this pipeline run's id (a reply of another run is never re-run).
     """
 
-    def __init__(self, path: str | Path, session: str, run: str = "") -> None:
-        self.path = Path(path)
+    def __init__(self, target: str | Path, session: str, run: str = "") -> None:
+        self.target = str(target)
         self.session = session
         self.run = run
+        self._db = open_database(self.target)
         try:
-            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # A commit reaches the OS before returning: survives the writer's kill -9.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StateError(f"conversation store {self.path}: {exc}") from None
+            with self._db.write() as db:
+                for statement in _SCHEMA:
+                    db.execute(statement)
+        except StateError:
+            self._db.close()
+            raise
+
+    @property
+    def where(self) -> str:
+        """The store as messages name it (no credentials)."""
+        return self._db.where
 
     def close(self) -> None:
         """Close the connection (writes are already committed)."""
         self._db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"conversation store {self.path}: {exc}") from None
+    def _write(self) -> AbstractContextManager[Cursor]:
+        return self._db.write()
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        try:
-            return self._db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StateError(f"conversation store {self.path}: {exc}") from None
+        return self._db.query(sql, args)
 
     # -- the conversation ---------------------------------------------------------------
     def save_messages(self, messages: Iterable[StoredMessage]) -> None:
@@ -166,7 +158,8 @@ class ConversationStore:
                  m.ts or time.time()) for i, m in enumerate(messages)]
         with self._write() as db:
             db.execute("DELETE FROM messages WHERE session = ?", (self.session,))
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            if rows:
+                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def messages(self) -> list[StoredMessage]:
         """The session's conversation, oldest first."""
@@ -179,7 +172,8 @@ class ConversationStore:
     def set_instructions(self, text: str) -> None:
         """Record the session's instructions (the system prompt)."""
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO instructions VALUES (?, ?)", (self.session, text))
+            db.execute("INSERT INTO instructions VALUES (?, ?) ON CONFLICT (session) "
+                       "DO UPDATE SET text = excluded.text", (self.session, text))
 
     def instructions(self) -> str | None:
         """The session's instructions, if some were recorded."""
@@ -198,9 +192,14 @@ class ConversationStore:
         with self._write() as db:
             db.execute("UPDATE replies SET state = ? WHERE session = ? AND state = ?",
                        (ReplyState.CUT.value, self.session, ReplyState.GENERATING.value))
-            db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, '', 0, ?, '', ?)",
-                       (self.session, response_id, self.run, epoch, user_text,
-                        ReplyState.GENERATING.value, time.time()))
+            db.execute(
+                "INSERT INTO replies VALUES (?, ?, (SELECT COALESCE(MAX(n), 0) + 1 FROM replies "
+                "WHERE session = ?), ?, ?, ?, '', 0, ?, '', ?) ON CONFLICT (session, response_id) "
+                "DO UPDATE SET n = excluded.n, run = excluded.run, epoch = excluded.epoch, "
+                "user_text = excluded.user_text, sent = '', chunks = 0, state = excluded.state, "
+                "heard = '', ts = excluded.ts",
+                (self.session, response_id, self.session, self.run, epoch, user_text,
+                 ReplyState.GENERATING.value, time.time()))
 
     def rename_reply(self, old: str, new: str) -> None:
         """The reply recorded as ``old`` (before it had an id) is ``new``."""
@@ -233,19 +232,24 @@ class ConversationStore:
         """The session's latest reply, if any."""
         rows = self._query(
             "SELECT response_id, run, epoch, user_text, sent, chunks, state, heard FROM replies "
-            "WHERE session = ? ORDER BY rowid DESC LIMIT 1", (self.session,))
+            "WHERE session = ? ORDER BY n DESC LIMIT 1", (self.session,))
         if not rows:
             return None
         rid, run, epoch, user_text, sent, chunks, state, heard = rows[0]
-        return ReplyRecord(rid, run, epoch, user_text, sent, chunks, ReplyState(state), heard)
+        return ReplyRecord(rid, run, int(epoch), user_text, sent, int(chunks),
+                           ReplyState(state), heard)
 
     # -- tools --------------------------------------------------------------------------
     def tool_started(self, response_id: str, call_id: str, name: str, arguments: Any) -> None:
         """A tool call of a reply began."""
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO tools VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                       (self.session, response_id, call_id, name, _json(arguments),
-                        time.time()))
+            db.execute(
+                "INSERT INTO tools VALUES (?, ?, ?, (SELECT COALESCE(MAX(n), 0) + 1 FROM tools "
+                "WHERE session = ?), ?, ?, NULL, ?) ON CONFLICT (session, response_id, call_id) "
+                "DO UPDATE SET name = excluded.name, arguments = excluded.arguments, "
+                "result = NULL, ts = excluded.ts",
+                (self.session, response_id, call_id, self.session, name, _json(arguments),
+                 time.time()))
 
     def tool_ended(self, response_id: str, call_id: str, result: Any) -> None:
         """A tool call returned ``result``."""
@@ -258,49 +262,37 @@ class ConversationStore:
         """The session's tool calls, oldest first."""
         rows = self._query(
             "SELECT response_id, call_id, name, arguments, result FROM tools "
-            "WHERE session = ? ORDER BY ts, rowid", (self.session,))
+            "WHERE session = ? ORDER BY n", (self.session,))
         return [StoredTool(rid, cid, name, json.loads(args),
                            None if result is None else json.loads(result), result is not None)
                 for rid, cid, name, args, result in rows]
 
     # -- reading, for the CLI -----------------------------------------------------------
     def size_bytes(self) -> int:
-        """The store's size on disk (database and its write-ahead log)."""
-        return store_bytes(self.path)
+        """The store's size (file and write-ahead log, or its tables on the server)."""
+        return self._db.size_bytes()
 
-    @staticmethod
-    def sessions(path: str | Path) -> list[str]:
-        """Session ids with a conversation in the file at ``path``."""
-        db = _read_only(path)
-        try:
-            rows = db.execute("SELECT DISTINCT session FROM messages UNION "
-                              "SELECT DISTINCT session FROM replies ORDER BY 1").fetchall()
-        except sqlite3.Error as exc:
-            raise StateError(f"conversation store {path}: {exc}") from None
-        finally:
-            db.close()
+    def sessions(self) -> list[str]:
+        """Session ids with a conversation in this store."""
+        rows = self._query("SELECT DISTINCT session FROM messages UNION "
+                           "SELECT DISTINCT session FROM replies ORDER BY 1", ())
         return [str(r[0]) for r in rows]
 
 
-def store_bytes(path: str | Path) -> int:
-    """Bytes on disk of the store at ``path`` (database and write-ahead log; 0 if absent)."""
-    target = Path(path)
-    return sum(p.stat().st_size for p in (target, _wal(target)) if p.exists())
+def store_bytes(target: str | Path) -> int:
+    """The size of the store at ``target`` (0 if it holds nothing yet)."""
+    text = str(target)
+    if not is_url(text):
+        return file_bytes(text)
+    try:
+        store = ConversationStore(text, "")
+    except StateError:
+        return 0
+    try:
+        return store.size_bytes()
+    finally:
+        store.close()
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=repr, ensure_ascii=False)
-
-
-def _wal(path: Path) -> Path:
-    return path.with_name(path.name + "-wal")
-
-
-def _read_only(path: str | Path) -> sqlite3.Connection:
-    target = Path(path)
-    if not target.is_file():
-        raise StateError(f"no conversation store at {target}")
-    try:
-        return sqlite3.connect(f"file:{target}?mode=ro", uri=True, timeout=5.0)
-    except sqlite3.Error as exc:
-        raise StateError(f"conversation store {target}: {exc}") from None

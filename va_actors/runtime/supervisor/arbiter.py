@@ -170,12 +170,13 @@ class Supervisor:
         return self._epoch
 
     @property
-    def state_store(self) -> Path:
-        """The conversation store's file: ``[pipeline] state``, else in the run directory."""
+    def state_store(self) -> str:
+        """The conversation store: ``[pipeline] state`` (a file or a URL), else a file in
+        the run directory."""
         if self.config.state:
-            return Path(self.config.state)
+            return self.config.state
         assert self._run_dir is not None, "the run directory is made in prepare()"
-        return self._run_dir / STATE_FILE
+        return str(self._run_dir / STATE_FILE)
 
     @property
     def _run_id(self) -> str:
@@ -357,7 +358,7 @@ class Supervisor:
             else [],
             transport=reach.spec().to_dict() if reach is not None else {},
             # The default store is a file in the run directory: only this machine has it.
-            state_store=str(self.state_store) if self.config.keep_state and (
+            state_store=self.state_store if self.config.keep_state and (
                 self.config.state or not remote) else "",
             session=self.session or RUN_SESSION, run=self._run_id,
             replay_s=replay_s, replay_bytes=actor.supervisor.replay_bytes if replay_s else 0,
@@ -431,7 +432,7 @@ class Supervisor:
             pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
             run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
             session=self.session,
-            state_store=str(self.state_store) if self.config.keep_state else None)
+            state_store=self.state_store if self.config.keep_state else None)
         self._write_manifest()
 
     async def _reach_out(self) -> None:
