@@ -235,8 +235,11 @@ async def test_every_metric_the_docs_and_dashboard_name_is_exposed(
 async def test_an_actor_over_its_memory_limit_is_restarted_not_the_server(
         tmp_path: Path) -> None:
     path = tmp_path / "template.toml"
-    path.write_text(TEMPLATE.replace('inputs = ["mic.audio"]',
-                                     'inputs = ["mic.audio"]\nmemory_limit_mb = 1\n'
+    # The echo grows by 300 MB a second after it runs: the session starts, then the
+    # limit (far above its ~50 MB at rest) is crossed, every incarnation again.
+    path.write_text(TEMPLATE.replace('plugin = "tests.actors.echo:Echo"\ninputs = ["mic.audio"]',
+                                     'plugin = "tests.actors.balloon:Balloon"\n'
+                                     'inputs = ["mic.audio"]\nmemory_limit_mb = 200\n'
                                      'max_restarts = 100'))
     srv = SessionServer(load_pipeline(path), ServeSettings(port=0, pool=0, limits=OPEN))
     await srv.start()

@@ -437,8 +437,10 @@ async def test_smart_turn_ends_a_finished_question_at_the_pause(
     assert ended.trailing_silence_ms is not None
     assert 200 <= ended.trailing_silence_ms < 200 + FRAME_MS  # not the 600 ms window
     assert ended.custom["end_of_turn_probability"] >= detector.confidence_threshold
-    # Scored at 96 ms, ended at 224 ms: the inference hid behind the pause.
-    assert 0 <= ended.custom["scoring_ms"] < 100
+    # Scored (at 96 ms of the pause) and ended at 224 ms: the inference hid behind the
+    # pause. How long the inference takes is a speed figure (bench/RESULTS.md), not checked
+    # here: it doubles on a loaded machine while the turn still ends on time.
+    assert ended.custom["scoring_ms"] >= 0
 
 
 @pytest.mark.slow
