@@ -78,6 +78,9 @@ class _Actor:
     def count_drop(self, reason: str, n: int = 1) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + n
 
+    def hold_replay(self, held: bool) -> None:
+        """Nothing to replay: in one process a crash takes every session down anyway."""
+
     async def wait_started(self) -> None:
         await self.session.started.wait()
 
@@ -149,6 +152,7 @@ class LoopSession:
         """Start every actor, then say start; return when the follower stops the session."""
         for actor in self.actors.values():
             await actor.driver.start()
+            await actor.driver.attach()
             actor.spawn(actor.consume(), "inputs")
         for actor in self.actors.values():
             actor.spawn(actor.driver.run(), "run")
