@@ -236,20 +236,24 @@ class LLMDriver(Driver):
             self._recorder.sent(turn.record_id or turn.response_id, turn.sent, turn.chunks)
 
     def _finish(self, turn: _Turn, whole: str, interrupted: bool, **marks: Any) -> None:
-        """Publish the final chunk of ``turn``'s reply and record how it ended."""
+        """Record how ``turn``'s reply ended, then publish its final chunk.
+
+        In that order: once anyone has seen the final, the store has the turn
+        (a kill -9 right after must not lose it).
+        """
         turn.in_flight, turn.finished_at = False, time.monotonic()
         response_id = turn.response_id or uuid.uuid4().hex
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.end(turn.record_id or response_id, whole,
+                         ReplyState.CUT if interrupted else ReplyState.DONE)
+            recorder.save(self.plugin.conversation)
         chunk = TextChunk(whole, True, response_id, turn.chunks)
         if interrupted:
             marks["interrupted"] = True
         if not self._speaker_down:
             self.host.publish("text", chunk, epoch=turn.epoch, user_text=turn.user_text,
                               **marks)
-        recorder = self._recorder
-        if recorder is not None:
-            recorder.end(turn.record_id or response_id, whole,
-                         ReplyState.CUT if interrupted else ReplyState.DONE)
-            recorder.save(self.plugin.conversation)
 
     async def _respond(self, text: str, participant: Any, epoch: int, turn: _Turn,
                        continues: bool) -> None:

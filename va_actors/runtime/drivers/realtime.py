@@ -146,9 +146,9 @@ class RealtimeDriver(Driver):
             self._publish_agent_text(event)
             return None
         if isinstance(event, llm_events.RealtimeUserSpeechTranscriptionEvent):
-            self.host.publish("transcript", _user_transcript(event))
             if event.mode == "final":
-                self._save()
+                self._save()  # stored before anyone sees it
+            self.host.publish("transcript", _user_transcript(event))
             return None
         if isinstance(event, TurnStartedEvent | TurnEndedEvent):
             return "turn"
@@ -188,15 +188,15 @@ class RealtimeDriver(Driver):
             return
         speech.text = event.text
         if event.mode == "final":
+            if recorder is not None:  # stored before anyone sees the final
+                recorder.end(rid, event.text,
+                             ReplyState.CUT if event.interrupted else ReplyState.DONE)
+                self._save()
             chunk = TextChunk(event.text, True, rid, speech.index)
             if event.interrupted:
                 self.host.publish("transcript", chunk, interrupted=True)
             else:
                 self.host.publish("transcript", chunk)
-            if recorder is not None:
-                recorder.end(rid, event.text,
-                             ReplyState.CUT if event.interrupted else ReplyState.DONE)
-                self._save()
 
     async def on_input(self, msg: Message) -> None:
         if msg.kind is Kind.AUDIO:
