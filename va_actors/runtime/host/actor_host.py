@@ -25,17 +25,12 @@ by a newer one before it was consumed), ``unsubscribed`` (a topic that only
 prefix-matched a subscription), ``control_<reason>`` (bad control messages),
 plus whatever a plugin counts with ``count_drop``.
 
-Reports on ``sys.report`` (wire kind ``control``; every one carries ``instance``
-and ``pid``): ``hello`` (actor, category, outputs), ``ready`` (subscribers),
-``heartbeat`` (counters {in, out, drops}, loop_lag_ms, queue {input topic:
-depth}, state, epoch, category, subscribers {topic: n}; ``replay`` {counter:
-n} and ``seen`` {topic: {source: [seq, ts]}} when it has them), ``bye``
-(reason, code), ``replay`` (a restarted consumer's request, runtime/replay/).
-``state`` is ``starting``, ``ready`` (waiting for ``start``), ``running`` or
-``stopping``; ``start`` is idempotent, so a supervisor may send
-it again while a heartbeat still says ``ready`` (a PUB can lose the first
-message to a subscriber that just joined). The control SUB takes exactly
-``sys.epoch`` and ``sys.ctl``, not the metrics traffic on ``sys.``.
+Reports on ``sys.report`` (hello, ready, heartbeat, bye, replay) and what
+the control SUB takes: :mod:`.control`. The rest of the host: plugin loading
+(:mod:`.loading`), its sockets (:mod:`.sockets`, :mod:`.output`), the input
+path (:mod:`.inputs`, :mod:`.queues`), replay (:mod:`.replay_client` as a
+consumer, :mod:`.replay_server` as a producer), its tasks (:mod:`.tasks`),
+the heartbeat's figures (:mod:`.figures`).
 
 Exit codes: 0 after a graceful shutdown, 1 on a failure (the supervisor
 restarts per policy), 78 (``EX_CONFIG``) when the spec or the plugin reference
@@ -57,19 +52,28 @@ from typing import Any, cast
 import zmq
 
 from va_actors.core.events.base import PluginErrorEvent
-from va_actors.runtime import drivers, env_refs, plugins
-from va_actors.runtime.categories import Category
+from va_actors.runtime import drivers
 from va_actors.runtime.dispatcher import Dispatcher
 from va_actors.runtime.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from va_actors.runtime.host.control import SHUTDOWN_DEADLINE_S, ControlThread, LagProbe
+from va_actors.runtime.host.figures import refusal_figures, replay_figures, work_figures
 from va_actors.runtime.host.inputs import Inputs
+from va_actors.runtime.host.loading import (
+    ConfigError,
+    check_prepared,
+    create_plugin,
+    load_plugin,
+    output_topics,
+)
 from va_actors.runtime.host.output import BindError, Output, Publishable
 from va_actors.runtime.host.replay_client import FIRST_REQUEST_S, ReplayClient
+from va_actors.runtime.host.replay_server import ReplayServer
+from va_actors.runtime.host.sockets import data_hwm, input_socket, open_transport, work_link
+from va_actors.runtime.host.tasks import HostTasks
 from va_actors.runtime.host.warm import Prepared
-from va_actors.runtime.replay.protocol import ReplayRequest
 from va_actors.runtime.replay.ring import RingLimits
 from va_actors.runtime.spec import ActorSpec
-from va_actors.runtime.transport import Transport, TransportError
+from va_actors.runtime.transport import Transport
 from va_actors.runtime.work import WorkLink
 from va_actors.wire.messages import InputRef
 
@@ -79,15 +83,6 @@ logger = logging.getLogger("va_actors.runtime.host")
 
 _HOUSEKEEPING_S = 0.1
 _REPLAY_TICK_S = 0.05
-_REPLAY_BATCH = 32
-"""Replayed messages sent per loop turn: a burst of a whole ring would overrun the
-socket's high-water mark (PUB drops silently), so the loop and the pipe get a turn."""
-RECONNECT_IVL_MS = 10
-RECONNECT_IVL_MAX_MS = 200
-
-
-class ConfigError(Exception):
-    """The plugin cannot be loaded or built from the spec; the process exits with 78."""
 
 
 class ActorHost:
@@ -111,10 +106,11 @@ class ActorHost:
         self._output = Output(spec.actor, spec.instance, spec.expected_subscribers,
                               RingLimits(spec.replay_s, spec.replay_bytes))
         self._replay_client: ReplayClient | None = None
-        self._replay_lock = asyncio.Lock()
-        self.replay_out = {"replayed_out": 0, "too_old_out": 0, "requests": 0}
+        self._jobs = HostTasks(spec.instance, self._task_failed)
+        self._tasks = self._jobs.tasks
+        self._replay_server = ReplayServer(spec.actor, spec.instance, self._output, self.spawn)
+        self.replay_out = self._replay_server.counters
         """Producer side: messages replayed to restarted consumers, too old to, requests."""
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._driver: drivers.Driver | Dispatcher | None = None
         self._work: WorkLink | None = None
         self._last_ready = 0.0
@@ -131,7 +127,6 @@ class ActorHost:
         self._stop = asyncio.Event()
         self._stop_reason = "shutdown"
         self._stop_deadline = SHUTDOWN_DEADLINE_S
-        self._fatal: asyncio.Future[None] | None = None
         self._lag = LagProbe(self.post)
         self._control = ControlThread(self, os.getppid() if parent_pid is None else parent_pid)
 
@@ -200,10 +195,7 @@ class ActorHost:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], context: str) -> asyncio.Task[Any]:
         """Run plugin work as a task; an exception becomes an error event, nothing stops."""
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.instance}:{context}")
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._task_done(t, context))
-        return task
+        return self._jobs.spawn(coro, context)
 
     def fail(self, error: BaseException, context: str,
              event_class: type[PluginErrorEvent] = PluginErrorEvent) -> None:
@@ -236,7 +228,7 @@ class ActorHost:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        self._fatal = loop.create_future()
+        self._jobs.fatal = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_shutdown, f"signal {sig.name}")
@@ -259,7 +251,7 @@ class ActorHost:
         return await self._shutdown(code, reason)
 
     async def _serve(self) -> None:
-        assert self._fatal is not None
+        assert self._jobs.fatal is not None
         if self.spec.is_dispatcher:
             self._send_hello([])
             self._open_context()
@@ -269,9 +261,9 @@ class ActorHost:
         elif self._prepared is not None and self._prepared.driver is not None:
             await self._serve_prepared(self._prepared, self._prepared.driver)
         else:
-            driver_class, plugin_class = self._load()
-            self._send_hello(self._output_topics(driver_class, plugin_class))
-            plugin = self._create(plugin_class)
+            driver_class, plugin_class, self.category = load_plugin(self.spec, self._prepared)
+            self._send_hello(output_topics(self.spec, driver_class, plugin_class))
+            plugin = create_plugin(self.spec, plugin_class)
             self._open_context()
             self._bind_output()
             self._driver = driver_class(self, plugin)
@@ -289,12 +281,13 @@ class ActorHost:
         await self._started.wait()
         self.state = "running"
         self.spawn(self._driver.run(), "run")
-        await self._fatal  # only a host failure ends serving; shutdown cancels this
+        await self._jobs.fatal  # only a host failure ends serving; shutdown cancels this
 
     async def _serve_prepared(self, prepared: Prepared, driver: drivers.Driver) -> None:
         """A warm host: the plugin is built and started; bind, then hand its output over."""
-        self._check_prepared(prepared)
-        self._send_hello(self._output_topics(prepared.driver_class, prepared.plugin_class))
+        check_prepared(prepared, self.spec)
+        self.category = prepared.spec.category or self.category
+        self._send_hello(output_topics(self.spec, prepared.driver_class, prepared.plugin_class))
         self._open_context()
         self._bind_output()
         self._driver = driver
@@ -304,55 +297,15 @@ class ActorHost:
         if self._epoch > 0:  # warmed in epoch 0; the session has moved on
             await driver.on_epoch(self._epoch)
 
-    def _check_prepared(self, prepared: Prepared) -> None:
-        warm, spec = prepared.spec, self.spec
-        if (warm.actor, warm.plugin, warm.params) != (spec.actor, spec.plugin, spec.params):
-            raise ConfigError(f"warm host prepared {warm.plugin!r} for {warm.actor!r}, but "
-                              f"was assigned {spec.plugin!r} for {spec.actor!r}")
-        self.category = warm.category or self.category
-
-    def _create(self, plugin_class: type) -> Any:
-        os.environ.update(self.spec.env)  # session variables, before the params name them
-        try:
-            params = env_refs.expand(self.spec.params, os.environ)
-        except ValueError as exc:  # unset or malformed: the values are not logged
-            raise ConfigError(f"cannot create {self.spec.plugin}: params: {exc}") from exc
-        try:
-            return plugin_class(**params)
-        except Exception as exc:
-            raise ConfigError(f"cannot create {self.spec.plugin} with params "
-                              f"{sorted(self.spec.params)}: {type(exc).__name__}: "
-                              f"{exc}") from exc
-
     def adopt(self, tasks: set[asyncio.Task[Any]]) -> None:
         """Track tasks a warm plugin started before this host existed (cancelled at exit)."""
-        self._tasks.update(t for t in tasks if not t.done())
-
-    def _load(self) -> tuple[type[drivers.Driver], type[Any]]:
-        if self._prepared is not None:  # a session-specific warm host: imported already
-            self.category = self._prepared.spec.category or self.category
-            return self._prepared.driver_class, self._prepared.plugin_class
-        spec = self.spec
-        try:
-            cls = plugins.resolve(spec.plugin, [spec.pipeline_dir] if spec.pipeline_dir else [])
-            cat = Category(spec.category) if spec.category else plugins.category(cls)
-            driver = drivers.driver_for(cat, cls)
-        except (plugins.PluginError, ValueError) as exc:
-            raise ConfigError(f"plugin {spec.plugin!r}: {exc}") from exc
-        self.category = cat.value
-        return driver, cls
+        self._jobs.adopt(tasks)
 
     def _send_hello(self, outputs: list[str]) -> None:
         self._hello_sent = True
         self._control.send("hello", {"instance": self.instance, "actor": self.actor,
                                      "pid": os.getpid(), "category": self.category,
                                      "outputs": outputs})
-
-    def _output_topics(self, driver_class: type[drivers.Driver], plugin_class: type) -> list[str]:
-        declared = getattr(plugin_class, "outputs", None) if driver_class is drivers.NodeDriver \
-            else None
-        streams = {f"{self.actor}.{s}" for s in (*driver_class.outputs, *(declared or ()))}
-        return sorted(streams | set(self.spec.expected_subscribers))
 
     async def _shutdown(self, code: int, reason: str) -> int:
         self.state = "stopping"
@@ -381,19 +334,12 @@ class ActorHost:
     # -- sockets -------------------------------------------------------------------
     def _open_context(self) -> None:
         self._ctx = zmq.Context()
-        try:
-            self._link = Transport.from_env(self._ctx, self.spec.transport_spec)
-        except TransportError as exc:
-            raise ConfigError(f"transport: {exc}") from exc
-
-    def _hwm(self) -> int:
-        # ~2 s of 20 ms media per subscriber (HWM counts messages, per pipe).
-        return max(100, self.spec.audio_queue_ms // 20)
+        self._link = open_transport(self._ctx, self.spec)
 
     def _bind_output(self) -> None:
         assert self._ctx is not None and self._loop is not None
         try:
-            self._output.bind(self._ctx, self.spec.data_endpoint, self._hwm(),
+            self._output.bind(self._ctx, self.spec.data_endpoint, data_hwm(self.spec),
                               link=self._link, extra=self.spec.extra_endpoints)
         except BindError as exc:
             raise (RuntimeError(str(exc)) if exc.transient else ConfigError(str(exc))) from exc
@@ -412,25 +358,8 @@ class ActorHost:
         client.begin()
         if client.waiting:
             self._loop.call_later(FIRST_REQUEST_S, self._replay_tick)
-        sub = self._ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.RCVHWM, self._hwm())
-        # A restarted producer binds the same endpoint again: retry at 10 ms, not
-        # ZeroMQ's 100 ms, doubling to 200 ms for one that stays away.
-        sub.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
-        sub.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
-        endpoints: dict[str, None] = {}
-        for spec_input in self.spec.inputs:
-            sub.setsockopt(zmq.SUBSCRIBE, spec_input.topic.encode())
-            endpoints.update(dict.fromkeys(spec_input.endpoints))
         assert self._link is not None
-        for endpoint in sorted(endpoints, key=lambda e: e.startswith("tcp:")):  # ipc first
-            try:
-                self._link.connect(sub, endpoint)
-            except (zmq.ZMQError, TransportError) as exc:
-                sub.close()
-                raise ConfigError(f"cannot connect to input endpoint {endpoint}: {exc}") from exc
-        self._sub = sub
+        sub = self._sub = input_socket(self._ctx, self._link, self.spec)
         self._add_reader(sub, self._read_sub)
         self._read_sub()
 
@@ -451,51 +380,13 @@ class ActorHost:
 
     def on_replay(self, args: dict[str, Any]) -> None:
         """Loop: a restarted consumer asks for what it missed; answer on the data socket."""
-        try:
-            request = ReplayRequest.from_args(args)
-        except ValueError as exc:
-            logger.warning("%s: bad replay request dropped: %s", self.instance, exc)
-            return
-        if self._output.socket is None or request.topic.partition(".")[0] != self.actor:
-            return
-        self.replay_out["requests"] += 1
-        self.spawn(self._answer_replay(request), f"replay to {request.to}")
-
-    async def _answer_replay(self, request: ReplayRequest) -> None:
-        # One answer at a time: two interleaved would look like holes to the consumer.
-        async with self._replay_lock:
-            answer = self._output.replay_answer(request)
-            for i, frames in enumerate(answer.messages):
-                if i and i % _REPLAY_BATCH == 0:
-                    await asyncio.sleep(0.001)
-                if self._output.socket is None:
-                    return
-                self._output.send_frames(frames)
-            if self._output.socket is not None:
-                self._output.send_frames(answer.end)
-            self.replay_out["replayed_out"] += len(answer.messages)
-            self.replay_out["too_old_out"] += answer.missed
-
-    def _replay_figures(self) -> dict[str, Any]:
-        """Heartbeat fields: replay counters of both sides, the last-seen numbers."""
-        figures: dict[str, int] = {k: v for k, v in self.replay_out.items() if v}
-        client = self._replay_client
-        if client is None:
-            return {"replay": figures} if figures else {}
-        counters = client.merge.counters
-        figures.update({k: v for k, v in vars(counters).copy().items() if v})
-        return {"replay": figures, "seen": client.seen_report()}
+        self._replay_server.on_request(args)
 
     def _connect_work(self, inputs: Inputs) -> None:
         """A replica: inputs arrive as work items from the dispatcher (runtime/work.py)."""
-        assert self._ctx is not None and self.spec.work_endpoint is not None
-        try:
-            link = WorkLink(self._ctx, self.spec.work_endpoint, self.instance,
-                            self.spec.max_inflight, lambda item, frames: inputs.accept(
-                                frames, item), self._link)
-        except (zmq.ZMQError, TransportError) as exc:
-            raise ConfigError(f"cannot connect to dispatcher {self.spec.work_endpoint}: "
-                              f"{exc}") from exc
+        assert self._ctx is not None
+        link = work_link(self._ctx, self.spec, lambda item, frames: inputs.accept(frames, item),
+                         self._link)
         inputs.work = self._work = link
         self._add_reader(link.socket, self._read_work)
         self._announce()
@@ -590,30 +481,16 @@ class ActorHost:
     def critical(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``coro`` as a task whose failure ends the host."""
         assert self._loop is not None
-        task = self._loop.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._critical_done)
+        self._jobs.critical(self._loop, coro, name)
 
     # -- task bookkeeping ----------------------------------------------------------
-    def _task_done(self, task: asyncio.Task[Any], context: str) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            driver = self._driver
-            if driver is not None:
-                driver.fail(exc, context)
-            else:
-                self.fail(exc, context)
-
-    def _critical_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or self._fatal is None or self._fatal.done():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self._fatal.set_exception(exc)
+    def _task_failed(self, error: BaseException, context: str) -> None:
+        # The driver reports it as its category's error event; before there is one,
+        # the host publishes the generic one.
+        if self._driver is not None:
+            self._driver.fail(error, context)
+        else:
+            self.fail(error, context)
 
     # -- the control thread's side (ControlledHost) ----------------------------------
     def on_epoch(self, epoch: int) -> None:
@@ -683,31 +560,7 @@ class ActorHost:
             "epoch": self._epoch,
             "category": self.category,
             "subscribers": self._output.subscribers.copy(),
-            **self._work_figures(),
-            **self._refusals(),
-            **self._replay_figures(),
+            **work_figures(self._driver, self._work),
+            **refusal_figures((self._link, self._control.link)),
+            **replay_figures(self.replay_out, self._replay_client),
         }
-
-    def _refusals(self) -> dict[str, Any]:
-        """Peers refused on tcp (this host's sockets and its control link's), if any."""
-        counts: dict[str, int] = {}
-        last: dict[str, Any] = {}
-        for link in (self._link, self._control.link):
-            if link is None:
-                continue
-            snap = link.refusals()
-            for reason, n in snap["counts"].items():
-                counts[reason] = counts.get(reason, 0) + n
-            if snap["total"] and (snap["last_at"] or 0) >= (last.get("last_at") or 0):
-                last = snap
-        return {"refused": {**last, "counts": counts, "total": sum(counts.values())}} \
-            if counts else {}
-
-    def _work_figures(self) -> dict[str, Any]:
-        driver, link = self._driver, self._work
-        if isinstance(driver, Dispatcher):
-            return {"work": driver.status()}
-        if link is not None:
-            return {"work": {"holding": len(link.holding), "received": link.received,
-                             "done": link.done, "capacity": link.capacity}}
-        return {}

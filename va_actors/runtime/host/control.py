@@ -6,6 +6,18 @@ bye (and a restarted consumer's replay requests), hands ``start`` and replay
 requests to the loop, stores a new epoch at once (the data path drops stale input even while
 the plugin blocks its loop), and exits the process when the supervisor is
 gone. It talks to the host only through :class:`ControlledHost`.
+
+Reports on ``sys.report`` (wire kind ``control``; every one carries ``instance``
+and ``pid``): ``hello`` (actor, category, outputs), ``ready`` (subscribers),
+``heartbeat`` (counters {in, out, drops}, loop_lag_ms, queue {input topic:
+depth}, state, epoch, category, subscribers {topic: n}; ``replay`` {counter:
+n} and ``seen`` {topic: {source: [seq, ts]}} when it has them), ``bye``
+(reason, code), ``replay`` (a restarted consumer's request, runtime/replay/).
+``state`` is ``starting``, ``ready`` (waiting for ``start``), ``running`` or
+``stopping``; ``start`` is idempotent, so a supervisor may send
+it again while a heartbeat still says ``ready`` (a PUB can lose the first
+message to a subscriber that just joined). The control SUB takes exactly
+``sys.epoch`` and ``sys.ctl``, not the metrics traffic on ``sys.``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """The supervisor, in the shape of Circus: an arbiter, a watcher per instance, a follower.
 
 * :mod:`.arbiter`: :class:`Supervisor` runs one pipeline: run directory,
-  services, start, reports, health, metrics, the epoch, ordered shutdown.
+  services, start, the epoch, ordered shutdown.
 * :mod:`.watcher`: a :class:`~.watcher.Watcher` owns one instance's process:
   spawn, wait, decide (the restart policy), kill, stop.
+* :mod:`.specs`: each incarnation's spec; :mod:`.reports`: the hosts'
+  reports; :mod:`.health`: health checks, re-sends, ``sys.metrics``;
+  :mod:`.publisher`: the ``sys.pub`` socket and the manifest's instances.
 * :mod:`.follower`: the :class:`~.follower.SessionFollower` watches turns,
   playback and sources for barge-in and the end of a run.
 * :mod:`.topology`, :mod:`.status`, :mod:`.metrics`: who subscribes to

@@ -2,11 +2,17 @@
 
 It prepares the run directory and sockets, starts the ``[[service]]``s, gives
 every actor instance a :class:`~.watcher.Watcher`, sends ``start`` once all
-are ready, reads the hosts' reports, checks their health, publishes state
-and metrics, owns the epoch, and stops everything in order. What the user and
-the agent are doing (turns, playback, sources finished) is followed by the
-:class:`~.follower.SessionFollower`, which calls back :meth:`bump_epoch` and
-:meth:`request_stop`.
+are ready, publishes state changes, owns the epoch, and stops everything in
+order. The rest is in the hands of the parts it wires together, each given
+only what it needs:
+
+* :class:`~.specs.SpecBuilder`: the spec of every incarnation (``spec_for``);
+* :class:`~.reports.ReportReader`: the hosts' reports on ``sys.pull``;
+* :class:`~.health.HealthMonitor`: health checks, re-sends, ``sys.metrics``;
+* :class:`~.publisher.SysPublisher`: the ``sys.pub`` socket;
+* :class:`~.follower.SessionFollower`: what the user and the agent are doing
+  (turns, playback, sources finished); it calls back :meth:`bump_epoch` and
+  :meth:`request_stop`.
 
 Planes (docs/runtime.md):
 
@@ -30,65 +36,39 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-import psutil
 import zmq
 import zmq.asyncio
 
 from va_actors.runtime import rundir
-from va_actors.runtime.categories import info
-from va_actors.runtime.config import ActorConfig, GiveUpPolicy, InputOptions, PipelineConfig
+from va_actors.runtime.config import GiveUpPolicy, PipelineConfig
 from va_actors.runtime.exits import EXIT_FAILURE, EXIT_OK
-from va_actors.runtime.replay.protocol import REQUEST_OP
 from va_actors.runtime.services import ServiceError, Services
 from va_actors.runtime.session_vars import RUN_SESSION, SESSION_ID
-from va_actors.runtime.spec import DISPATCH_CATEGORY, ActorSpec, InputSpec
-from va_actors.runtime.state.store import STATE_FILE
+from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.supervisor.follower import SessionFollower
+from va_actors.runtime.supervisor.health import HealthMonitor
 from va_actors.runtime.supervisor.metrics import metrics_snapshot
 from va_actors.runtime.supervisor.pool import WarmPool
+from va_actors.runtime.supervisor.publisher import SysPublisher, manifest_instances
 from va_actors.runtime.supervisor.reach import Reach
 from va_actors.runtime.supervisor.remote import RemoteWatcher
+from va_actors.runtime.supervisor.reports import ReportReader
 from va_actors.runtime.supervisor.resume import ResumeBook
+from va_actors.runtime.supervisor.specs import SpecBuilder, Wiring, host_log_level, state_store_of
 from va_actors.runtime.supervisor.status import FINAL, PipelineStatus, State
-from va_actors.runtime.supervisor.topology import (
-    expected_subscribers,
-    follower_topics,
-    published_topics,
-)
+from va_actors.runtime.supervisor.topology import follower_topics, published_topics
 from va_actors.runtime.supervisor.watcher import Launch, Watcher
 from va_actors.runtime.supervisor.workers import Worker
 from va_actors.runtime.transport import TransportError
-from va_actors.wire import Control, Kind, WireError, decode, encode_control
 from va_actors.wire import topics as wire_topics
 
 __all__ = ["Supervisor", "SupervisorError"]
 
 logger = logging.getLogger("va_actors.runtime.supervisor")
 
-MONITOR_INTERVAL_S = 0.1
-RESEND_AFTER_S = 0.5
-"""A host whose heartbeat still lacks ``start`` or the epoch this long after it went out
-gets it again."""
-PUB_HWM = 1000
-"""sys.pub queue per subscriber; a stalled tap loses sys messages, nobody waits."""
-
-
-def _replay_window(actor: ActorConfig) -> float:
-    """Seconds ``actor`` keeps for restarted consumers (0: no replay from it)."""
-    settings = actor.supervisor
-    return settings.replay_s if settings.replay_s > 0 and settings.replay_bytes > 0 else 0.0
-
 
 class SupervisorError(RuntimeError):
     """The supervisor cannot run the pipeline; the message says why."""
-
-
-def _log_level() -> str:
-    level = logging.getLogger("va_actors").getEffectiveLevel()
-    for name in ("DEBUG", "INFO", "WARNING"):
-        if level <= logging.getLevelName(name):
-            return name
-    return "ERROR"
 
 
 class Supervisor:
@@ -118,31 +98,22 @@ class Supervisor:
         self.session = session
         chosen = run_dir if run_dir is not None else config.run_dir
         self._requested_dir = Path(chosen) if chosen is not None else None
-        self._metrics_interval = metrics_interval_s
         self._python = python
         self._own_pool = pool is None and any(a.supervisor.warm_spares for a in config.actors)
         session_env = {SESSION_ID: session or RUN_SESSION, **(env or {})}
         self._launch = Launch(python=python, cwd=config.directory, pool=pool, env=session_env)
         self._run_dir: Path | None = None
         self._watchers: dict[str, Watcher] = {}
-        self._work_endpoints: dict[str, str] = {}
-        """Replicated actor -> its dispatcher's work endpoint (runtime/work.py)."""
-        self._work_binds: dict[str, str] = {}
-        """... and what the dispatcher binds, when that differs (tcp: every address)."""
+        self._wiring = Wiring()
+        self._specs: SpecBuilder | None = None
+        """Made once the run directory and the reach are known (prepare())."""
         self._reach: Reach | None = None
         """Actors on workers: tcp endpoints, keys, the worker links (supervisor/reach.py)."""
-        self._tcp_of: dict[str, str] = {}
-        self._tcp_binds: dict[str, str] = {}
-        """Local instance -> its tcp endpoint (and bind) for actors on workers."""
-        self._sys_tcp: tuple[str, str, str, str] = ("", "", "", "")
-        """sys.pub bind, sys.pub advertised, sys.pull bind, sys.pull advertised."""
         self._epoch = 0
         self._resume = ResumeBook()
-        self._seq: dict[str, int] = {}
         self._ctx: zmq.asyncio.Context | None = None
-        self._pub: zmq.Socket[bytes] | None = None
-        self._sys_pub = ""
-        self._sys_pull = ""
+        self._sys = SysPublisher(lambda: self._epoch)
+        self._publish = self._sys.publish  # what every part given a Publish calls
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._started = asyncio.Event()
@@ -151,8 +122,6 @@ class Supervisor:
         self._stopping = False
         self._stop_reason = ""
         self._exit_code = EXIT_OK
-        self._loop_lag_ms = 0.0
-        self._self_ps = psutil.Process()
         self._manifest: rundir.Manifest | None = None
         self._services = Services(config.services if services else (),
                                   on_state=self._publish_service_state,
@@ -162,6 +131,12 @@ class Supervisor:
             self.bump_epoch, self.request_stop,
             sources=[name for actor in config.actors if not actor.inputs
                      for name in actor.instances], on_latency=on_latency)
+        self._health = HealthMonitor(self._watchers, self._publish, epoch=lambda: self._epoch,
+                                     stopping=lambda: self._stopping, metrics=self._metrics,
+                                     metrics_interval_s=metrics_interval_s)
+        self._reports = ReportReader(
+            self._watchers, self._resume, self._publish,
+            running=lambda: self._started.is_set() and not self._stopping)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -176,11 +151,7 @@ class Supervisor:
         if self.config.state:
             return self.config.state
         assert self._run_dir is not None, "the run directory is made in prepare()"
-        return str(self._run_dir / STATE_FILE)
-
-    @property
-    def _run_id(self) -> str:
-        return self._run_dir.name if self._run_dir is not None else ""
+        return state_store_of(self.config, self._run_dir)
 
     @property
     def run_dir(self) -> Path | None:
@@ -190,7 +161,7 @@ class Supervisor:
     @property
     def sys_pub(self) -> str:
         """Endpoint of the supervisor's PUB socket (empty before :meth:`run`)."""
-        return self._sys_pub
+        return self._wiring.sys_pub
 
     @property
     def playback(self) -> dict[str, bool]:
@@ -309,62 +280,8 @@ class Supervisor:
     # -- the Overseer protocol (what watchers call) -----------------------------------------
     def spec_for(self, watcher: Watcher) -> ActorSpec:
         """The spec ``watcher``'s next incarnation starts from."""
-        actor = watcher.actor
-        replica = actor.dispatcher is not None and not watcher.dispatcher
-        remote = isinstance(watcher, RemoteWatcher)
-        reach = self._reach
-        inputs = []
-        for topic in actor.inputs:
-            producer = topic.partition(".")[0]
-            options = actor.input_options.get(topic) or InputOptions()
-            max_age = options.max_age_ms
-            if max_age is None and reach is not None and (
-                    remote or self.config.actor(producer).placement.remote):
-                max_age = reach.settings.max_age_ms  # what crosses machines: never late
-            inputs.append(InputSpec(
-                topic, [] if replica else self._endpoints_of(producer, remote),
-                # Turns are the user's side even from a Realtime actor: the turn
-                # that causes a bump must not be dropped for the epoch it ended.
-                epoch_bound=info(self.config.actor(producer).category).agent
-                and not topic.endswith(".turn"),
-                # The dispatcher paces frames for all replicas; each replica
-                # still checks the staleness bound when it takes an item.
-                fps=None if replica else options.fps, max_age_ms=max_age,
-                replay_s=_replay_window(self.config.actor(producer))))
-        work = self._work_endpoints.get(actor.name)
-        if watcher.dispatcher:
-            work = self._work_binds.get(actor.name, work)
-        assert self._run_dir is not None
-        seen = None if remote else rundir.seen_path(self._run_dir, watcher.name)
-        replay_s = 0.0 if watcher.dispatcher else _replay_window(actor)
-        return ActorSpec(
-            actor=actor.name, instance=watcher.name,
-            plugin="dispatch" if watcher.dispatcher else actor.plugin,
-            data_endpoint=watcher.bind_endpoint if isinstance(watcher, RemoteWatcher)
-            else watcher.endpoint,
-            sys_pub=self._sys_tcp[1] if remote else self._sys_pub,
-            sys_pull=self._sys_tcp[3] if remote else self._sys_pull,
-            replica=max(0, watcher.replica),
-            params={} if watcher.dispatcher else dict(actor.params),
-            category=DISPATCH_CATEGORY if watcher.dispatcher else actor.category.value,
-            inputs=inputs,
-            expected_subscribers={} if watcher.dispatcher else expected_subscribers(
-                self.config, actor),
-            heartbeat_interval_s=actor.supervisor.heartbeat_interval_s, epoch=self._epoch,
-            pipeline_dir=str(self.config.directory), log_level=_log_level(),
-            work_endpoint=work, max_inflight=actor.max_inflight,
-            env=dict(self._launch.env),
-            extra_endpoints=[self._tcp_binds[watcher.name]] if watcher.name in self._tcp_binds
-            else [],
-            transport=reach.spec().to_dict() if reach is not None else {},
-            # The default store is a file in the run directory: only this machine has it.
-            state_store=self.state_store if self.config.keep_state and (
-                self.config.state or not remote) else "",
-            session=self.session or RUN_SESSION, run=self._run_id,
-            replay_s=replay_s, replay_bytes=actor.supervisor.replay_bytes if replay_s else 0,
-            seen_path=None if seen is None else str(seen),
-            resume=self._resume.next_incarnation(watcher.name, seen),
-        )
+        assert self._specs is not None, "specs are built once prepare() laid the sockets out"
+        return self._specs.build(watcher, self._epoch)
 
     def state_changed(self, watcher: Watcher, reason: str, extra: dict[str, Any]) -> None:
         """Publish ``watcher``'s new state on ``sys.actor`` and write the manifest."""
@@ -406,12 +323,13 @@ class Supervisor:
                                         session=self.session)
         self._run_dir = run_dir
         if self._own_pool:
-            pool = WarmPool(self._python, self.config.directory, run_dir, _log_level())
+            pool = WarmPool(self._python, self.config.directory, run_dir, host_log_level())
             for actor in self.config.actors:
                 pool.want(actor, actor.supervisor.warm_spares)
             self._launch = dataclasses.replace(self._launch, pool=pool)
-        self._sys_pub = rundir.endpoint(run_dir, rundir.SYS_PUB_NAME)
-        self._sys_pull = rundir.endpoint(run_dir, rundir.SYS_PULL_NAME)
+        wiring = self._wiring
+        wiring.sys_pub = rundir.endpoint(run_dir, rundir.SYS_PUB_NAME)
+        wiring.sys_pull = rundir.endpoint(run_dir, rundir.SYS_PULL_NAME)
         self._ctx = zmq.asyncio.Context()
         if self.config.remote:
             try:
@@ -420,17 +338,14 @@ class Supervisor:
                 raise SupervisorError(f"pipeline {self.config.name!r}: {exc}") from exc
             pub_bind, pub_adv = self._reach.own(1)
             pull_bind, pull_adv = self._reach.own(2)
-            self._sys_tcp = (pub_bind, pub_adv, pull_bind, pull_adv)
-        sync_ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.shadow(self._ctx.underlying)
-        self._pub = sync_ctx.socket(zmq.PUB)
-        self._pub.setsockopt(zmq.LINGER, 0)
-        self._pub.setsockopt(zmq.SNDHWM, PUB_HWM)
-        self._pub.bind(self._sys_pub)
-        if self._reach is not None:
-            self._reach.link.bind(self._pub, self._sys_tcp[0])
+            wiring.sys_tcp = (pub_bind, pub_adv, pull_bind, pull_adv)
+        self._sys.bind(self._ctx, wiring.sys_pub, self._reach.link if self._reach else None,
+                       wiring.sys_tcp[0])
+        self._specs = SpecBuilder(self.config, run_dir, self._reach, wiring, self._watchers,
+                                  self._resume, session=self.session, env=self._launch.env)
         self._manifest = rundir.Manifest(
             pipeline=self.config.name, path=str(self.config.path), supervisor_pid=os.getpid(),
-            run_dir=str(run_dir), sys_pub=self._sys_pub, sys_pull=self._sys_pull,
+            run_dir=str(run_dir), sys_pub=wiring.sys_pub, sys_pull=wiring.sys_pull,
             session=self.session,
             state_store=self.state_store if self.config.keep_state else None)
         self._write_manifest()
@@ -452,12 +367,13 @@ class Supervisor:
     def _make_watchers(self) -> None:
         """One watcher per instance (a dispatcher first: its replicas connect to it)."""
         assert self._run_dir is not None
-        run_dir, reach = self._run_dir, self._reach
+        run_dir, reach, wiring = self._run_dir, self._reach, self._wiring
         for actor in self.config.actors:
             if actor.dispatcher is not None:
-                self._work_endpoints[actor.name] = rundir.endpoint(run_dir, f"{actor.name}.work")
+                wiring.work_endpoints[actor.name] = rundir.endpoint(run_dir,
+                                                                    f"{actor.name}.work")
                 if reach is not None and actor.placement.remote:
-                    self._work_binds[actor.name], self._work_endpoints[actor.name] = \
+                    wiring.work_binds[actor.name], wiring.work_endpoints[actor.name] = \
                         reach.next_local()
                 name = actor.dispatcher
                 # Socket names stay short: ipc paths are limited to 107 bytes.
@@ -475,7 +391,7 @@ class Supervisor:
                         bind_endpoint=placed.bind, registry=reach.registry)
                     continue
                 if reach is not None and reach.needs_tcp(actor):
-                    self._tcp_binds[name], self._tcp_of[name] = reach.next_local()
+                    wiring.tcp_binds[name], wiring.tcp_of[name] = reach.next_local()
                 self._watchers[name] = Watcher(
                     actor, replica, name, rundir.endpoint(run_dir, name),
                     run_dir / f"{name}.spec.json", topics, self, self._launch)
@@ -491,20 +407,14 @@ class Supervisor:
         endpoints = [w.endpoint for w in self._watchers.values()
                      if w.actor.name in wanted and not w.dispatcher]
         topics = [topic for listed in wanted.values() for topic in listed]
+        link = self._reach.link if self._reach else None
         coros: list[tuple[str, Coroutine[Any, Any, None]]] = [
-            ("reports", self._read_reports()), ("monitor", self._monitor()),
-            ("follower", self._follower.run(self._ctx, endpoints, topics,
-                                            self._reach.link if self._reach else None))]
+            ("reports", self._reports.run(self._ctx, self._wiring.sys_pull, link,
+                                          self._wiring.sys_tcp[2])),
+            ("monitor", self._health.run()),
+            ("follower", self._follower.run(self._ctx, endpoints, topics, link))]
         self._tasks = [asyncio.create_task(coro, name=f"supervisor-{name}")
                        for name, coro in coros]
-
-    def _endpoints_of(self, actor: str, remote: bool = False) -> list[str]:
-        """Data endpoints of ``actor``'s instances (its replicas; never a dispatcher).
-
-        ``remote``: as a consumer on a worker reaches them (tcp).
-        """
-        return [self._tcp_of.get(w.name, w.endpoint) if remote else w.endpoint
-                for w in self._watchers.values() if w.actor.name == actor and not w.dispatcher]
 
     # -- start-up ---------------------------------------------------------------------------
     async def _start_when_ready(self) -> None:
@@ -538,136 +448,16 @@ class Supervisor:
                    if w.state is not State.READY and w.state is not State.RUNNING]
         return "waiting for " + ", ".join(waiting) if waiting else "every instance is ready"
 
-    # -- reports from the hosts -------------------------------------------------------------
-    async def _read_reports(self) -> None:
-        assert self._ctx is not None
-        pull = self._ctx.socket(zmq.PULL)
-        pull.setsockopt(zmq.LINGER, 0)
-        pull.bind(self._sys_pull)
-        if self._reach is not None:
-            self._reach.link.bind(pull, self._sys_tcp[2])
-        try:
-            while True:
-                frames = await pull.recv_multipart()
-                try:
-                    message = decode(frames)
-                except WireError as exc:
-                    logger.debug("dropped a malformed report: %s", exc)
-                    continue
-                if message.kind is Kind.CONTROL:
-                    self._on_report(message.source, message.control())
-        finally:
-            pull.close(0)
-
-    def _on_report(self, source: str, control: Control) -> None:
-        args = control.args
-        watcher = self._watchers.get(str(args.get("instance") or source))
-        if watcher is None or not watcher.alive:
-            return
-        pid = args.get("pid")
-        if isinstance(pid, int) and pid != watcher.pid:
-            return  # from an earlier incarnation, still in flight
-        watcher.last_seen = time.monotonic()
-        if control.op == "hello":
-            extra = [t for t in args.get("outputs") or [] if isinstance(t, str)]
-            watcher.topics = sorted(set(watcher.topics) | set(extra))
-        elif control.op == "ready":
-            self._on_ready(watcher)
-        elif control.op == "heartbeat":
-            watcher.heartbeat = dict(args)
-            self._resume.heartbeat(watcher.name, args.get("seen"))
-        elif control.op == REQUEST_OP:
-            self._forward_replay(args)
-        elif control.op == "bye":
-            watcher.reason = str(args.get("reason") or "")
-
-    def _forward_replay(self, args: Mapping[str, Any]) -> None:
-        """A restarted consumer's replay request, to every instance of the producer."""
-        topic = args.get("topic")
-        if not isinstance(topic, str):
-            return
-        producer = topic.partition(".")[0]
-        targets = [w.name for w in self._watchers.values()
-                   if w.actor.name == producer and not w.dispatcher and w.alive]
-        if targets:
-            self._publish(wire_topics.CONTROL, REQUEST_OP, {**args, "targets": targets})
-
-    def _on_ready(self, watcher: Watcher) -> None:
-        if watcher.state is not State.STARTING:
-            return
-        if self._started.is_set() and not self._stopping:
-            # A restarted instance: its consumers reconnect by themselves; start it alone.
-            watcher.set_state(State.READY)
-            self._publish(wire_topics.CONTROL, "start", {"targets": [watcher.name]})
-            watcher.sent_at = time.monotonic()
-            watcher.set_state(State.RUNNING)
-            self._publish(wire_topics.CONTROL, "restarted", {
-                "instance": watcher.name, "actor": watcher.actor.name,
-                "category": watcher.actor.category.value})
-        else:
-            watcher.set_state(State.READY)
-
-    # -- health and metrics -----------------------------------------------------------------
-    async def _monitor(self) -> None:
-        next_metrics = time.monotonic() + self._metrics_interval
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(MONITOR_INTERVAL_S)
-            now = time.monotonic()
-            self._loop_lag_ms = max(0.0, (now - before - MONITOR_INTERVAL_S) * 1000)
-            for watcher in self._watchers.values():
-                watcher.check_health(now)
-                self._reconcile(watcher, now)
-            if now >= next_metrics:
-                next_metrics = now + self._metrics_interval
-                for watcher in self._watchers.values():
-                    watcher.sample()
-                self._publish(wire_topics.METRICS, "metrics", self._metrics())
-
-    def _reconcile(self, watcher: Watcher, now: float) -> None:
-        """Re-send what a host missed: PUB delivery is not guaranteed to a late joiner.
-
-        Heartbeats carry the host's state and epoch; a host still ``ready``
-        after ``start`` went out, or behind the epoch, gets it again (hosts
-        ignore repeats).
-        """
-        beat = watcher.heartbeat
-        if not beat or not watcher.alive or self._stopping or \
-                now - watcher.sent_at < RESEND_AFTER_S:
-            return
-        if watcher.state is State.RUNNING and beat.get("state") == "ready":
-            watcher.sent_at = now
-            self._publish(wire_topics.CONTROL, "start", {"targets": [watcher.name]})
-        epoch = beat.get("epoch")
-        if isinstance(epoch, int) and epoch < self._epoch:
-            watcher.sent_at = now
-            self._publish(wire_topics.EPOCH, "epoch", {"epoch": self._epoch,
-                                                        "reason": "resent"})
-
-    def _metrics(self) -> dict[str, Any]:
-        try:
-            own = {"pid": os.getpid(), "cpu_percent": self._self_ps.cpu_percent(None),
-                   "rss": self._self_ps.memory_info().rss,
-                   "loop_lag_ms": round(self._loop_lag_ms, 2)}
-        except psutil.Error:
-            own = {"pid": os.getpid(), "loop_lag_ms": round(self._loop_lag_ms, 2)}
+    # -- metrics ---------------------------------------------------------------------------
+    def _metrics(self, own: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``sys.metrics`` args, given the supervisor process's own figures."""
         # [[service]] processes: `va-launch status` checks each health_url itself.
         states = self._services.states
         services = [{"name": svc.name, "pid": self._services.pid_of(svc.name),
                      "state": states.get(svc.name), "health_url": svc.health_url}
                     for svc in self.config.services]
         return metrics_snapshot(self.status(), own, services, self._follower.latency_summary(),
-                                self._remote_summary())
-
-    def _remote_summary(self) -> dict[str, Any] | None:
-        """Workers, and the peers this supervisor refused (sys.metrics ``remote``)."""
-        reach = self._reach
-        if reach is None:
-            return None
-        return {"listen": reach.settings.listen, "advertise": reach.advertise,
-                "insecure": reach.settings.insecure, "workers": reach.registry.summary(),
-                "refused": reach.link.refusals(),
-                "refused_names": reach.registry.refused_names}
+                                self._reach.summary() if self._reach is not None else None)
 
     # -- shutdown ---------------------------------------------------------------------------
     async def _shutdown(self) -> None:
@@ -710,8 +500,7 @@ class Supervisor:
         await self._services.stop()
         if self._reach is not None:
             await self._reach.registry.close()
-        if self._pub is not None:
-            self._pub.close(0)
+        self._sys.close()
         if self._reach is not None:
             self._reach.link.close()
         if self._ctx is not None:
@@ -754,29 +543,13 @@ class Supervisor:
             "instance": name, "actor": name, "service": True, "state": state, "pid": pid,
             "reason": reason})
 
-    # -- publishing -------------------------------------------------------------------------
-    def _publish(self, topic: str, op: str, args: dict[str, Any]) -> None:
-        if self._pub is None:
-            return
-        seq = self._seq.get(topic, 0)
-        self._seq[topic] = seq + 1
-        frames = encode_control(topic, Control(op, args), seq=seq, epoch=self._epoch,
-                                source=wire_topics.SYSTEM_ACTOR)
-        with contextlib.suppress(zmq.Again):
-            self._pub.send_multipart(frames, flags=zmq.NOBLOCK)
-
+    # -- the manifest -----------------------------------------------------------------------
     def _write_manifest(self) -> None:
         if self._manifest is None or self._run_dir is None:
             return
         self._manifest.epoch = self._epoch
         if self._reach is not None:
             self._manifest.transport = self._reach.spec().to_dict()
-        self._manifest.instances = [
-            rundir.InstanceRecord(
-                instance=w.name, actor=w.actor.name, replica=w.replica,
-                endpoint=w.endpoint, topics=list(w.topics), pid=w.pid if w.alive else None,
-                state=w.state.value, restarts=w.tracker.restarts,
-                worker=w.worker.name if isinstance(w, RemoteWatcher) else None)
-            for w in self._watchers.values()]
+        self._manifest.instances = manifest_instances(self._watchers.values())
         with contextlib.suppress(OSError):
             rundir.write_manifest(self._run_dir, self._manifest)

@@ -22,6 +22,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import zmq.asyncio
 
@@ -109,6 +110,13 @@ class Reach:
     def spec(self) -> TransportSpec:
         """What every instance's spec carries now (peers include every joined worker)."""
         return TransportSpec(self.settings.insecure, self.link.spec.allow, self.link.peers)
+
+    def summary(self) -> dict[str, Any]:
+        """Workers, and the peers this supervisor refused (sys.metrics ``remote``)."""
+        return {"listen": self.settings.listen, "advertise": self.advertise,
+                "insecure": self.settings.insecure, "workers": self.registry.summary(),
+                "refused": self.link.refusals(),
+                "refused_names": self.registry.refused_names}
 
     # -- placement ----------------------------------------------------------------------------
     async def place(self) -> dict[str, Placed]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ALIVE", "FINAL", "InstanceStatus", "PipelineStatus", "State", "heartbeat_counters"]
+__all__ = ["ALIVE", "FINAL", "InstanceStatus", "PipelineStatus", "Publish", "State",
+           "heartbeat_counters"]
+
+Publish = Callable[[str, str, dict[str, Any]], None]
+"""How the supervisor tells: one message on ``sys.pub`` (topic, op, args)."""
 
 
 class State(enum.StrEnum):
