@@ -474,6 +474,8 @@ async def test_a_dropped_socket_reconnects_and_restores_the_conversation(
     await until(lambda: disconnected)
     second = await server.wait_connections(2)
     await until(lambda: len(connected) == 2)
+    # The server reads the restored items on its own task: wait for them (a busy machine).
+    await until(lambda: len(second.of_type("conversation.item.create")) >= 6)
 
     assert not disconnected[0].clean and server.handshakes == 2
     assert connected[1].session_config["restored"] is True
