@@ -26,6 +26,8 @@ import pytest
 from tests.remote.netlab import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
+RUNNING_REPLICA = re.compile(r"ocr-\d\s+\d+\s+running\b")
+"""An OCR replica's row of status's instance table (pid, state)."""
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240),
               pytest.mark.skipif(bool(reason := unavailable()), reason=reason or "")]
@@ -113,8 +115,11 @@ def test_the_readme_commands_run_a_pipeline_across_namespaces(tmp_path: Path) ->
                 _stop(proc)
     status = seen["status"]
     assert "w1" in status and "w2" in status, status
-    ocr = [line for line in status.splitlines() if line.startswith("ocr-")]
-    assert len(ocr) == 2 and all("running" in line for line in ocr), status
+    ocr = [line for line in status.splitlines() if RUNNING_REPLICA.match(line)]
+    workers = [line.split()[0] for line in status.splitlines()
+               if re.match(r"w[12]\s+connected\s", line)]
+    assert sorted(workers) == ["w1", "w2"], status
+    assert len(ocr) == 2, status
     # With w1 cut off the pipeline goes on: the supervisor answers, camera and w2 run.
     cut = seen["cut"]
     assert "remote-ocr" in cut and re.search(r"^camera\b.*running", cut, flags=re.M), cut
@@ -126,8 +131,8 @@ def _wait_for_replicas(root: Path, tmp_path: Path) -> None:
     text = ""
     while time.monotonic() < deadline:
         text = _status(root, "ip netns exec va-sup va-launch status")
-        rows = [line for line in text.splitlines() if line.startswith("ocr-")]
-        if len(rows) == 2 and all("running" in row for row in rows):
+        rows = [line for line in text.splitlines() if RUNNING_REPLICA.match(line)]
+        if len(rows) == 2:
             return
         time.sleep(1)
     logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("bg*.log"))

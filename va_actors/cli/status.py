@@ -25,6 +25,7 @@ import zmq
 from va_actors.core.latency import TurnLatencyEvent, format_latency
 from va_actors.runtime import rundir
 from va_actors.runtime.services import check_health
+from va_actors.runtime.state.database import is_url
 from va_actors.runtime.state.store import store_bytes
 from va_actors.wire import Kind, WireError, decode
 from va_actors.wire import topics as wire_topics
@@ -113,7 +114,9 @@ def collect(manifest: rundir.Manifest, metrics: Mapping[str, Any] | None,
 
 def _store_facts(path: str | None) -> dict[str, Any] | None:
     """The conversation store's file and size (None: the pipeline has none yet)."""
-    return {"path": path, "bytes": store_bytes(path)} if path else None
+    if not path or not (is_url(path) or Path(path).exists()):
+        return None  # no store, or nothing stored yet (no LLM / Realtime actor wrote)
+    return {"path": path, "bytes": store_bytes(path)}
 
 
 def _cell(value: Any, kind: str = "") -> str:
