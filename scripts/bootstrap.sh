@@ -27,49 +27,27 @@ if [ ! -x "$tools/bin/uv" ] || [[ "$("$tools/bin/uv" --version 2>/dev/null)" != 
   "$tools/bin/python" -m pip install --quiet "uv==$uv_version"
 fi
 
-# Debian packages: Chromium, the real browser the WebRTC edge's tests drive
-# (Playwright only drives it; it never downloads a browser).
-install_chromium() {
-  [ -x /usr/bin/chromium ] && return 0
+# Debian packages the tests need, installed where missing (as root, with apt-get).
+# apt_package PACKAGE WHAT FOUND: FOUND (a shell test) says it is there already.
+apt_package() {
+  local package="$1" what="$2" found="$3"
+  eval "$found" && return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: /usr/bin/chromium is missing; install Debian's chromium package" \
-         "(apt-get install chromium) for the browser tests" >&2
+    echo "bootstrap: install Debian's $package ($what)" >&2
     return 0
   fi
-  echo "bootstrap: installing Debian's chromium (browser tests; first run only)" >&2
+  echo "bootstrap: installing Debian's $package ($what; first run only)" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq chromium >/dev/null
+  apt-get install -y -qq "$package" >/dev/null
 }
-install_chromium
-
+# Chromium: the real browser the WebRTC edge's tests drive (Playwright never downloads one).
+apt_package chromium "the browser tests" "[ -x /usr/bin/chromium ]"
 # iproute2 (ip, tc): the network-namespace tests of remote workers (tests/remote).
-install_iproute2() {
-  command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: ip/tc are missing; install Debian's iproute2 for tests/remote" >&2
-    return 0
-  fi
-  echo "bootstrap: installing Debian's iproute2 (namespace tests; first run only)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq iproute2 >/dev/null
-}
-install_iproute2
-
+apt_package iproute2 "the namespace tests" \
+  "command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1"
 # PostgreSQL: a real server for the tests of the shared conversation store.
-install_postgresql() {
-  command -v initdb >/dev/null 2>&1 && return 0
-  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
-  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: PostgreSQL is missing; install Debian's postgresql for its store tests" >&2
-    return 0
-  fi
-  echo "bootstrap: installing Debian's postgresql (store tests; first run only)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq postgresql >/dev/null
-}
-install_postgresql
+apt_package postgresql "the shared conversation store's tests" \
+  "command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null"
 export UV_PROJECT_ENVIRONMENT="$root/.venv"
 "$tools/bin/uv" sync --quiet --project "$root" --locked --all-packages --python "$python_bin"

@@ -268,13 +268,7 @@ class LLMDriver(Driver):
                    else self.plugin.respond(text, participant))
         async with contextlib.aclosing(replies) as replies:
             async for item in replies:
-                if turn.response_id is None:
-                    # The conversation message id doubles as the reply id, so the
-                    # output's playback reports can truncate history to what was heard.
-                    turn.response_id = getattr(item, "item_id", None) or uuid.uuid4().hex
-                    if self._recorder is not None:
-                        self._recorder.rename(turn.record_id, turn.response_id)
-                    turn.record_id = turn.response_id
+                self._name_reply(turn, item)
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
@@ -282,6 +276,17 @@ class LLMDriver(Driver):
                     self._send(turn, delta, **marks)
         whole = str(getattr(final, "text", "") or "")
         self._finish(turn, whole, bool(getattr(final, "interrupted", False)), **marks)
+
+    def _name_reply(self, turn: _Turn, item: Any) -> None:
+        """Give ``turn``'s reply its id at its first item (the store row too)."""
+        if turn.response_id is not None:
+            return
+        # The conversation message id doubles as the reply id, so the output's
+        # playback reports can truncate history to what was heard.
+        turn.response_id = getattr(item, "item_id", None) or uuid.uuid4().hex
+        if self._recorder is not None:
+            self._recorder.rename(turn.record_id, turn.response_id)
+        turn.record_id = turn.response_id
 
     async def _rerun(self, pending: ReplyRecord) -> None:
         """Generate again the reply a crash cut off; publish what had not gone out.
@@ -302,11 +307,7 @@ class LLMDriver(Driver):
         async with contextlib.aclosing(replies) as replies:
             async for item in replies:
                 message_id = message_id or getattr(item, "item_id", None)
-                if turn.response_id is None:
-                    turn.response_id = message_id or uuid.uuid4().hex
-                    if self._recorder is not None:
-                        self._recorder.rename(turn.record_id, turn.response_id)
-                    turn.record_id = turn.response_id
+                self._name_reply(turn, item)
                 delta = getattr(item, "delta", None)
                 if not isinstance(delta, str):
                     final = item
