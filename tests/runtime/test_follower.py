@@ -81,3 +81,14 @@ def test_a_grace_of_zero_turns_resuming_off() -> None:
     clock.now += 0.2
     turn(f, STARTED)
     assert bumps == []
+
+
+def test_a_turn_start_heard_again_from_replayed_input_is_not_a_barge_in() -> None:
+    """A turn detector restarted mid-question re-hears it: the agent answering now stays."""
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, True)
+    turn(f, {**STARTED, "replayed": True})
+    assert bumps == []
+    turn(f, STARTED)  # the user speaking now still interrupts
+    assert len(bumps) == 1

@@ -12,7 +12,7 @@ from va_actors.core.audio.pcm import PcmData
 from va_actors.runtime.host.inputs import Inputs
 from va_actors.runtime.host.replay_client import LOOKBACK, ReplayClient
 from va_actors.runtime.replay.merge import ReplayMerge
-from va_actors.runtime.replay.protocol import REPLAY_TO, ReplayEnd, ReplayRequest
+from va_actors.runtime.replay.protocol import HANDLING_REPLAY, REPLAY_TO, ReplayEnd, ReplayRequest
 from va_actors.runtime.replay.ring import ReplayRing, RingLimits
 from va_actors.runtime.replay.seen import SeenFile, SeenState, read_seen
 from va_actors.runtime.spec import ActorSpec, InputSpec
@@ -251,9 +251,11 @@ async def test_replayed_input_comes_before_the_held_live_input_once_each(
         tmp_path: Path) -> None:
     owner = Owner(epoch=2)
     got: list[tuple[int, int]] = []
+    replaying: list[tuple[int, bool]] = []
 
     async def handle(m: Message) -> None:
         got.append((m.seq, m.epoch))
+        replaying.append((m.seq, HANDLING_REPLAY.get()))
 
     spec = spec_of(tmp_path, {"since_ns": 1, "seen": {"llm.text": {"llm": [3, 1_003]}}})
     sent: list[tuple[str, dict[str, Any]]] = []
@@ -283,6 +285,11 @@ async def test_replayed_input_comes_before_the_held_live_input_once_each(
     assert client.merge.counters.replayed_in == 4 and client.merge.counters.duplicates == 1
     seen = read_seen(tmp_path / "tts.seen")
     assert seen is not None and seen.seen[("llm", "llm.text")] == (7, 1_007)
+    inputs.accept(text_frames(8, epoch=2))  # live again
+    await asyncio.sleep(0.05)
+    # What the driver publishes while handling replayed input is marked (the host adds
+    # REPLAYED), so a turn start heard again is not taken for a barge-in now.
+    assert replaying == [(4, True), (5, True), (6, True), (7, True), (8, False)]
     for task in owner.tasks:
         task.cancel()
     await asyncio.gather(*owner.tasks, return_exceptions=True)

@@ -71,6 +71,7 @@ from va_actors.runtime.host.replay_server import ReplayServer
 from va_actors.runtime.host.sockets import data_hwm, input_socket, open_transport, work_link
 from va_actors.runtime.host.tasks import HostTasks
 from va_actors.runtime.host.warm import Prepared
+from va_actors.runtime.replay.protocol import HANDLING_REPLAY, REPLAYED
 from va_actors.runtime.replay.ring import RingLimits
 from va_actors.runtime.spec import ActorSpec
 from va_actors.runtime.transport import Transport
@@ -175,6 +176,8 @@ class ActorHost:
             return
         if ref is None:
             ref = drivers.CURRENT_INPUT.get()
+        if HANDLING_REPLAY.get():
+            fields = {**fields, REPLAYED: True}
         self._output.send(stream, value, epoch=stamp, ref=ref, final=final, fields=fields)
 
     def _publish_from_thread(self, stream: str, value: Any, epoch: int | None,

@@ -23,7 +23,7 @@ import zmq
 
 from va_actors.runtime.host.queues import AudioFifo, InputRoute, ItemFifo, Mailbox, Queue
 from va_actors.runtime.host.replay_client import ReplayClient
-from va_actors.runtime.replay.protocol import REPLAY_TO
+from va_actors.runtime.replay.protocol import HANDLING_REPLAY, REPLAY_TO
 from va_actors.runtime.spec import ActorSpec, InputSpec
 from va_actors.runtime.video_feed import CURRENT_INPUT
 from va_actors.runtime.work import WorkLink
@@ -245,6 +245,7 @@ class Inputs:
                 InputRef(msg.source, msg.seq, msg.fields.get("pts"), msg.ts_ns))
         if self.replay is not None:
             self.replay.handed_on(msg)
+        replaying = HANDLING_REPLAY.set(REPLAY_TO in msg.fields)
         try:
             await self._handle(msg)
         except WireError as err:
@@ -252,6 +253,7 @@ class Inputs:
         except Exception as exc:
             self._owner.input_failed(exc, f"input {msg.topic}")
         finally:
+            HANDLING_REPLAY.reset(replaying)
             if token is not None:
                 CURRENT_INPUT.reset(token)
             if self._work_items:

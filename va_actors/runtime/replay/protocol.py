@@ -11,13 +11,22 @@ on the same topic. Every other subscriber drops what carries
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["END_OP", "REPLAY_TO", "REQUEST_OP", "ReplayEnd", "ReplayRequest", "Seen"]
+__all__ = ["END_OP", "HANDLING_REPLAY", "REPLAYED", "REPLAY_TO", "REQUEST_OP", "ReplayEnd",
+           "ReplayRequest", "Seen"]
 
 REPLAY_TO = "replay_to"
+REPLAYED = "replayed"
+"""Header field (True) on what a restarted consumer publishes while it handles replayed
+input: it speaks of the past (the user's words before the restart), so the supervisor
+never takes a turn start in it for a barge-in now."""
+HANDLING_REPLAY: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "va_handling_replay", default=False)
+"""True while the host hands a replayed message to its driver."""
 """Header field of a replayed message (and of its end marker): the consumer instance."""
 REQUEST_OP = "replay"
 """Control op of the request, on ``sys.report`` and then on ``sys.ctl``."""

@@ -22,7 +22,7 @@ import zmq.asyncio
 from va_actors.core.edge.events import SourceFinishedEvent
 from va_actors.core.latency import median_p90
 from va_actors.core.turn_detection.events import TurnEndedEvent, TurnStartedEvent
-from va_actors.runtime.replay.protocol import REPLAY_TO
+from va_actors.runtime.replay.protocol import REPLAY_TO, REPLAYED
 from va_actors.runtime.transport import Transport
 from va_actors.wire import WireError, decode
 from va_actors.wire.codec import Message
@@ -176,6 +176,10 @@ class SessionFollower:
         """
         event = fields.get("event")
         kind = event.get("type") if isinstance(event, Mapping) else None
+        if fields.get(REPLAYED):
+            # A restarted detector re-hearing words spoken before it crashed: not now.
+            logger.debug("%s on %s from replayed input: not a barge-in", kind, topic)
+            return
         now = self._clock()
         if kind == _TURN_ENDED:
             self._ended_at[topic] = now
