@@ -30,11 +30,20 @@ JOKE = REPO / "launch" / "assets" / "voice" / "joke.wav"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def gateway_pipeline(tmp_path: Path) -> tuple[Path, int]:
+SHORT = "Answer in one or two short sentences."
+LONG = "Answer in detail, in five or six sentences."
+"""For the barge-in test: a reply the LLM is still writing when the user speaks again
+(a short one can be written whole, and so be done, before the second question)."""
+
+
+def gateway_pipeline(tmp_path: Path, long_replies: bool = False) -> tuple[Path, int]:
     """launch/realtime_gateway.toml on free ports, with gateway.playback recorded."""
     port, llm_port = free_port(), free_port()
     text = LAUNCH.read_text()
-    for old, new in (("port = 8790", f"port = {port}"), ("18767", str(llm_port))):
+    edits = [("port = 8790", f"port = {port}"), ("18767", str(llm_port))]
+    if long_replies:
+        edits += [(SHORT, LONG), ("max_tokens = 60", "max_tokens = 240")]
+    for old, new in edits:
         if old not in text:
             raise AssertionError(f"{LAUNCH} no longer has {old!r}: update this test")
         text = text.replace(old, new)
@@ -50,9 +59,9 @@ params = {{ path = "{tmp_path / 'playback.jsonl'}" }}
     return path, port
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[str]:
-    path, port = gateway_pipeline(tmp_path)
+@pytest.fixture(params=[False], ids=["short replies"])
+async def gateway(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    path, port = gateway_pipeline(tmp_path, long_replies=request.param)
     async with supervised(load_pipeline(path), tmp_path / "run", start_timeout_s=120):
         yield f"ws://127.0.0.1:{port}/v1/realtime"
 
@@ -95,6 +104,7 @@ async def test_a_spoken_question_gets_a_spoken_answer(gateway: str, tmp_path: Pa
         client.check_protocol()
 
 
+@pytest.mark.parametrize("gateway", [True], ids=["long replies"], indirect=True)
 async def test_barge_in_cancels_the_answer_and_truncation_keeps_what_was_heard(
         gateway: str, tmp_path: Path) -> None:
     async with ScriptedRealtimeClient(gateway) as client:
