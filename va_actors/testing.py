@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +121,25 @@ def kill_all(processes: list[psutil.Process]) -> None:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(processes, timeout=5)
+
+
+def stop_group(proc: subprocess.Popen[Any], signum: int = signal.SIGTERM,
+               timeout: float = 15.0) -> None:
+    """Stop ``proc``'s process group (started with ``start_new_session=True``).
+
+    ``signum`` first (SIGINT or SIGTERM: a graceful stop), SIGKILL after
+    ``timeout`` seconds; always waits for ``proc``.
+    """
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signum)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
 
 
 def run_launch(pipeline: Path, timeout: float, cwd: Path) -> tuple[int, str]:

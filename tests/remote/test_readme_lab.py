@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.remote.netlab import unavailable
+from va_actors.testing import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNING_REPLICA = re.compile(r"ocr-\d\s+\d+\s+running\b")
@@ -68,15 +69,7 @@ def _env() -> dict[str, str]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_group(proc, signal.SIGINT, 20)  # va-launch run stops its pipeline on Ctrl-C
 
 
 def _status(root: Path, command: str) -> str:

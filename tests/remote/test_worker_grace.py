@@ -9,7 +9,6 @@ and the worker agent itself keeps running for the next supervisor.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +20,7 @@ import psutil
 import pytest
 
 from va_actors.runtime import rundir
-from va_actors.testing import free_port
+from va_actors.testing import free_port, stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 VA_LAUNCH = str(Path(sys.executable).with_name("va-launch"))
@@ -55,15 +54,7 @@ worker = "w1"
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    stop_group(proc, signal.SIGTERM, 15)
 
 
 @pytest.mark.slow
