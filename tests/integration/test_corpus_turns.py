@@ -8,8 +8,8 @@ counts the user turns the agent took of it (final transcripts, less those
 the LLM took as the same turn going on) and the replies it started (less
 those a continuation replaced unheard): one of each. The turn detector may
 end the turn at a pause; the STT holds words that sound unfinished, and a
-user resuming before the agent's first audio cancels the reply and is the
-same turn.
+user resuming before the agent's first audio, or as it begins (the
+supervisor's resume rule), cancels the reply and is the same turn.
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ LONG_WITH_PAUSE = "librispeech_2412_153948_0000"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-# Issue 17 is not done: with the merge on resume and the unfinished hold this
-# passes in most runs, but it still split in 2 of 4 runs on a loaded machine.
-@pytest.mark.xfail(strict=False, reason="issue 17: the corpus still splits some long "
-                   "utterances (3-4 of 35); this one in about half the runs under load")
 def test_a_long_utterance_with_a_natural_pause_is_one_turn_and_one_reply() -> None:
     utterance = next(u for u in load() if u.id == LONG_WITH_PAUSE)
     assert utterance.duration_s > 10 and utterance.longest_pause_s >= 0.6

@@ -21,8 +21,8 @@ class Clock:
 def follower(clock: Clock, grace_s: float = 3.0) -> tuple[SessionFollower, list[str]]:
     bumps: list[str] = []
 
-    def bump(reason: str) -> int:
-        bumps.append(reason)
+    def bump(reason: str, *, resume: bool = False) -> int:
+        bumps.append(f"{reason} [resume]" if resume else reason)
         return len(bumps)
 
     return SessionFollower(bump, lambda reason: None, sources=["mic"],
@@ -33,8 +33,15 @@ def turn(f: SessionFollower, fields: dict[str, Any]) -> None:
     f._on_message("turn", "turn", "turn.turn", fields)
 
 
-def playback(f: SessionFollower, playing: bool) -> None:
-    f._on_message("playback", "speaker", "speaker.playback", {"playing": playing})
+def playback(f: SessionFollower, playing: bool, played_ms: float = 0.0) -> None:
+    f._on_message("playback", "speaker", "speaker.playback",
+                  {"playing": playing, "event": {"played_ms": played_ms}})
+
+
+def started(start_ms: float, detected_ms: float) -> dict[str, Any]:
+    """A TurnStartedEvent as Silero reports it: the speech began before it was detected."""
+    return {"event": {"type": "plugin.turn_started",
+                      "custom": {"start_ms": start_ms, "detected_ms": detected_ms}}}
 
 
 def test_a_turn_starting_soon_after_its_end_before_agent_audio_cancels_the_reply() -> None:
@@ -47,6 +54,35 @@ def test_a_turn_starting_soon_after_its_end_before_agent_audio_cancels_the_reply
     clock.now += 0.7  # a 0.7 s pause in mid-thought; the reply is being prepared
     turn(f, STARTED)
     assert len(bumps) == 1 and bumps[0].startswith("resume on turn.turn")
+    assert bumps[0].endswith("before the agent spoke [resume]")
+
+
+def test_speech_that_began_as_the_agent_s_first_audio_did_is_a_resume() -> None:
+    """A 0.7 s pause outlasts a fast reply: the user went on 0.25 s into its audio."""
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, False)
+    turn(f, ENDED)
+    clock.now += 0.45
+    playback(f, True, played_ms=20.0)  # the reply's first audio began 20 ms ago
+    clock.now += 0.45  # the detector reports the start 224 ms into the speech
+    turn(f, started(9184.0, 9408.0))
+    assert bumps == ["resume on turn.turn 0.9 s after its end of turn, "
+                     "246 ms into the agent's first audio [resume]"]
+
+
+def test_speech_that_began_well_into_the_reply_is_a_barge_in() -> None:
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, False)
+    turn(f, ENDED)
+    clock.now += 0.45
+    playback(f, True)
+    clock.now += 0.6
+    playback(f, True, played_ms=600.0)  # later reports do not move the onset
+    clock.now += 0.3
+    turn(f, started(9000.0, 9224.0))  # speech began 0.68 s into the reply
+    assert bumps == ["turn started on turn.turn"]
 
 
 def test_after_agent_audio_or_past_the_grace_a_new_turn_is_not_a_resume() -> None:

@@ -50,6 +50,7 @@ class FakeHost:
         self.thread = threading.get_ident()  # sockets are used from this thread only
         self.loop = asyncio.get_running_loop()
         self.epoch = 0
+        self.resumed_epoch = 0
         self.published: list[tuple[str, Any, int, dict[str, Any]]] = []
         self.drops: dict[str, int] = {}
         self.failures: list[tuple[type[PluginErrorEvent], BaseException, str]] = []
@@ -395,6 +396,33 @@ async def test_llm_a_resume_as_the_reply_starts_playing_is_still_the_same_turn()
         await settle(host, lambda: all(t.done() for t in host.tasks))
         users = [m.content for m in llm.conversation.messages if m.role == "user"]
         assert users == ["nor of the circumstances, the narrative would be tedious."]
+    finally:
+        await host.close()
+
+
+async def test_llm_a_resume_bump_after_some_audio_played_is_still_the_same_turn() -> None:
+    """The supervisor judged the user went on (speech began as the reply's audio did)."""
+    host = PlaybackHost()
+    llm = ScriptedLLM("one two three four five six", delay=0.02)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        reply_id = await _reply_started(host, driver, "nor of the circumstances,")
+        await driver.on_input(event_msg(AudioPlaybackEvent(
+            playing=True, response_id=reply_id, played_ms=480.0, epoch=0)))
+        host.epoch = host.resumed_epoch = 1
+        await driver.on_epoch(1)
+        # The speaker reports how much played when the bump stopped it.
+        await driver.on_input(event_msg(AudioPlaybackEvent(
+            interrupted=True, response_id=reply_id, played_ms=700.0, heard_text="one two",
+            epoch=0)))
+        await driver.on_input(event_msg(transcript("the narrative would be tedious."),
+                                        epoch=1))
+        await settle(host, lambda: any(c.final for c in host.on("text")))
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        said = [(m.role, m.content) for m in llm.conversation.messages]
+        assert said == [("user", "nor of the circumstances, the narrative would be tedious."),
+                        ("assistant", "one two three four five six")]
     finally:
         await host.close()
 

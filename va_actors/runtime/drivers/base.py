@@ -34,6 +34,11 @@ class HostPort(Protocol):
     def epoch(self) -> int:
         """The session epoch in force."""
 
+    @property
+    def resumed_epoch(self) -> int:
+        """The latest epoch the supervisor started because the user went on with the
+        turn the agent was answering, rather than answering it (0: none)."""
+
     def publish(self, stream: str, value: Publishable | TextChunk, *, epoch: int | None = None,
                 ref: InputRef | None = None, final: bool = False, **fields: Any) -> None:
         """Publish on ``<actor>.<stream>`` (callable from any thread)."""

@@ -65,7 +65,10 @@ class _Turn:
     """An epoch bump (the user resuming, or a barge-in) came while its reply was in
     flight or within ``CUT_GRACE_S`` after: the reply may not have been heard."""
     heard: bool = False
-    """A sink reported ``HEARD_MS`` of it played."""
+    """A sink reported ``HEARD_MS`` of it played (and the user did not go on over it)."""
+    went_on: bool = False
+    """The supervisor's bump that cut it was a resume: the user went on with this turn
+    as its audio began, so what played of it does not count as heard."""
     epoch: int = 0
     sent: str = ""
     """The reply's text published so far."""
@@ -212,7 +215,7 @@ class LLMDriver(Driver):
         turn = self._turn
         if turn is not None and event.response_id == turn.response_id:
             turn.heard_text = event.heard_text or turn.heard_text
-            if event.played_ms >= HEARD_MS:
+            if event.played_ms >= HEARD_MS and not turn.went_on:
                 turn.heard = True
         if event.interrupted and event.response_id:
             self.plugin.conversation.truncate_message(event.response_id, event.heard_text)
@@ -365,6 +368,8 @@ class LLMDriver(Driver):
         if turn is not None and (turn.in_flight
                                  or time.monotonic() - turn.finished_at <= CUT_GRACE_S):
             turn.cut = True
+            if self.host.resumed_epoch == epoch:
+                turn.heard, turn.went_on = False, True
         await self.plugin.interrupt(epoch)
 
     async def close(self) -> None:

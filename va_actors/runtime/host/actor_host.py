@@ -103,6 +103,7 @@ class ActorHost:
         self.state = "starting"
         self.drops: dict[str, int] = {}
         self._epoch = spec.epoch
+        self._resumed_epoch = 0
         self._inputs: Inputs | None = None
         self._output = Output(spec.actor, spec.instance, spec.expected_subscribers,
                               RingLimits(spec.replay_s, spec.replay_bytes))
@@ -151,6 +152,11 @@ class ActorHost:
     def epoch(self) -> int:
         """The session epoch in force (set by the control thread)."""
         return self._epoch
+
+    @property
+    def resumed_epoch(self) -> int:
+        """The latest epoch started because the user went on with their turn (0: none)."""
+        return self._resumed_epoch
 
     def publish(self, stream: str, value: Publishable, *, epoch: int | None = None,
                 ref: InputRef | None = None, final: bool = False, **fields: Any) -> None:
@@ -534,10 +540,12 @@ class ActorHost:
             return driver
         return None
 
-    def set_epoch(self, epoch: int) -> bool:
+    def set_epoch(self, epoch: int, *, resume: bool = False) -> bool:
         """Control thread: store a newer epoch at once; True if it moved."""
         if epoch <= self._epoch:
             return False
+        if resume:
+            self._resumed_epoch = epoch  # before the epoch: a reader of both sees it first
         self._epoch = epoch
         return True
 

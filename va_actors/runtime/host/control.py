@@ -60,8 +60,12 @@ class ControlledHost(Protocol):
     def epoch(self) -> int:
         """The epoch in force."""
 
-    def set_epoch(self, epoch: int) -> bool:
-        """Control thread: store a newer epoch at once; True if it moved."""
+    def set_epoch(self, epoch: int, *, resume: bool = False) -> bool:
+        """Control thread: store a newer epoch at once; True if it moved.
+
+        ``resume``: the supervisor started it because the user went on with
+        the turn the agent was answering.
+        """
 
     def on_epoch(self, epoch: int) -> None:
         """Loop: the epoch moved (tell the plugin)."""
@@ -285,7 +289,9 @@ class ControlThread(threading.Thread):
         host, args = self._host, control.args
         if control.op == "epoch":
             epoch = args.get("epoch", header_epoch)
-            if isinstance(epoch, int) and not isinstance(epoch, bool) and host.set_epoch(epoch):
+            resume = args.get("resume") is True
+            if isinstance(epoch, int) and not isinstance(epoch, bool) \
+                    and host.set_epoch(epoch, resume=resume):
                 host.post(host.on_epoch, epoch)
         elif control.op == "start" and self._targeted(args):
             host.post(host.on_start)

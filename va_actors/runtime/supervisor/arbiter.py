@@ -242,14 +242,21 @@ class Supervisor:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, self.request_stop, signal.Signals(signum).name)
 
-    def bump_epoch(self, reason: str) -> int:
-        """Start a new epoch (barge-in) and broadcast it on ``sys.epoch`` at once."""
+    def bump_epoch(self, reason: str, *, resume: bool = False) -> int:
+        """Start a new epoch (barge-in) and broadcast it on ``sys.epoch`` at once.
+
+        ``resume``: the user went on with the turn the agent was answering (its
+        reply does not count as heard; see the session follower).
+        """
         self._epoch += 1
         logger.info("epoch %d (%s)", self._epoch, reason)
         now = time.monotonic()
         for watcher in self._watchers.values():
             watcher.sent_at = now
-        self._publish(wire_topics.EPOCH, "epoch", {"epoch": self._epoch, "reason": reason})
+        args: dict[str, Any] = {"epoch": self._epoch, "reason": reason}
+        if resume:
+            args["resume"] = True
+        self._publish(wire_topics.EPOCH, "epoch", args)
         return self._epoch
 
     async def run(self) -> int:

@@ -28,7 +28,7 @@ from va_actors.wire import WireError, decode
 from va_actors.wire.codec import Message
 
 __all__ = ["DRAIN_MAX_S", "DRAIN_QUIET_S", "LATENCY_TURNS_KEPT", "RESUME_GRACE_S",
-           "SessionFollower"]
+           "RESUME_ONSET_S", "SessionFollower"]
 
 logger = logging.getLogger("va_actors.runtime.supervisor")
 
@@ -45,6 +45,10 @@ DRAIN_MAX_S = 60.0
 RESUME_GRACE_S = 3.0
 """A turn that starts this soon after the last one ended, before any agent audio
 since, is the user going on: the pending reply is cancelled (an epoch bump)."""
+RESUME_ONSET_S = 0.5
+"""A user whose speech starts this soon after the agent's first audio of a reply
+went on with their own turn: too little of the reply had played to answer it
+(a pause in mid-sentence just outlasted a fast reply). Also a resume."""
 
 _TURN_STARTED = TurnStartedEvent.__dataclass_fields__["type"].default
 _TURN_ENDED = TurnEndedEvent.__dataclass_fields__["type"].default
@@ -56,7 +60,8 @@ class SessionFollower:
     """Follows turns and playback; bumps the epoch on barge-in; stops when sources are done.
 
     Args:
-        bump_epoch: start a new epoch, given the reason.
+        bump_epoch: start a new epoch, given the reason (keyword ``resume=True``:
+            the user went on with the turn the agent was answering).
         request_stop: stop the pipeline, given the reason.
         sources: instance names of the source actors (no inputs).
         on_latency: told every turn's latency record (total_ms, user_text,
@@ -67,7 +72,7 @@ class SessionFollower:
         clock: monotonic seconds (tests pass their own).
     """
 
-    def __init__(self, bump_epoch: Callable[[str], int], request_stop: Callable[[str], None],
+    def __init__(self, bump_epoch: Callable[..., int], request_stop: Callable[[str], None],
                  sources: Iterable[str],
                  on_latency: Callable[[Mapping[str, Any]], None] | None = None, *,
                  resume_grace_s: float = RESUME_GRACE_S,
@@ -76,7 +81,9 @@ class SessionFollower:
         self._resume_grace_s = resume_grace_s
         self._clock = clock
         self._ended_at: dict[str, float] = {}
-        """Per turn topic: when its last turn ended, while no agent audio played since."""
+        """Per turn topic: when its last turn ended (until the next one starts)."""
+        self._spoke_at: float | None = None
+        """When agent audio first played after the latest end of turn (None: not yet)."""
         self._on_latency = on_latency
         self._request_stop = request_stop
         self._sources = set(sources)
@@ -159,8 +166,8 @@ class SessionFollower:
             playing = event.get("playing")
         if isinstance(playing, bool):
             self._playing[source] = playing
-            if playing:
-                self._ended_at.clear()  # the agent spoke: no reply is pending any more
+            if playing and self._spoke_at is None:
+                self._spoke_at = self._clock() - _played_s(fields, event)
 
     def _on_turn(self, topic: str, fields: Mapping[str, Any]) -> None:
         """Bump the epoch when the user starts a turn while the agent is audible,
@@ -169,10 +176,13 @@ class SessionFollower:
         Until some sink reports playback, every TurnStartedEvent bumps (a
         pipeline that cannot tell whether the agent speaks must still let the
         user interrupt it); afterwards while a sink last said playing
-        (barge-in), and when the turn starts within ``resume_grace_s`` of the
-        topic's last end of turn with no agent audio since (a resume: the
-        user was not done, and the reply being prepared must not be heard;
-        the LLM then answers both parts as one turn).
+        (barge-in), and for a resume: the turn starts within
+        ``resume_grace_s`` of the topic's last end of turn, and either no
+        agent audio played since or the user's speech began within
+        ``RESUME_ONSET_S`` of its first audio (the user was not done; the
+        reply must not count as heard, and the LLM answers both parts as one
+        turn). The speech began the detector's own delay before the event
+        (``custom`` ``detected_ms - start_ms``, as Silero reports it).
         """
         event = fields.get("event")
         kind = event.get("type") if isinstance(event, Mapping) else None
@@ -183,17 +193,33 @@ class SessionFollower:
         now = self._clock()
         if kind == _TURN_ENDED:
             self._ended_at[topic] = now
+            self._spoke_at = None
             return
         if kind != _TURN_STARTED:
             return
+        assert isinstance(event, Mapping)
         ended = self._ended_at.pop(topic, None)
-        if not self._playing or any(self._playing.values()):
+        resumed = self._resumed(now, ended, now - _detection_delay_s(event))
+        if resumed is not None:
+            self._bump_epoch(f"resume on {topic} {now - (ended or now):.1f} s after its end "
+                             f"of turn, {resumed}", resume=True)
+        elif not self._playing or any(self._playing.values()):
             self._bump_epoch(f"turn started on {topic}")
-        elif ended is not None and now - ended <= self._resume_grace_s:
-            self._bump_epoch(f"resume on {topic} {now - ended:.1f} s after its end of turn, "
-                             "before the agent spoke")
         else:
             logger.debug("turn started on %s while nothing plays: no barge-in", topic)
+
+    def _resumed(self, now: float, ended: float | None, speech_at: float) -> str | None:
+        """Why a turn starting now is the user going on (None: it is not)."""
+        if ended is None or not self._playing or now - ended > self._resume_grace_s:
+            return None
+        if self._spoke_at is None:
+            return "before the agent spoke"
+        if not any(self._playing.values()):
+            return None  # the reply played out before the user spoke: it was heard
+        into_reply = speech_at - self._spoke_at
+        if into_reply <= RESUME_ONSET_S:
+            return f"{max(0.0, into_reply) * 1000:.0f} ms into the agent's first audio"
+        return None
 
     def _on_source_event(self, source: str, fields: Mapping[str, Any]) -> None:
         event = fields.get("event")
@@ -230,3 +256,24 @@ class SessionFollower:
             elif loop.time() - quiet_since >= DRAIN_QUIET_S:
                 break
         self._request_stop("every source finished")
+
+
+def _played_s(fields: Mapping[str, Any], event: Any) -> float:
+    """Seconds of the reply a playback report says had played (0 if it does not say)."""
+    played = fields.get("played_ms")
+    if played is None and isinstance(event, Mapping):
+        played = event.get("played_ms")
+    if isinstance(played, int | float) and not isinstance(played, bool) and played > 0:
+        return float(played) / 1000.0
+    return 0.0
+
+
+def _detection_delay_s(event: Mapping[str, Any]) -> float:
+    """How long after the user's speech began a detector reported its start (0 if unknown)."""
+    custom = event.get("custom")
+    if not isinstance(custom, Mapping):
+        return 0.0
+    start, detected = custom.get("start_ms"), custom.get("detected_ms")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (start, detected)):
+        return 0.0
+    return max(0.0, (float(detected) - float(start)) / 1000.0)  # type: ignore[arg-type]
