@@ -112,8 +112,9 @@ class Run:
     variant: str
     heard: list[Heard]
     drops: int
-    """Messages the actors' input queues dropped (the launcher's count): user audio
-    lost under load, which makes the run's figures suspect."""
+    """Messages dropped for any reason but ``stale`` (the launcher's stop line): a
+    stage fell behind (user audio lost), which makes the run's figures suspect.
+    Stale drops are agent output of an epoch a barge-in or resume ended."""
 
 
 # -- the pipeline -------------------------------------------------------------------------
@@ -173,9 +174,22 @@ def run(utterances: Sequence[Utterance], gap_s: float = 9.0, baseline: bool = Fa
     if code != 0:
         raise RuntimeError(f"voice agent failed (exit {code}):\n{output[-3000:]}")
     variant = "baseline" if baseline else "current"
-    drops = [int(n) for n in re.findall(r"\bdrops (\d+)", output)]
     return Run(variant, analyse(utterances, schedule_ms(utterances, gap_s), records),
-               max(drops, default=0))
+               lost_drops(output))
+
+
+STOP_DROPS = re.compile(r"stopped \(.*\): .*\bdrops (\d+)(?: \(([^)]*)\))?")
+
+
+def lost_drops(output: str) -> int:
+    """Drops other than ``stale`` in the launcher's stop line (all of them if it has no
+    breakdown; 0 if there is no such line)."""
+    found = STOP_DROPS.findall(output)
+    if not found:
+        return 0
+    total, reasons = found[-1]
+    counts = {name: int(n) for name, n in re.findall(r"([a-z_]+) (\d+)", reasons)}
+    return int(total) - counts.get("stale", 0) - counts.get("stale_out", 0)
 
 
 # -- reading the record -------------------------------------------------------------------
@@ -388,8 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     print_report("voice_agent.toml (current settings)", pooled["current"])
     for name, counts in drops.items():
         if any(counts):
-            print(f"WARNING: {name} run(s) dropped {counts} queued messages (user audio lost "
-                  "under load): those figures are suspect")
+            print(f"WARNING: {name} run(s) dropped {counts} messages other than stale agent "
+                  "output (a stage fell behind): those figures are suspect")
     if args.baseline and pooled["baseline"] and pooled["current"]:
         before = latency_table(pooled["baseline"]).get("all")
         now = latency_table(pooled["current"]).get("all")

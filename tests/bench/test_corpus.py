@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.corpus import ASSETS, LENGTH_GROUPS, MANIFEST, CorpusError, load
-from bench.voice_corpus import analyse, schedule_ms, summary
+from bench.voice_corpus import analyse, lost_drops, schedule_ms, summary
 from bench.wer import normalise, wer, word_errors
 
 
@@ -166,3 +166,12 @@ def test_a_transcript_the_llm_took_as_the_same_turn_going_on_is_no_split() -> No
     [heard] = analyse([utt], [first], records)
     assert (heard.turns, heard.detector_turns, heard.merged) == (1, 2, 1)
     assert (heard.replies, heard.superseded, heard.split) == (1, 0, False)
+
+
+def test_only_drops_other_than_stale_output_make_a_run_suspect() -> None:
+    """Barge-in and resumes drop the old epoch's agent output: that is not lost user audio."""
+    line = ("pipeline 'voice-agent' stopped (every source finished): restarts 0, epoch 27, "
+            "drops 96 (stale 90, overflow 6)")
+    assert lost_drops("voice-agent: 8/8 up  drops 96\n" + line) == 6
+    assert lost_drops(line.replace(" (stale 90, overflow 6)", "")) == 96
+    assert lost_drops("no stop line") == 0

@@ -39,6 +39,8 @@ from va_actors.runtime import rundir
 from va_actors.runtime.supervisor import (
     EXIT_GAVE_UP,
     EXIT_OK,
+    InstanceStatus,
+    PipelineStatus,
     Supervisor,
     expected_subscribers,
     supervisor_topics,
@@ -527,3 +529,15 @@ def test_va_launch_run_exits_nonzero_when_the_pipeline_gave_up(
     output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == EXIT_GAVE_UP, output
     assert "stopped (crash was given up)" in output and "gave up: crash" in output
+
+
+def test_drops_are_told_by_reason_so_barge_in_is_not_mistaken_for_overload() -> None:
+    def instance(name: str, drops: dict[str, int]) -> InstanceStatus:
+        return InstanceStatus(instance=name, actor=name, replica=0, pid=1, state="running",
+                              restarts=0, drops=drops)
+
+    status = PipelineStatus(pipeline="p", epoch=3, up=2, total=2, restarts=0, drops=13,
+                            stopping=False, instances=[instance("tts", {"stale": 9}),
+                                                       instance("stt", {"overflow": 3,
+                                                                        "stale": 1})])
+    assert status.drops_by_reason() == {"stale": 10, "overflow": 3}

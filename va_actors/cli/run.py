@@ -108,6 +108,10 @@ def _summary(supervisor: Supervisor) -> str:
     status = supervisor.status()
     text = (f"pipeline {status.pipeline!r} stopped ({supervisor.stop_reason}): "
             f"restarts {status.restarts}, epoch {status.epoch}, drops {status.drops}")
+    reasons = status.drops_by_reason()
+    if reasons:
+        # "stale" is barge-in doing its job; "overflow" is a stage falling behind.
+        text += " (" + ", ".join(f"{reason} {count}" for reason, count in reasons.items()) + ")"
     gave_up = [i.instance for i in status.instances if i.state == "gave_up"]
     return text + (f"; gave up: {', '.join(gave_up)}" if gave_up else "")
 

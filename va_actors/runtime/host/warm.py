@@ -96,6 +96,11 @@ class HostProxy:
         return self._target.epoch if self._target is not None else 0
 
     @property
+    def resumed_epoch(self) -> int:
+        """The latest epoch started by the user going on (0 until attached)."""
+        return self._target.resumed_epoch if self._target is not None else 0
+
+    @property
     def spec(self) -> ActorSpec | None:
         """The instance's spec once attached (drivers read its inputs), else None."""
         return self._target.spec if self._target is not None else None

@@ -81,6 +81,14 @@ class PipelineStatus:
     stopping: bool
     instances: list[InstanceStatus]
 
+    def drops_by_reason(self) -> dict[str, int]:
+        """Drops of every instance, summed per reason, the most frequent first."""
+        totals: dict[str, int] = {}
+        for instance in self.instances:
+            for reason, count in instance.drops.items():
+                totals[reason] = totals.get(reason, 0) + count
+        return dict(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
+
     def line(self) -> str:
         """One short line: instances up, restarts, epoch, drops."""
         gave_up = [i.instance for i in self.instances if i.state == State.GAVE_UP]
