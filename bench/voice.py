@@ -61,6 +61,7 @@ BASELINE = (("smart_turn = true", "smart_turn = false"),
             ("window_s = 15", "window_s = 30"),
             ("partial_interval_ms = 0", "partial_interval_ms = 500"),
             ("warm_up = true", "warm_up = false"),
+            ("keep_warm = true", "keep_warm = false"),
             ('"--batch-threads", "2"', '"--batch-threads", "1"'),
             ("incremental = true", "incremental = false"),
             ("unfinished_hold_ms = 800", "unfinished_hold_ms = 0"))

@@ -222,6 +222,10 @@ class ScriptedLLM(LLM):
         self.script = script
         self.delay = delay
         self.interrupts: list[int | None] = []
+        self.prepared = 0
+
+    async def prepare_next_turn(self) -> None:
+        self.prepared += 1
 
     async def simple_response(self, text: str, processors: Any = None,
                               participant: Participant | None = None
@@ -423,6 +427,27 @@ async def test_llm_a_resume_bump_after_some_audio_played_is_still_the_same_turn(
         said = [(m.role, m.content) for m in llm.conversation.messages]
         assert said == [("user", "nor of the circumstances, the narrative would be tedious."),
                         ("assistant", "one two three four five six")]
+    finally:
+        await host.close()
+
+
+async def test_llm_plugin_prepares_the_next_turn_once_the_reply_plays_or_is_cut() -> None:
+    host = PlaybackHost()
+    llm = ScriptedLLM("one two three", delay=0.0)
+    driver = drivers.LLMDriver(host, llm)
+    await driver.start()
+    try:
+        reply_id = await _reply_started(host, driver, "count for me")
+        await settle(host, lambda: any(c.final for c in host.on("text")))
+        for played_ms in (20.0, 520.0):  # periodic reports: told once
+            await driver.on_input(event_msg(AudioPlaybackEvent(
+                playing=True, response_id=reply_id, played_ms=played_ms, epoch=0)))
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        assert llm.prepared == 1
+        await driver.on_input(event_msg(AudioPlaybackEvent(
+            interrupted=True, response_id=reply_id, heard_text="one", epoch=0)))
+        await settle(host, lambda: all(t.done() for t in host.tasks))
+        assert llm.prepared == 2  # the history changed: cut to what was heard
     finally:
         await host.close()
 

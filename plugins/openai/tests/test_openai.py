@@ -49,6 +49,7 @@ from va_actors.plugins.openai import (
     SSEEvent,
     SSEParser,
 )
+from va_actors.testing import until
 
 API_KEY = "sk-test-0123456789-very-secret"
 MODEL = "fake-chat-1"
@@ -629,6 +630,42 @@ async def test_warm_up_sends_the_system_prompt_once_and_keeps_no_history(fake: F
         first = fake.state.requests[1]["messages"]
         assert first == [{"role": "system", "content": "Answer briefly."},
                          {"role": "user", "content": "What is the weather?"}]
+    finally:
+        await llm.close()
+
+
+async def test_keep_warm_sends_the_conversation_so_far_and_yields_to_the_next_reply(
+        fake: Fake) -> None:
+    llm = make_llm(fake, instructions="Answer briefly.", keep_warm=True)
+    try:
+        await reply(llm, "What is the weather?")
+        await llm.prepare_next_turn()
+        await until(lambda: len(fake.state.requests) == 2, 5, "the warm request")
+        warm = fake.state.requests[1]
+        assert warm["max_tokens"] == 1
+        # The next question's prompt starts with all of it: the server has it cached.
+        assert warm["messages"][:3] == [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "What is the weather?"},
+            {"role": "assistant", "content": "Hello from the fake."}]
+        fake.state.stall_s = 5.0  # the next warm request hangs in the server ...
+        await llm.prepare_next_turn()
+        await until(lambda: len(fake.state.requests) == 3, 5, "the second warm request")
+        fake.state.stall_s = 0.0
+        _, final = await asyncio.wait_for(reply(llm, "And tomorrow?"), 3)  # ... not in the way
+        assert final.text == "Hello from the fake."
+        await asyncio.wait_for(fake.state.disconnected.wait(), 3)  # it was dropped
+    finally:
+        await llm.close()
+
+
+async def test_without_keep_warm_nothing_is_sent_between_turns(fake: Fake) -> None:
+    llm = make_llm(fake)
+    try:
+        await reply(llm, "hi")
+        await llm.prepare_next_turn()
+        await asyncio.sleep(0.1)
+        assert len(fake.state.requests) == 1
     finally:
         await llm.close()
 

@@ -169,6 +169,11 @@ class LLM(ToolCalling, abc.ABC):
     async def start(self) -> None:
         """Start the plugin (no-op by default)."""
 
+    async def prepare_next_turn(self) -> None:
+        """The last reply settled (it plays, or was cut to what was heard): a plugin
+        may have its server read the conversation so far now, so that the next
+        reply starts sooner (no-op by default; must never raise)."""
+
     async def close(self) -> None:
         """Stop the reply in flight; plugins close their clients in an override."""
         if self._reply is not None:

@@ -20,6 +20,7 @@ from va_actors.core.stt import STTPartialTranscriptEvent, STTTranscriptEvent
 from va_actors.runtime.drivers.base import (
     Driver,
     HostPort,
+    maybe_await,
 )
 from va_actors.runtime.state.recorder import ConversationRecorder
 from va_actors.runtime.state.store import ReplyRecord, ReplyState
@@ -78,6 +79,8 @@ class _Turn:
     """What a sink last reported the user heard of it."""
     record_id: str = ""
     """Its key in the conversation store: provisional until the reply has an id."""
+    prepared: bool = False
+    """The plugin was told the reply settled (``prepare_next_turn``)."""
 
 
 class LLMDriver(Driver):
@@ -217,14 +220,25 @@ class LLMDriver(Driver):
             turn.heard_text = event.heard_text or turn.heard_text
             if event.played_ms >= HEARD_MS and not turn.went_on:
                 turn.heard = True
+            if event.playing and not turn.in_flight and not turn.prepared:
+                # Its first audio is out: the TTS has what it needs, the cores are free.
+                turn.prepared = True
+                self._prepare_next_turn()
         if event.interrupted and event.response_id:
             self.plugin.conversation.truncate_message(event.response_id, event.heard_text)
+            self._prepare_next_turn()
         recorder = self._recorder
         if recorder is not None and event.response_id and (event.interrupted
                                                            or not event.playing):
             recorder.heard(event.response_id, event.heard_text)
             if event.interrupted:
                 recorder.save(self.plugin.conversation)
+
+    def _prepare_next_turn(self) -> None:
+        """Tell the plugin the conversation settled (LLM.prepare_next_turn), if it listens."""
+        prepare = getattr(self.plugin, "prepare_next_turn", None)
+        if callable(prepare):
+            self.host.spawn(maybe_await(prepare()), "prepare_next_turn")
 
     # -- replies ------------------------------------------------------------------------
     def _send(self, turn: _Turn, text: str, **marks: Any) -> None:

@@ -8,6 +8,7 @@ executor, and their results go back as ``role: tool`` messages.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import os
@@ -142,6 +143,14 @@ class ChatCompletionsLLM(llm.LLM):
             instructions and tools, so that a local server (llama.cpp keeps
             the prompt's KV cache, ``cache_prompt``) has them processed
             before the first question. Best effort: a failure is logged.
+        keep_warm: in ``prepare_next_turn()`` (the voice agent's LLM actor
+            calls it once a reply plays, and after a barge-in cut it), send
+            the conversation so far with a 1-token request, so that the next
+            question finds it processed. llama.cpp reuses the longest cached
+            prefix by itself; this adds the reply's closing tokens (~11 ms of
+            SmolLM2's first token on 2 cores: bench/RESULTS.md). Never in
+            the way: a new reply cancels it, and it is skipped while a reply
+            streams.
     """
 
     provider_name = "openai"
@@ -162,6 +171,7 @@ class ChatCompletionsLLM(llm.LLM):
         max_tool_rounds: int | None = None,
         tools: Sequence[str | Callable[..., Any]] | None = None,
         warm_up: bool = False,
+        keep_warm: bool = False,
     ) -> None:
         if not model:
             raise ValueError("model must name the model to use")
@@ -175,6 +185,8 @@ class ChatCompletionsLLM(llm.LLM):
         self.extra_body = dict(extra_body or {})
         self.include_usage = include_usage
         self.warm_up = bool(warm_up)
+        self.keep_warm = bool(keep_warm)
+        self._warming: asyncio.Task[None] | None = None
         self._client = ChatCompletionsClient(
             base_url=self.base_url, api_key=api_key or os.environ.get(API_KEY_ENV) or None,
             timeout_s=timeout_s, retries=_as_backoff(connect_retries),
@@ -193,8 +205,24 @@ class ChatCompletionsLLM(llm.LLM):
         if self.warm_up:
             await self._warm_up()
 
-    async def _warm_up(self) -> None:
-        messages = self._build_messages(WARM_UP_TEXT, include_history=False)
+    async def prepare_next_turn(self) -> None:
+        """With ``keep_warm``: have the server read the conversation so far, in the
+        background (one at a time; not while a reply streams)."""
+        if not self.keep_warm or self._current_reply() is not None:
+            return
+        if self._warming is not None and not self._warming.done():
+            return
+        self._warming = asyncio.create_task(self._warm_up(include_history=True),
+                                            name="keep-warm")
+
+    def _stop_warming(self) -> None:
+        """A reply starts: the server's one slot is for it (the warm request is dropped)."""
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+        self._warming = None
+
+    async def _warm_up(self, include_history: bool = False) -> None:
+        messages = self._build_messages(WARM_UP_TEXT, include_history=include_history)
         payload = {**self._payload(messages, self._get_tools_for_provider()), "max_tokens": 1}
         started = time.perf_counter()
         try:
@@ -209,11 +237,17 @@ class ChatCompletionsLLM(llm.LLM):
         except Exception as exc:  # best effort: the first reply is just slower
             logger.warning("%s: warm-up request failed: %s", self.provider_name, exc)
             return
-        logger.info("%s: warmed up (system prompt sent) in %.0f ms", self.provider_name,
-                    (time.perf_counter() - started) * 1000)
+        took_ms = (time.perf_counter() - started) * 1000
+        if include_history:
+            logger.debug("%s: conversation sent ahead of the next turn in %.0f ms",
+                         self.provider_name, took_ms)
+        else:
+            logger.info("%s: warmed up (system prompt sent) in %.0f ms", self.provider_name,
+                        took_ms)
 
     async def close(self) -> None:
         """Stop the reply in flight and close the HTTP session."""
+        self._stop_warming()
         await super().close()
         await self._client.close()
 
@@ -226,6 +260,7 @@ class ChatCompletionsLLM(llm.LLM):
     ) -> AsyncIterator[ReplyItem]:
         """Stream a reply to ``text``: deltas, then one final (after any tool rounds)."""
         started = time.perf_counter()
+        self._stop_warming()
         messages = self._build_messages(text, processors, participant)
         async for item in self._stream_reply(messages, started):
             yield item
