@@ -75,6 +75,7 @@ class FakeState:
     drop_after_first_delta: bool = False  # the connection dies mid-reply
     images: list[tuple[int, int]] = field(default_factory=list)
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    context_messages: int | None = None  # a request with more messages exceeds the context
 
 
 STATE = web.AppKey("state", FakeState)
@@ -182,6 +183,12 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     if body["model"] != MODEL:
         return _error(404, f"The model `{body['model']}` does not exist",
                       "invalid_request_error", "model_not_found")
+    if state.context_messages is not None and len(body["messages"]) > state.context_messages:
+        # llama.cpp's words (its 400 carries type "exceed_context_size_error").
+        state.requests.append({**body, "refused": True})
+        return _error(400, f"request ({len(body['messages']) * 100} tokens) exceeds the "
+                      "available context size (800 tokens), try increasing it",
+                      "exceed_context_size_error")
     state.requests.append(body)
     images = _count_images(state, body["messages"])
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -668,6 +675,51 @@ async def test_without_keep_warm_nothing_is_sent_between_turns(fake: Fake) -> No
         assert len(fake.state.requests) == 1
     finally:
         await llm.close()
+
+
+async def test_a_conversation_longer_than_the_context_still_gets_answers(
+        fake: Fake, caplog: pytest.LogCaptureFixture) -> None:
+    """The agent does not fall silent at turn N: the oldest history is left out."""
+    llm = make_llm(fake, instructions="Answer briefly.")
+    try:
+        for i in range(4):  # 1 system + 6 history + 1 question = 8 messages: fits
+            await reply(llm, f"question {i}")
+        fake.state.context_messages = 8
+        with caplog.at_level(logging.WARNING):
+            _, final = await reply(llm, "question 4")  # 10 messages: refused, then halved
+        assert final.text == "Hello from the fake."
+        assert "no longer fits the model's context" in caplog.text
+        refused, sent = fake.state.requests[-2:]
+        assert refused.get("refused") and not sent.get("refused")
+        assert [m["content"] for m in sent["messages"]] == [
+            "Answer briefly.", "question 3", "Hello from the fake.", "question 4"]
+        _, final = await reply(llm, "question 5")  # the smaller window holds from now on
+        assert final.text == "Hello from the fake." and not fake.state.requests[-1].get("refused")
+        assert [m["role"] for m in fake.state.requests[-1]["messages"]][:2] == ["system", "user"]
+    finally:
+        await llm.close()
+
+
+async def test_history_messages_sends_only_the_latest_turns(fake: Fake) -> None:
+    llm = make_llm(fake, history_messages=4)
+    try:
+        for i in range(6):
+            await reply(llm, f"question {i}")
+        sent = [[m["content"] for m in r["messages"] if m["role"] == "user"]
+                for r in fake.state.requests]
+        # Past 4 history messages it jumps ahead to 2, and its start then holds for a
+        # turn (the server's cached prefix still matches), instead of sliding each turn.
+        assert sent == [["question 0"], ["question 0", "question 1"],
+                        ["question 0", "question 1", "question 2"],
+                        ["question 2", "question 3"], ["question 2", "question 3", "question 4"],
+                        ["question 4", "question 5"]]
+    finally:
+        await llm.close()
+
+
+def test_a_negative_history_window_is_refused() -> None:
+    with pytest.raises(ValueError, match="history_messages"):
+        ChatCompletionsLLM(MODEL, "http://127.0.0.1:1/v1", API_KEY, history_messages=-1)
 
 
 async def test_a_failed_warm_up_is_logged_and_start_still_returns(

@@ -27,6 +27,7 @@ from ._client import (
     ChatCompletionsClient,
     redact_url,
 )
+from ._errors import ChatCompletionsAPIError
 from ._stream import StreamedRound
 
 __all__ = ["DEFAULT_BASE_URL", "ChatCompletionsLLM"]
@@ -39,6 +40,26 @@ WARM_UP_TEXT = "Hello."
 """The user turn of the warm-up request (never part of the conversation)."""
 
 ReplyItem = LLMResponseDelta | LLMResponseFinal
+
+_CONTEXT_FULL = ("context size", "context length", "context_length_exceeded",
+                 "maximum context")
+"""How servers say a request is longer than the model's context (llama.cpp: "exceeds
+the available context size"; OpenAI: code ``context_length_exceeded``)."""
+
+
+def _exceeds_context(error: ChatCompletionsAPIError) -> bool:
+    return error.status == 400 and any(s in str(error).lower() for s in _CONTEXT_FULL)
+
+
+def _history_span(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    """Where the history lies in ``messages``: after the leading system messages,
+    before the last user message (the question, and any tool rounds after it)."""
+    head = 0
+    while head < len(messages) and messages[head].get("role") == "system":
+        head += 1
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"),
+                    default=len(messages))
+    return head, max(head, last_user)
 
 
 def _as_backoff(value: Backoff | Mapping[str, Any] | None) -> Backoff:
@@ -143,6 +164,14 @@ class ChatCompletionsLLM(llm.LLM):
             instructions and tools, so that a local server (llama.cpp keeps
             the prompt's KV cache, ``cache_prompt``) has them processed
             before the first question. Best effort: a failure is logged.
+        history_messages: send at most this many of the latest history
+            messages (None: all); past it, the oldest are left out down to
+            half of it, so the prompt's start (a server's cached prefix)
+            changes only every ``history_messages / 2`` messages. Whatever
+            it is, a server that answers that the request exceeds the model's
+            context gets the older half of the history left out, at once
+            and from then on (a warning says so): a long conversation does
+            not silence the agent.
         keep_warm: in ``prepare_next_turn()`` (the voice agent's LLM actor
             calls it once a reply plays, and after a barge-in cut it), send
             the conversation so far with a 1-token request, so that the next
@@ -172,11 +201,14 @@ class ChatCompletionsLLM(llm.LLM):
         tools: Sequence[str | Callable[..., Any]] | None = None,
         warm_up: bool = False,
         keep_warm: bool = False,
+        history_messages: int | None = None,
     ) -> None:
         if not model:
             raise ValueError("model must name the model to use")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        if history_messages is not None and history_messages < 0:
+            raise ValueError(f"history_messages must be 0 or more, got {history_messages}")
         super().__init__(instructions=instructions, max_tool_rounds=max_tool_rounds)
         self.model = model
         self.base_url = base_url.rstrip("/")
@@ -186,6 +218,10 @@ class ChatCompletionsLLM(llm.LLM):
         self.include_usage = include_usage
         self.warm_up = bool(warm_up)
         self.keep_warm = bool(keep_warm)
+        self._history_cap = history_messages
+        """History messages sent at most (None: all); halved when the context is full."""
+        self._history_skip = 0
+        """Oldest history messages left out (see :meth:`_windowed`)."""
         self._warming: asyncio.Task[None] | None = None
         self._client = ChatCompletionsClient(
             base_url=self.base_url, api_key=api_key or os.environ.get(API_KEY_ENV) or None,
@@ -223,7 +259,8 @@ class ChatCompletionsLLM(llm.LLM):
 
     async def _warm_up(self, include_history: bool = False) -> None:
         messages = self._build_messages(WARM_UP_TEXT, include_history=include_history)
-        payload = {**self._payload(messages, self._get_tools_for_provider()), "max_tokens": 1}
+        payload = {**self._payload(self._windowed(messages), self._get_tools_for_provider()),
+                   "max_tokens": 1}
         started = time.perf_counter()
         try:
             stream = await self._client.open_stream(payload)
@@ -294,7 +331,7 @@ class ChatCompletionsLLM(llm.LLM):
                             state: _ReplyState, round_index: int,
                             ) -> AsyncIterator[LLMResponseDelta]:
         """One request: yield its text deltas while accumulating it in ``streamed``."""
-        stream = await self._client.open_stream(self._payload(messages, tools))
+        stream = await self._open_within_context(messages, tools)
         complete = False
         try:
             while (chunk := await stream.next_chunk()) is not None:
@@ -305,6 +342,49 @@ class ChatCompletionsLLM(llm.LLM):
         finally:
             # Interrupted or failed: drop the connection so the server stops generating.
             stream.close(complete=complete)
+
+    async def _open_within_context(self, messages: list[dict[str, Any]],
+                                   tools: list[dict[str, Any]]) -> Any:
+        """Open the request's stream; if the server finds it longer than the model's
+        context, leave out the older half of the history and ask again."""
+        while True:
+            try:
+                return await self._client.open_stream(self._payload(self._windowed(messages),
+                                                                    tools))
+            except ChatCompletionsAPIError as exc:
+                if not _exceeds_context(exc) or not self._shrink_history(messages, exc):
+                    raise
+
+    def _windowed(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``messages`` with at most ``_history_cap`` history messages, starting at a
+        user message (a reply without its question would confuse the model).
+
+        Past the cap the window jumps ahead to leave half of it, rather than
+        sliding by a message per turn: the prompt's start then stays the same
+        for the next turns, and a server's prefix cache keeps matching it.
+        """
+        cap = self._history_cap
+        head, tail = _history_span(messages)
+        skip = min(self._history_skip, tail - head)
+        if cap is not None and tail - head - skip > cap:
+            skip = tail - head - cap // 2
+        while head + skip < tail and messages[head + skip].get("role") != "user":
+            skip += 1
+        self._history_skip = skip
+        return [*messages[:head], *messages[head + skip:]]
+
+    def _shrink_history(self, messages: list[dict[str, Any]],
+                        error: ChatCompletionsAPIError) -> bool:
+        """Halve the history sent; False when there is none left to leave out."""
+        head, tail = _history_span(self._windowed(messages))
+        sent = tail - head
+        if sent == 0:
+            return False
+        self._history_cap = sent // 2
+        logger.warning("%s: the conversation no longer fits the model's context (%s); "
+                       "sending only the latest %d of its messages from now on",
+                       self.provider_name, error.detail, self._history_cap)
+        return True
 
     async def _tool_round(self, calls: list[NormalizedToolCallItem],
                           said: str) -> list[dict[str, Any]]:
