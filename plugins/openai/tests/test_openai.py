@@ -691,8 +691,9 @@ async def test_a_conversation_longer_than_the_context_still_gets_answers(
         assert "no longer fits the model's context" in caplog.text
         refused, sent = fake.state.requests[-2:]
         assert refused.get("refused") and not sent.get("refused")
-        assert [m["content"] for m in sent["messages"]] == [
-            "Answer briefly.", "question 3", "Hello from the fake.", "question 4"]
+        assert [m["content"] for m in sent["messages"]] == [  # the older half left out
+            "Answer briefly.", "question 2", "Hello from the fake.", "question 3",
+            "Hello from the fake.", "question 4"]
         _, final = await reply(llm, "question 5")  # the smaller window holds from now on
         assert final.text == "Hello from the fake." and not fake.state.requests[-1].get("refused")
         assert [m["role"] for m in fake.state.requests[-1]["messages"]][:2] == ["system", "user"]

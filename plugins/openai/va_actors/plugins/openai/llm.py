@@ -362,9 +362,12 @@ class ChatCompletionsLLM(llm.LLM):
         Past the cap the window jumps ahead to leave half of it, rather than
         sliding by a message per turn: the prompt's start then stays the same
         for the next turns, and a server's prefix cache keeps matching it.
+        Where the window starts is remembered for the next request.
         """
         cap = self._history_cap
         head, tail = _history_span(messages)
+        if tail == head:
+            return messages  # no history (the start-up warm-up): nothing to window
         skip = min(self._history_skip, tail - head)
         if cap is not None and tail - head - skip > cap:
             skip = tail - head - cap // 2
@@ -381,6 +384,7 @@ class ChatCompletionsLLM(llm.LLM):
         if sent == 0:
             return False
         self._history_cap = sent // 2
+        self._history_skip += sent - self._history_cap  # the older half, not more
         logger.warning("%s: the conversation no longer fits the model's context (%s); "
                        "sending only the latest %d of its messages from now on",
                        self.provider_name, error.detail, self._history_cap)
