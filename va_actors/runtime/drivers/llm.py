@@ -99,7 +99,8 @@ class LLMDriver(Driver):
 
     When this LLM hears playback reports (an input ``<sink>.playback``), a
     transcript that comes while the last reply is unheard and was cut (by an
-    epoch bump: the user resumed before the agent spoke) or is still being
+    epoch bump the supervisor marks a resume: the user went on before, or as,
+    the agent began to speak) or is still being
     generated continues that user turn: ``respond(continues=True)`` keeps
     one user message with both parts and one reply.
 
