@@ -84,6 +84,34 @@ def test_llm_text_still_waits_for_the_turn_transcript() -> None:
     assert tracker.playing(1_600 * MS, "old") is None
 
 
+def test_a_final_transcript_that_arrives_before_its_turn_end_still_counts() -> None:
+    # The STT publishes ~1 ms after the detector; on two sockets the observer can
+    # read the transcript first. Its header time says which turn it belongs to.
+    tracker = TurnLatencyTracker()
+    tracker.final_transcript(2_001 * MS, "tell me a joke")
+    tracker.turn_ended(2_000 * MS, trailing_silence_ms=200)
+    tracker.text(2_100 * MS, "r2")
+    tracker.audio(2_300 * MS, "r2")
+    event = tracker.playing(2_310 * MS, "r2")
+    assert event is not None and event.user_text == "tell me a joke"
+    assert event.total_ms == pytest.approx(510)
+    assert event.segments_ms["final_transcript"] == pytest.approx(1)
+
+
+def test_an_unanswered_transcript_of_an_earlier_turn_is_not_carried_on() -> None:
+    tracker = TurnLatencyTracker()
+    tracker.turn_ended(1_000 * MS, 0)
+    tracker.final_transcript(1_050 * MS, "never answered")
+    tracker.turn_ended(5_000 * MS, 0)
+    tracker.text(5_100 * MS, "r3")  # no transcript of this turn yet: not its reply
+    tracker.final_transcript(5_200 * MS, "second")
+    tracker.text(5_300 * MS, "r4")
+    tracker.audio(5_400 * MS, "r4")
+    event = tracker.playing(5_500 * MS, "r4")
+    assert event is not None and event.user_text == "second"
+    assert event.segments_ms["final_transcript"] == pytest.approx(200)
+
+
 def test_median_and_p90_of_turn_totals() -> None:
     assert median_p90([900.0, 700.0, 800.0]) == (800.0, 900.0)
     assert median_p90([float(ms) for ms in range(100, 1100, 100)]) == (550.0, 900.0)

@@ -73,7 +73,14 @@ class TurnLatencyTracker:
         ``ts_ns``.
         """
         silence_ns = int(((trailing_silence_ms or 0.0) + (scoring_ms or 0.0)) * 1e6)
+        early = self._turn
         self._turn = _Turn(speech_end_ns=ts_ns - silence_ns, detected_ns=ts_ns)
+        if (early.response_id is None and early.transcript_ns is not None
+                and early.transcript_ns >= ts_ns):
+            # The STT published this turn's final after the decision, but it came
+            # first: another publisher's socket, fair-queued (a reused speculation
+            # is out ~1 ms after the turn end).
+            self._turn.transcript_ns, self._turn.user_text = early.transcript_ns, early.user_text
 
     def final_transcript(self, ts_ns: int, text: str) -> None:
         """The STT's final transcript of the turn arrived."""
