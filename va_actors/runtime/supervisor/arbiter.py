@@ -110,6 +110,7 @@ class Supervisor:
         self._reach: Reach | None = None
         """Actors on workers: tcp endpoints, keys, the worker links (supervisor/reach.py)."""
         self._epoch = 0
+        self._epoch_resumed = False  # the bump to the epoch in force was a resume
         self._resume = ResumeBook()
         self._ctx: zmq.asyncio.Context | None = None
         self._sys = SysPublisher(lambda: self._epoch)
@@ -132,6 +133,7 @@ class Supervisor:
             sources=[name for actor in config.actors if not actor.inputs
                      for name in actor.instances], on_latency=on_latency)
         self._health = HealthMonitor(self._watchers, self._publish, epoch=lambda: self._epoch,
+                                     resumed=lambda: self._epoch_resumed,
                                      stopping=lambda: self._stopping, metrics=self._metrics,
                                      metrics_interval_s=metrics_interval_s)
         self._reports = ReportReader(
@@ -249,6 +251,7 @@ class Supervisor:
         reply does not count as heard; see the session follower).
         """
         self._epoch += 1
+        self._epoch_resumed = resume
         logger.info("epoch %d (%s)", self._epoch, reason)
         now = time.monotonic()
         for watcher in self._watchers.values():

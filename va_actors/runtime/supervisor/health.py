@@ -36,18 +36,22 @@ class HealthMonitor:
         watchers: every instance's watcher, by name (read at each round).
         publish: send on ``sys.pub``.
         epoch: the epoch in force.
+        resumed: whether the bump to it was a resume (re-sent with it, so a
+            host that missed the bump still treats the cut reply as unheard).
         stopping: the pipeline is shutting down (nothing is re-sent then).
         metrics: the ``sys.metrics`` args, given the supervisor's own figures.
         metrics_interval_s: how often ``sys.metrics`` goes out.
     """
 
     def __init__(self, watchers: Mapping[str, Watcher], publish: Publish, *,
-                 epoch: Callable[[], int], stopping: Callable[[], bool],
+                 epoch: Callable[[], int], resumed: Callable[[], bool],
+                 stopping: Callable[[], bool],
                  metrics: Callable[[Mapping[str, Any]], dict[str, Any]],
                  metrics_interval_s: float) -> None:
         self._watchers = watchers
         self._publish = publish
         self._epoch = epoch
+        self._resumed = resumed
         self._stopping = stopping
         self._metrics = metrics
         self._metrics_interval = metrics_interval_s
@@ -89,7 +93,10 @@ class HealthMonitor:
         current = self._epoch()
         if isinstance(epoch, int) and epoch < current:
             watcher.sent_at = now
-            self._publish(wire_topics.EPOCH, "epoch", {"epoch": current, "reason": "resent"})
+            args: dict[str, Any] = {"epoch": current, "reason": "resent"}
+            if self._resumed():
+                args["resume"] = True
+            self._publish(wire_topics.EPOCH, "epoch", args)
 
     def own_figures(self) -> dict[str, Any]:
         """The supervisor process's own figures: pid, cpu, rss, loop lag."""
