@@ -61,10 +61,12 @@ async def test_a_restarted_consumer_gets_every_message_it_missed_once_and_in_ord
         seqs = [r["seq"] for r in data(rec)]
         replayed = replay_of(sup, "sink")
         produced = replay_of(sup, "mic")
-    # ~1.3 s of restart: dozens of chunks, all of them replayed, none twice, none lost.
+    # The restart (spawn, import, connect) takes 0.4-1.3 s here: dozens of chunks, all
+    # of them replayed, none twice, none lost. The floor is loose: a quick restart
+    # misses fewer (19 seen in CI); the contiguity is what fails if replay breaks.
     assert seqs == list(range(seqs[0], seqs[-1] + 1)), _gaps(seqs)
     assert seqs[0] == 0
-    assert replayed["replayed_in"] >= 20, replayed
+    assert replayed["replayed_in"] >= 10, replayed
     assert replayed.get("too_old_in", 0) == 0 and produced.get("too_old_out", 0) == 0
     assert produced["replayed_out"] >= replayed["replayed_in"]
 
