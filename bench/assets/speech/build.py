@@ -317,8 +317,10 @@ ITEMS: tuple[Item, ...] = (
     ),
     Item(
         "librispeech_1272_128104_0000",
-        "Mister Quilter is the apostle of the middle classes, "
-        "and we are glad to welcome his gospel.",
+        # The dummy member named -0000 holds the audio of 1272-128104-0001 (77040
+        # samples, 4.815 s: that utterance's length; -0000 is 5.855 s), though its
+        # trans.txt gives -0000's text. The text here is what is spoken.
+        "Nor is Mister Quilter's manner less interesting than his matter.",
         "sentence",
         "LibriSpeech speaker 1272",
         None,
@@ -333,6 +335,8 @@ ITEMS: tuple[Item, ...] = (
                 "1272-128104-0000.flac",
             ),
         ),
+        notes="the member named 1272-128104-0000 is the recording of 1272-128104-0001 "
+        "(its length, 4.815 s, and its words); the reference is the words spoken",
     ),
     Item(
         "speech_commands_yes",
