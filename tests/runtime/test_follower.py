@@ -78,10 +78,10 @@ def test_speech_that_began_well_into_the_reply_is_a_barge_in() -> None:
     turn(f, ENDED)
     clock.now += 0.45
     playback(f, True)
-    clock.now += 0.6
-    playback(f, True, played_ms=600.0)  # later reports do not move the onset
+    clock.now += 0.8
+    playback(f, True, played_ms=800.0)  # later reports do not move the onset
     clock.now += 0.3
-    turn(f, started(9000.0, 9224.0))  # speech began 0.68 s into the reply
+    turn(f, started(9000.0, 9224.0))  # speech began 0.88 s into the reply
     assert bumps == ["turn started on turn.turn"]
 
 
