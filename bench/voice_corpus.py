@@ -12,6 +12,11 @@ seconds of silence after each so the reply has finished, and reports:
   token, first audio, audio out), overall and by utterance length (under
   3 s, 3-8 s, over 8 s), from the console's ``metrics.turn_latency`` events;
   for an utterance heard as several turns, the reply to its last turn;
+* what the first audio waited for: the words of the reply's first chunk as
+  the TTS driver cuts it (``first_clause_end``) and how long after the first
+  token the LLM had written them (the rest of first audio is synthesis), so
+  two runs whose LLM happened to open its replies differently can be told
+  apart from a slower pipeline;
 * word error rate of the final transcripts (all turns of an utterance
   joined) against the references (bench/wer.py);
 * splits (an utterance that became more than one user turn: final
@@ -50,6 +55,7 @@ from bench import hop, voice
 from bench.corpus import LENGTH_GROUPS, Utterance, load
 from bench.wer import normalise, word_errors
 from va_actors.core.latency import SEGMENTS
+from va_actors.core.tts.sentences import first_clause_end
 from va_actors.testing import read_jsonl, run_launch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,6 +99,10 @@ class Heard:
     latency: dict[str, float] | None = None
     """The last turn's total and segments (ms), if its reply played."""
     all_totals_ms: list[float] = field(default_factory=list)
+    first_chunk_words: int | None = None
+    """Words of that reply's first chunk for the TTS (``first_clause_end``)."""
+    first_chunk_ms: float | None = None
+    """First token -> the LLM delta that completed that chunk (ms, wall clock)."""
 
     @property
     def split(self) -> bool:
@@ -228,6 +238,7 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
     started: dict[str, int] = {}
     finished: dict[str, bool] = {}
     latencies: list[tuple[int | None, dict[str, Any]]] = []
+    deltas: dict[str, list[tuple[float, str]]] = {}
     last_transcript: int | None = None
     transcripts: dict[int, int] = {}
     replaced: set[str] = set()
@@ -241,6 +252,7 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
         elif r.get("topic") == "llm.text" and r.get("response_id"):
             # A reply answers the latest transcript, however long its first token took.
             reply = str(r["response_id"])
+            deltas.setdefault(reply, []).append((float(r["ts_ns"]) / 1e6, str(r.get("text", ""))))
             if reply not in started and last_transcript is not None:
                 started[reply] = last_transcript
                 if r.get("continues"):
@@ -259,6 +271,9 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
         if owner is not None:
             heard[owner].latency = {"total": float(r["total_ms"]), **r.get("segments_ms", {})}
             heard[owner].all_totals_ms.append(float(r["total_ms"]))
+            chunk = first_chunk(deltas.get(str(r.get("response_id")), []))
+            if chunk is not None:
+                heard[owner].first_chunk_words, heard[owner].first_chunk_ms = chunk
     for reply, i in started.items():
         if reply in replaced:
             continue
@@ -272,6 +287,19 @@ def analyse(utterances: Sequence[Utterance], starts_ms: Sequence[float],
         if i in detected_ms:
             h.hold_ms = detected_ms[i] - (starts_ms[i] + utt.speech_s[1] * 1000)
     return heard
+
+
+def first_chunk(deltas: Sequence[tuple[float, str]]) -> tuple[int, float] | None:
+    """(words, ms after the first token) of the first text the TTS could speak.
+
+    A reply that ended before any cut is spoken whole at its last delta.
+    """
+    text = ""
+    for at_ms, delta in deltas:
+        text += delta
+        if cut := first_clause_end(text):
+            return len(normalise(text[:cut])), at_ms - deltas[0][0]
+    return (len(normalise(text)), deltas[-1][0] - deltas[0][0]) if text.strip() else None
 
 
 # -- figures ------------------------------------------------------------------------------
@@ -321,6 +349,13 @@ def print_report(label: str, heard: Sequence[Heard]) -> None:
         cells = "".join(f" {segs[s]['median']:>8.0f} /{segs[s]['p90']:>6.0f}"
                         for s in ("total", *SEGMENTS))
         print(f"  {group:<10} {segs['total']['n']:>3.0f}{cells}")
+    chunks = [h for h in heard if h.latency is not None and h.first_chunk_ms is not None]
+    if chunks:
+        words = statistics.median(h.first_chunk_words or 0 for h in chunks)
+        ms = [h.first_chunk_ms or 0.0 for h in chunks]
+        print(f"  first audio waited for the reply's first {words:.0f} words (median): "
+              f"written {statistics.median(ms):.0f} / {_p90(ms):.0f} ms after the first "
+              "token, the rest is synthesis")
     print(f"  {'length':<10} {'n':>3} {'WER':>6} {'splits':>7} {'waits>1.5s':>10} "
           f"{'lost':>5} {'replies!=1':>10}")
     for group, c in counted.items():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench.corpus import ASSETS, LENGTH_GROUPS, MANIFEST, CorpusError, load
-from bench.voice_corpus import analyse, lost_drops, schedule_ms, summary
+from bench.voice_corpus import analyse, first_chunk, lost_drops, schedule_ms, summary
 from bench.wer import normalise, wer, word_errors
 
 
@@ -132,6 +132,7 @@ def test_turns_transcripts_and_replies_are_matched_to_the_utterance_they_belong_
     assert (long.turns, long.replies, long.superseded) == (2, 2, 1)
     assert long.split and long.held and long.hold_ms == pytest.approx(2000)
     assert long.latency == {"total": 2900.0, "turn_detected": 2000.0}
+    assert (long.first_chunk_words, long.first_chunk_ms) == (1, 0.0)  # "Indeed."
     assert (long.word_errors, long.reference_words) == (36 - 11, 36)  # 11 words heard
     assert (short.turns, short.replies, short.word_errors, short.split) == (1, 0, 0, False)
     counts = summary([long, short])["all"]
@@ -166,6 +167,21 @@ def test_a_transcript_the_llm_took_as_the_same_turn_going_on_is_no_split() -> No
     [heard] = analyse([utt], [first], records)
     assert (heard.turns, heard.detector_turns, heard.merged) == (1, 2, 1)
     assert (heard.replies, heard.superseded, heard.split) == (1, 0, False)
+
+
+def test_first_audio_waits_for_the_words_the_tts_speaks_first() -> None:
+    """A reply that opens on a long unpunctuated clause keeps the TTS waiting longer."""
+    short = [(0.0, "Sure"), (40.0, " thing, the"), (60.0, " weather is"), (90.0, " sunny."),
+             (120.0, " It is")]
+    # "Sure thing," is too short a clause; "sunny." ends a sentence once more follows.
+    assert first_chunk(short) == (6, 120.0)
+    said = ("This is just another example of how language can be used to convey the "
+            "depth of feeling").split()
+    long = [(10.0 * i, f" {w}" if i else w) for i, w in enumerate(said)]
+    words, ms = first_chunk(long) or (0, 0.0)
+    assert words == 16 and ms > 150  # cut at the 16th word: no clause or phrase break
+    assert first_chunk([(0.0, "Well"), (30.0, " done")]) == (2, 30.0)  # said whole at its end
+    assert first_chunk([]) is None
 
 
 def test_only_drops_other_than_stale_output_make_a_run_suspect() -> None:
