@@ -6,6 +6,7 @@ Fast: reads the committed manifest and WAV headers, no model.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import wave
 from pathlib import Path
@@ -175,9 +176,9 @@ def test_first_audio_waits_for_the_words_the_tts_speaks_first() -> None:
              (120.0, " It is")]
     # "Sure thing," is too short a clause; "sunny." ends a sentence once more follows.
     assert first_chunk(short) == (6, 120.0)
-    said = ("This is just another example of how language can be used to convey the "
-            "depth of feeling").split()
-    long = [(10.0 * i, f" {w}" if i else w) for i, w in enumerate(said)]
+    said = re.findall(r"\s*\S+", "This is just another example of how language can be "
+                      "used to convey the depth of feeling")
+    long = [(10.0 * i, w) for i, w in enumerate(said)]
     words, ms = first_chunk(long) or (0, 0.0)
     assert words == 16 and ms > 150  # cut at the 16th word: no clause or phrase break
     assert first_chunk([(0.0, "Well"), (30.0, " done")]) == (2, 30.0)  # said whole at its end
