@@ -33,7 +33,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 SHORT = "Answer in one or two short sentences."
 LONG = "Answer in detail, in five or six sentences."
 """For the barge-in test: a reply the LLM is still writing when the user speaks again
-(a short one can be written whole, and so be done, before the second question)."""
+(a short one can be written whole, and so be done, before the second question); the
+test also sets llama.cpp's ``ignore_eos``, so the reply runs to max_tokens."""
 
 
 def gateway_pipeline(tmp_path: Path, long_replies: bool = False) -> tuple[Path, int]:
@@ -42,7 +43,10 @@ def gateway_pipeline(tmp_path: Path, long_replies: bool = False) -> tuple[Path, 
     text = LAUNCH.read_text()
     edits = [("port = 8790", f"port = {port}"), ("18767", str(llm_port))]
     if long_replies:
-        edits += [(SHORT, LONG), ("max_tokens = 60", "max_tokens = 240")]
+        # llama.cpp's ignore_eos: SmolLM2 often stops after two sentences whatever the
+        # instructions say (a CI run: written whole, and so done, before the barge-in).
+        edits += [(SHORT, LONG), ("max_tokens = 60",
+                                  "max_tokens = 240\nextra_body = { ignore_eos = true }")]
     for old, new in edits:
         if old not in text:
             raise AssertionError(f"{LAUNCH} no longer has {old!r}: update this test")
