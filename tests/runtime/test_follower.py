@@ -71,6 +71,21 @@ def test_speech_that_began_as_the_agent_s_first_audio_did_is_a_resume() -> None:
                      "246 ms into the agent's first audio [resume]"]
 
 
+def test_speech_that_began_half_a_second_into_a_fast_reply_is_still_a_resume() -> None:
+    """JFK's 1.06 s pause in the corpus: the user went on ~0.53 s into the reply's audio,
+    too soon to be answering it (the 0.5 s window of before split it)."""
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, False)
+    turn(f, ENDED)
+    clock.now += 0.5
+    playback(f, True)
+    clock.now += 0.75
+    turn(f, started(9000.0, 9224.0))  # speech began 0.53 s into the reply
+    assert bumps == ["resume on turn.turn 1.2 s after its end of turn, "
+                     "526 ms into the agent's first audio [resume]"]
+
+
 def test_speech_that_began_well_into_the_reply_is_a_barge_in() -> None:
     clock = Clock()
     f, bumps = follower(clock)
