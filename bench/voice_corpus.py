@@ -338,6 +338,19 @@ def summary(heard: Sequence[Heard]) -> dict[str, Any]:
                if any(h.group == g for h in heard)}}
 
 
+PIPELINE_SEGMENTS = ("turn_detected", "final_transcript", "first_token")
+"""The segments the pipeline's settings decide; first audio also follows what the LLM
+happens to write first (bench/RESULTS.md, runs 6-7), and audio out is the sink."""
+
+
+def pipeline_ms(table: dict[str, dict[str, dict[str, float]]]) -> float | None:
+    """The medians of PIPELINE_SEGMENTS over all utterances, summed (None: no figures)."""
+    segments = table.get("all")
+    if segments is None:
+        return None
+    return sum(segments[s]["median"] for s in PIPELINE_SEGMENTS if s in segments)
+
+
 def print_report(label: str, heard: Sequence[Heard]) -> None:
     """The latency table and the turn-taking and WER figures of one variant."""
     table = latency_table(heard)
@@ -446,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nmedian total: {now['total']['median']:.0f} ms vs baseline "
                   f"{before['total']['median']:.0f} ms = "
                   f"{now['total']['median'] / before['total']['median']:.2f}x")
+        ours = pipeline_ms(latency_table(pooled["current"]))
+        theirs = pipeline_ms(latency_table(pooled["baseline"]))
+        if ours is not None and theirs:
+            print(f"turn + transcript + first token (medians summed): {ours:.0f} ms vs "
+                  f"baseline {theirs:.0f} ms = {ours / theirs:.2f}x")
     if args.json:
         args.json.write_text(json.dumps({
             "started": started.isoformat(timespec="seconds"), "gap_s": args.gap,

@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 
 from bench.corpus import ASSETS, LENGTH_GROUPS, MANIFEST, CorpusError, load
-from bench.voice_corpus import analyse, first_chunk, lost_drops, schedule_ms, summary
+from bench.voice_corpus import (
+    analyse,
+    first_chunk,
+    latency_table,
+    lost_drops,
+    pipeline_ms,
+    schedule_ms,
+    summary,
+)
 from bench.wer import normalise, wer, word_errors
 
 
@@ -183,6 +191,16 @@ def test_first_audio_waits_for_the_words_the_tts_speaks_first() -> None:
     assert words == 16 and ms > 150  # cut at the 16th word: no clause or phrase break
     assert first_chunk([(0.0, "Well"), (30.0, " done")]) == (2, 30.0)  # said whole at its end
     assert first_chunk([]) is None
+
+
+def test_the_pipeline_s_own_segments_leave_first_audio_and_audio_out_out() -> None:
+    corpus = load()[:2]
+    heard = analyse(corpus, schedule_ms(corpus, 5.0), [])
+    for h, (turn, text, token) in zip(heard, [(224, 2, 60), (608, 4, 80)], strict=True):
+        h.latency = {"total": 900.0, "turn_detected": turn, "final_transcript": text,
+                     "first_token": token, "first_audio": 500.0, "audio_out": 3.0}
+    assert pipeline_ms(latency_table(heard)) == (224 + 608) / 2 + (2 + 4) / 2 + (60 + 80) / 2
+    assert pipeline_ms(latency_table([])) is None
 
 
 def test_only_drops_other_than_stale_output_make_a_run_suspect() -> None:
