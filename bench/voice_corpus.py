@@ -348,7 +348,7 @@ def pipeline_ms(table: dict[str, dict[str, dict[str, float]]]) -> float | None:
     segments = table.get("all")
     if segments is None:
         return None
-    return sum(segments[s]["median"] for s in PIPELINE_SEGMENTS if s in segments)
+    return sum(segments[s]["median"] for s in PIPELINE_SEGMENTS)
 
 
 def print_report(label: str, heard: Sequence[Heard]) -> None:
@@ -453,14 +453,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"WARNING: {name} run(s) dropped {counts} messages other than stale agent "
                   "output (a stage fell behind): those figures are suspect")
     if args.baseline and pooled["baseline"] and pooled["current"]:
-        before = latency_table(pooled["baseline"]).get("all")
-        now = latency_table(pooled["current"]).get("all")
+        before_table = latency_table(pooled["baseline"])
+        now_table = latency_table(pooled["current"])
+        before, now = before_table.get("all"), now_table.get("all")
         if before and now:
             print(f"\nmedian total: {now['total']['median']:.0f} ms vs baseline "
                   f"{before['total']['median']:.0f} ms = "
                   f"{now['total']['median'] / before['total']['median']:.2f}x")
-        ours = pipeline_ms(latency_table(pooled["current"]))
-        theirs = pipeline_ms(latency_table(pooled["baseline"]))
+        ours, theirs = pipeline_ms(now_table), pipeline_ms(before_table)
         if ours is not None and theirs:
             print(f"turn + transcript + first token (medians summed): {ours:.0f} ms vs "
                   f"baseline {theirs:.0f} ms = {ours / theirs:.2f}x")

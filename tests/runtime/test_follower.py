@@ -44,6 +44,27 @@ def started(start_ms: float, detected_ms: float) -> dict[str, Any]:
                       "custom": {"start_ms": start_ms, "detected_ms": detected_ms}}}
 
 
+def speech_into_reply(reply_after_s: float, speech_after_s: float,
+                      report_at_s: float | None = None) -> list[str]:
+    """The bumps when a reply's first audio plays ``reply_after_s`` after the end of
+    turn and the detector reports the user's next start ``speech_after_s`` after that
+    (Silero's 224 ms after the speech began). ``report_at_s``: a later playback report,
+    that far into the reply."""
+    clock = Clock()
+    f, bumps = follower(clock)
+    playback(f, False)
+    turn(f, ENDED)
+    clock.now += reply_after_s
+    playback(f, True)
+    if report_at_s is not None:
+        clock.now += report_at_s
+        playback(f, True, played_ms=report_at_s * 1000)
+        speech_after_s -= report_at_s
+    clock.now += speech_after_s
+    turn(f, started(9000.0, 9224.0))
+    return bumps
+
+
 def test_a_turn_starting_soon_after_its_end_before_agent_audio_cancels_the_reply() -> None:
     clock = Clock()
     f, bumps = follower(clock)
@@ -74,29 +95,14 @@ def test_speech_that_began_as_the_agent_s_first_audio_did_is_a_resume() -> None:
 def test_speech_that_began_half_a_second_into_a_fast_reply_is_still_a_resume() -> None:
     """JFK's 1.06 s pause in the corpus: the user went on ~0.53 s into the reply's audio,
     too soon to be answering it (the 0.5 s window of before split it)."""
-    clock = Clock()
-    f, bumps = follower(clock)
-    playback(f, False)
-    turn(f, ENDED)
-    clock.now += 0.5
-    playback(f, True)
-    clock.now += 0.75
-    turn(f, started(9000.0, 9224.0))  # speech began 0.53 s into the reply
+    bumps = speech_into_reply(0.5, 0.75)  # speech began 0.53 s into the reply
     assert bumps == ["resume on turn.turn 1.2 s after its end of turn, "
                      "526 ms into the agent's first audio [resume]"]
 
 
 def test_speech_that_began_well_into_the_reply_is_a_barge_in() -> None:
-    clock = Clock()
-    f, bumps = follower(clock)
-    playback(f, False)
-    turn(f, ENDED)
-    clock.now += 0.45
-    playback(f, True)
-    clock.now += 0.8
-    playback(f, True, played_ms=800.0)  # later reports do not move the onset
-    clock.now += 0.3
-    turn(f, started(9000.0, 9224.0))  # speech began 0.88 s into the reply
+    # Speech began 0.88 s into the reply; the later report does not move the onset.
+    bumps = speech_into_reply(0.45, 1.1, report_at_s=0.8)
     assert bumps == ["turn started on turn.turn"]
 
 
